@@ -1,0 +1,358 @@
+//! The command line: argument definitions and one function per command.
+//! Command output goes to stdout; logs go to stderr.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use clap::{Args, Parser, Subcommand};
+use serde_json::Value;
+
+use crate::config::{self, Config, ConfigError, LoadOptions, Loaded};
+use crate::exit::{self, Exit};
+use crate::kafka::{ClusterInfo, cluster};
+use crate::{runtime, telemetry};
+
+/// kafka-actors: a Kafka event-processing service built on supervised actors.
+#[derive(Debug, Parser)]
+#[command(name = "kafka-actors", version, about, after_help = exit::HELP)]
+pub struct Cli {
+    /// Configuration file (TOML). Without it, config/default.toml is read
+    /// when present. Environment variables override the file.
+    #[arg(
+        long,
+        short,
+        global = true,
+        env = "KAFKA_ACTORS_CONFIG",
+        value_name = "FILE"
+    )]
+    pub config: Option<PathBuf>,
+
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the service until SIGINT or SIGTERM.
+    Run(RunArgs),
+    /// Check or show the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Check connectivity: bootstrap reachable, API versions, brokers.
+    Check(CheckArgs),
+    /// Inspect topics.
+    #[command(subcommand)]
+    Topics(TopicsCommand),
+}
+
+/// `run` options.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Start an in-process broker (Tansu, memory storage) on a free
+    /// 127.0.0.1 port and connect to it instead of kafka.bootstrap_servers.
+    /// Needs a build with `--features embedded-broker`.
+    #[arg(long)]
+    pub embedded_broker: bool,
+}
+
+/// `config` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Load and validate; print every problem, or "configuration OK".
+    Check,
+    /// Print the effective configuration (secrets redacted), each value with
+    /// its source.
+    Show {
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `check` options.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Retry with backoff (2 s, then 1.5 times longer each time) until the
+    /// brokers answer or --timeout passes.
+    #[arg(long)]
+    pub wait: bool,
+    /// Deadline for --wait, in seconds.
+    #[arg(long, default_value_t = 60, value_name = "SECS")]
+    pub timeout: u64,
+    /// JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `topics` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TopicsCommand {
+    /// List topics with their partition counts.
+    List {
+        /// Include internal topics (__consumer_offsets, ...).
+        #[arg(long)]
+        internal: bool,
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn emit(text: &str) {
+    let mut out = std::io::stdout().lock();
+    // A closed pipe (`| head`) is not an error worth reporting.
+    let _ = writeln!(out, "{text}");
+}
+
+fn emit_err(text: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{text}");
+}
+
+/// Runs the parsed command line and returns the exit code.
+pub fn run(cli: Cli) -> Exit {
+    let options = LoadOptions {
+        config_file: cli.config.clone(),
+        ..LoadOptions::default()
+    };
+    let loaded = match config::load(&options) {
+        Ok(loaded) => loaded,
+        Err(e) => return config_failed(&e),
+    };
+    telemetry::init_logging(&loaded.config.log);
+    for w in &loaded.warnings {
+        tracing::warn!(key = %w.key, source = %w.source, "{}", w.message);
+    }
+    match cli.command {
+        Command::Config(ConfigCommand::Check) => {
+            emit(&match &loaded.file {
+                Some(f) => format!("configuration OK ({})", f.display()),
+                None => "configuration OK (defaults and environment only)".to_owned(),
+            });
+            Exit::Ok
+        }
+        Command::Config(ConfigCommand::Show { json }) => {
+            show_config(&loaded, json);
+            Exit::Ok
+        }
+        Command::Check(args) => block_on(check(loaded.config, args)),
+        Command::Topics(TopicsCommand::List { internal, json }) => {
+            block_on(list_topics(loaded.config, internal, json))
+        }
+        Command::Run(args) => block_on(run_service(loaded.config, args)),
+    }
+}
+
+fn config_failed(e: &ConfigError) -> Exit {
+    emit_err(&format!("kafka-actors: {e}"));
+    Exit::Config
+}
+
+fn block_on(fut: impl std::future::Future<Output = Exit>) -> Exit {
+    actix::System::new().block_on(fut)
+}
+
+/// Flattens a JSON value into `(dotted.key, leaf)` pairs.
+fn leaves(prefix: &str, value: &Value, out: &mut Vec<(String, Value)>) {
+    match value {
+        Value::Object(map) if !map.is_empty() => {
+            for (k, v) in map {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                leaves(&key, v, out);
+            }
+        }
+        _ => out.push((prefix.to_owned(), value.clone())),
+    }
+}
+
+fn show_config(loaded: &Loaded, json: bool) {
+    let value = serde_json::to_value(&loaded.config).unwrap_or(Value::Null);
+    let mut flat = Vec::new();
+    leaves("", &value, &mut flat);
+    if json {
+        let map: serde_json::Map<String, Value> = flat
+            .into_iter()
+            .map(|(k, v)| {
+                let source = loaded.provenance.source_of(&k);
+                (k, serde_json::json!({"value": v, "source": source}))
+            })
+            .collect();
+        emit(&serde_json::to_string_pretty(&map).unwrap_or_default());
+        return;
+    }
+    let width = flat
+        .iter()
+        .map(|(k, v)| k.len() + v.to_string().len())
+        .max()
+        .unwrap_or(0);
+    for (k, v) in &flat {
+        let shown = if v.is_null() {
+            "(unset)".to_owned()
+        } else {
+            v.to_string()
+        };
+        let pad = width.saturating_sub(k.len() + v.to_string().len());
+        emit(&format!(
+            "{k} = {shown}{}  # {}",
+            " ".repeat(pad),
+            loaded.provenance.source_of(k)
+        ));
+    }
+}
+
+fn print_cluster(info: &ClusterInfo) {
+    emit(&format!("bootstrap {}: reachable", info.bootstrap));
+    emit(&format!(
+        "cluster id: {}   controller: {}",
+        info.cluster_id.as_deref().unwrap_or("(none)"),
+        info.controller_id
+    ));
+    emit(&format!("brokers ({}):", info.brokers.len()));
+    for b in &info.brokers {
+        emit(&format!(
+            "  {:>5}  {}:{}{}",
+            b.node_id,
+            b.host,
+            b.port,
+            b.rack
+                .as_deref()
+                .map(|r| format!("  rack {r}"))
+                .unwrap_or_default()
+        ));
+    }
+    emit(&format!("API versions ({}):", info.api_versions.len()));
+    for (name, (min, max)) in &info.api_versions {
+        emit(&format!("  {name:<32} {min}-{max}"));
+    }
+}
+
+async fn check(config: Config, args: CheckArgs) -> Exit {
+    let result = if args.wait {
+        let deadline = Instant::now() + Duration::from_secs(args.timeout);
+        cluster::wait_until_reachable(&config.kafka, deadline, Duration::from_secs(2), 1.5).await
+    } else {
+        cluster::describe(&config.kafka).await
+    };
+    match result {
+        Ok(info) => {
+            if args.json {
+                emit(&serde_json::to_string_pretty(&info).unwrap_or_default());
+            } else {
+                print_cluster(&info);
+            }
+            Exit::Ok
+        }
+        Err(e) => {
+            emit_err(&format!("kafka-actors: {e}"));
+            Exit::Unavailable
+        }
+    }
+}
+
+async fn list_topics(config: Config, internal: bool, json: bool) -> Exit {
+    match cluster::list_topics(&config.kafka).await {
+        Ok(topics) => {
+            let topics: Vec<_> = topics
+                .into_iter()
+                .filter(|t| internal || !t.internal)
+                .collect();
+            if json {
+                emit(&serde_json::to_string_pretty(&topics).unwrap_or_default());
+            } else {
+                let width = topics
+                    .iter()
+                    .map(|t| t.name.len())
+                    .max()
+                    .unwrap_or(5)
+                    .max(5);
+                emit(&format!("{:<width$}  PARTITIONS", "TOPIC"));
+                for t in &topics {
+                    emit(&format!(
+                        "{:<width$}  {:>10}{}{}",
+                        t.name,
+                        t.partitions,
+                        if t.internal { "  (internal)" } else { "" },
+                        t.error
+                            .as_deref()
+                            .map(|e| format!("  error: {e}"))
+                            .unwrap_or_default()
+                    ));
+                }
+            }
+            Exit::Ok
+        }
+        Err(e) => {
+            emit_err(&format!("kafka-actors: {e}"));
+            Exit::Unavailable
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+                    _ = term.recv() => tracing::info!("SIGTERM received"),
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; only SIGINT stops the service");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+async fn run_service(config: Config, args: RunArgs) -> Exit {
+    #[cfg(feature = "embedded-broker")]
+    let mut config = config;
+    #[cfg(feature = "embedded-broker")]
+    let _broker = if args.embedded_broker {
+        match crate::embedded::EmbeddedBroker::start().await {
+            Ok(broker) => {
+                tracing::info!(
+                    bootstrap = broker.bootstrap(),
+                    "embedded broker (Tansu, memory storage) started; kafka.bootstrap_servers is ignored"
+                );
+                config.kafka.bootstrap_servers = vec![broker.bootstrap().to_owned()];
+                Some(broker)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the embedded broker");
+                return Exit::Failure;
+            }
+        }
+    } else {
+        None
+    };
+    #[cfg(not(feature = "embedded-broker"))]
+    if args.embedded_broker {
+        emit_err(
+            "kafka-actors: --embedded-broker needs a build with the embedded-broker feature \
+             (cargo run --features embedded-broker -- run --embedded-broker)",
+        );
+        return Exit::Usage;
+    }
+
+    match runtime::run(config, shutdown_signal(), None).await {
+        Ok(()) => Exit::Ok,
+        Err(e) => {
+            tracing::error!(error = %e, "service failed");
+            Exit::Failure
+        }
+    }
+}

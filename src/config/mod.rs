@@ -1,0 +1,500 @@
+//! Configuration: types, defaults, layered loading and validation.
+//!
+//! Layers, lowest first (each one overrides the ones before it):
+//!
+//! ```text
+//! built-in defaults (Config::default)
+//!   -> TOML file (--config PATH, else config/default.toml when present)
+//!     -> the seed documents' variables (KAFKA_BOOTSTRAP_SERVERS, KAFKA_GROUP_ID, ...)
+//!       -> KAFKA_ACTORS_<SECTION>__<KEY> variables
+//! ```
+//!
+//! [`load`] merges the layers with figment, deserialises, then runs one
+//! validation pass that reports **every** problem at once, each naming the
+//! key and where its value came from (file and line, or the variable).
+//!
+//! Units live in key names (`_ms`, `_secs`, `_bytes`); accessors hand out
+//! [`Duration`]s so no caller multiplies by 1000 again.
+
+mod de;
+mod env;
+mod load;
+mod provenance;
+mod secret;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use env::{ENV_PREFIX, SEED_VARIABLES, SeedVariable};
+pub use load::{ConfigError, LoadOptions, Loaded, Problem, load};
+pub use provenance::Provenance;
+pub use secret::{REDACTED, Secret};
+
+/// The whole configuration of a kafka-actors service.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Broker connection settings shared by every client the service opens.
+    pub kafka: KafkaConfig,
+    /// Consumer (fetch, offsets, group session) settings.
+    pub consumer: ConsumerConfig,
+    /// Producer settings for responses, forwards and dead letters.
+    pub producer: ProducerConfig,
+    /// How declared topics are created and verified at start-up.
+    pub topic_manager: TopicManagerConfig,
+    /// Declared topics, by logical name (the key); `name` overrides the
+    /// Kafka topic name when it differs from the logical one.
+    pub topics: BTreeMap<String, TopicSpec>,
+    /// The HTTP listener for `/health*` and `/metrics`.
+    pub http: HttpConfig,
+    /// Health monitor settings.
+    pub health: HealthConfig,
+    /// Logging.
+    pub log: LogConfig,
+    /// Shutdown stages.
+    pub shutdown: ShutdownConfig,
+}
+
+/// Broker connection settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// `host:port` of one or more brokers. Accepts a list, a comma-separated
+    /// string, or a JSON list string (`["localhost:9092"]`, seed 002's form).
+    #[serde(deserialize_with = "de::host_list")]
+    pub bootstrap_servers: Vec<String>,
+    /// Client id sent with every request (visible in broker logs and quotas).
+    pub client_id: String,
+    /// Deadline for opening one TCP connection to a broker.
+    pub connect_timeout_ms: u64,
+    /// Deadline for one request/response round trip; no client call waits
+    /// longer (rskafka's default backoff retries forever, see FINDINGS.md).
+    pub request_timeout_ms: u64,
+    /// Security settings. Only `PLAINTEXT` is implemented in this build;
+    /// anything else fails start-up rather than silently connecting in plain
+    /// text.
+    pub security: SecurityConfig,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        Self {
+            bootstrap_servers: vec!["127.0.0.1:9092".to_owned()],
+            client_id: "kafka-actors".to_owned(),
+            connect_timeout_ms: 10_000,
+            request_timeout_ms: 30_000,
+            security: SecurityConfig::default(),
+        }
+    }
+}
+
+impl KafkaConfig {
+    /// [`Self::connect_timeout_ms`] as a duration.
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout_ms)
+    }
+
+    /// [`Self::request_timeout_ms`] as a duration.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+}
+
+/// Kafka's `security.protocol`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum SecurityProtocol {
+    /// No TLS, no SASL.
+    #[default]
+    Plaintext,
+    /// TLS without SASL.
+    Ssl,
+    /// SASL without TLS.
+    SaslPlaintext,
+    /// SASL over TLS.
+    SaslSsl,
+}
+
+impl SecurityProtocol {
+    /// Kafka's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Plaintext => "PLAINTEXT",
+            Self::Ssl => "SSL",
+            Self::SaslPlaintext => "SASL_PLAINTEXT",
+            Self::SaslSsl => "SASL_SSL",
+        }
+    }
+}
+
+/// SASL mechanisms named by the seed documents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SaslMechanism {
+    /// `PLAIN`.
+    #[serde(rename = "PLAIN")]
+    Plain,
+    /// `SCRAM-SHA-256`.
+    #[serde(rename = "SCRAM-SHA-256")]
+    ScramSha256,
+    /// `SCRAM-SHA-512`.
+    #[serde(rename = "SCRAM-SHA-512")]
+    ScramSha512,
+    /// `OAUTHBEARER`.
+    #[serde(rename = "OAUTHBEARER")]
+    OAuthBearer,
+}
+
+/// Security settings (`[kafka.security]`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SecurityConfig {
+    /// `PLAINTEXT`, `SSL`, `SASL_PLAINTEXT` or `SASL_SSL`.
+    pub protocol: SecurityProtocol,
+    /// SASL settings.
+    pub sasl: SaslConfig,
+    /// TLS settings.
+    pub ssl: SslConfig,
+}
+
+/// SASL settings (`[kafka.security.sasl]`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SaslConfig {
+    /// The mechanism.
+    pub mechanism: Option<SaslMechanism>,
+    /// The user name.
+    pub username: Option<String>,
+    /// The password; redacted wherever configuration is printed.
+    pub password: Option<Secret>,
+}
+
+/// TLS settings (`[kafka.security.ssl]`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SslConfig {
+    /// CA bundle (PEM) that signs the brokers' certificates.
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate (PEM) for mutual TLS.
+    pub cert_file: Option<PathBuf>,
+    /// Client private key (PEM) for mutual TLS.
+    pub key_file: Option<PathBuf>,
+    /// Password of an encrypted client key; redacted wherever printed.
+    pub key_password: Option<Secret>,
+}
+
+/// Where a consumer starts when its group has no committed offset.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OffsetReset {
+    /// The oldest retained record (seed 000's default: handlers that must see
+    /// every event).
+    #[default]
+    Earliest,
+    /// Only records produced after the consumer starts.
+    Latest,
+}
+
+/// Consumer settings (`[consumer]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsumerConfig {
+    /// Consumer group id.
+    pub group_id: String,
+    /// Start position when the group has no committed offset.
+    pub auto_offset_reset: OffsetReset,
+    /// `true`: commit the handled watermark every `auto_commit_interval_ms`;
+    /// `false`: commit after every handled batch. Both commit only what was
+    /// fully handled; `true` replays more records after a crash.
+    pub enable_auto_commit: bool,
+    /// Interval of watermark commits when `enable_auto_commit` is on.
+    pub auto_commit_interval_ms: u64,
+    /// Most records handed to handlers from one fetch (1-10000, seed 000).
+    pub max_poll_records: u32,
+    /// Group session timeout (1000-300000 ms, seed 000).
+    pub session_timeout_ms: u64,
+    /// Heartbeat interval; must be below the session timeout.
+    pub heartbeat_interval_ms: u64,
+    /// Broker waits until at least this many bytes are ready (or the max
+    /// wait passes) before answering a fetch.
+    pub fetch_min_bytes: u32,
+    /// Upper bound on one fetch response, in bytes.
+    pub fetch_max_bytes: u32,
+    /// Longest the broker holds a fetch waiting for `fetch_min_bytes`.
+    pub fetch_max_wait_ms: u64,
+}
+
+impl Default for ConsumerConfig {
+    fn default() -> Self {
+        Self {
+            group_id: "kafka-actors".to_owned(),
+            auto_offset_reset: OffsetReset::Earliest,
+            enable_auto_commit: false,
+            auto_commit_interval_ms: 5_000,
+            max_poll_records: 500,
+            session_timeout_ms: 30_000,
+            heartbeat_interval_ms: 3_000,
+            fetch_min_bytes: 1,
+            // Same as the Java client's fetch.max.bytes.
+            fetch_max_bytes: 52_428_800,
+            fetch_max_wait_ms: 500,
+        }
+    }
+}
+
+impl ConsumerConfig {
+    /// [`Self::session_timeout_ms`] as a duration.
+    pub fn session_timeout(&self) -> Duration {
+        Duration::from_millis(self.session_timeout_ms)
+    }
+
+    /// [`Self::heartbeat_interval_ms`] as a duration.
+    pub fn heartbeat_interval(&self) -> Duration {
+        Duration::from_millis(self.heartbeat_interval_ms)
+    }
+
+    /// [`Self::fetch_max_wait_ms`] as a duration.
+    pub fn fetch_max_wait(&self) -> Duration {
+        Duration::from_millis(self.fetch_max_wait_ms)
+    }
+
+    /// [`Self::auto_commit_interval_ms`] as a duration.
+    pub fn auto_commit_interval(&self) -> Duration {
+        Duration::from_millis(self.auto_commit_interval_ms)
+    }
+}
+
+/// Producer acknowledgements.
+///
+/// Accepts Kafka's spellings (`all`, `-1`, `1`, `0`) and seed 001's (`all`,
+/// `leader`, `none`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Acks {
+    /// Every in-sync replica.
+    #[default]
+    All,
+    /// The partition leader only.
+    Leader,
+    /// No acknowledgement.
+    None,
+}
+
+/// Compression codec for produced batches.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// No compression.
+    None,
+    /// gzip (pure Rust). Seeds 002 and 003 default to it.
+    #[default]
+    Gzip,
+    /// snappy (pure Rust).
+    Snappy,
+    /// lz4: needs a cargo feature this build does not have.
+    Lz4,
+    /// zstd: needs a cargo feature this build does not have.
+    Zstd,
+}
+
+impl Compression {
+    /// The codec's name as Kafka spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Gzip => "gzip",
+            Self::Snappy => "snappy",
+            Self::Lz4 => "lz4",
+            Self::Zstd => "zstd",
+        }
+    }
+}
+
+/// Producer settings (`[producer]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProducerConfig {
+    /// Acknowledgements required before a write counts as done.
+    #[serde(with = "de::acks")]
+    pub acks: Acks,
+    /// Codec for produced batches.
+    pub compression_type: Compression,
+    /// How long a batch may wait for more records (seed 003: 1 ms).
+    pub linger_ms: u64,
+    /// Largest batch in bytes (Kafka's default, 16 KiB).
+    pub batch_size: u32,
+    /// Retries of a failed produce before it counts as an infrastructure
+    /// failure.
+    pub retries: u32,
+    /// Pause between produce retries (seed 003: 100 ms).
+    pub retry_backoff_ms: u64,
+}
+
+impl Default for ProducerConfig {
+    fn default() -> Self {
+        Self {
+            acks: Acks::All,
+            compression_type: Compression::Gzip,
+            linger_ms: 1,
+            batch_size: 16_384,
+            retries: 3,
+            retry_backoff_ms: 100,
+        }
+    }
+}
+
+/// Topic creation and verification settings (`[topic_manager]`, seed 003).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TopicManagerConfig {
+    /// Create missing declared topics at start-up.
+    pub auto_create: bool,
+    /// Deadline of one creation attempt, in seconds (seed 003: 30).
+    pub creation_timeout_secs: u64,
+    /// Attempts after the first one for retriable failures (seed 003: 3).
+    pub creation_retries: u32,
+    /// Pause between attempts, in seconds (seed 003: 2).
+    pub creation_retry_delay_secs: u64,
+}
+
+impl Default for TopicManagerConfig {
+    fn default() -> Self {
+        Self {
+            auto_create: true,
+            creation_timeout_secs: 30,
+            creation_retries: 3,
+            creation_retry_delay_secs: 2,
+        }
+    }
+}
+
+/// One declared topic.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TopicSpec {
+    /// The topic's name in Kafka; the logical name (the table key) when
+    /// unset.
+    pub name: Option<String>,
+    /// Partition count.
+    pub partitions: i32,
+    /// Replication factor.
+    pub replication_factor: i16,
+    /// Topic configs (`retention.ms`, `cleanup.policy`, ...), sent as given.
+    pub configs: BTreeMap<String, String>,
+}
+
+impl Default for TopicSpec {
+    fn default() -> Self {
+        Self {
+            name: None,
+            partitions: 1,
+            replication_factor: 1,
+            configs: BTreeMap::new(),
+        }
+    }
+}
+
+impl TopicSpec {
+    /// The Kafka topic name for a spec declared under `logical`.
+    pub fn topic_name<'a>(&'a self, logical: &'a str) -> &'a str {
+        self.name.as_deref().unwrap_or(logical)
+    }
+}
+
+/// The HTTP listener (`[http]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Serve `/health*` and `/metrics` at all.
+    pub enabled: bool,
+    /// `address:port` to bind; port 0 picks a free one (it is logged).
+    pub bind: String,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            bind: "127.0.0.1:8080".to_owned(),
+        }
+    }
+}
+
+/// Health monitor settings (`[health]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HealthConfig {
+    /// Interval between broker connectivity checks.
+    pub check_interval_ms: u64,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        Self {
+            check_interval_ms: 10_000,
+        }
+    }
+}
+
+impl HealthConfig {
+    /// [`Self::check_interval_ms`] as a duration.
+    pub fn check_interval(&self) -> Duration {
+        Duration::from_millis(self.check_interval_ms)
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object a line.
+    Json,
+}
+
+/// Logging settings (`[log]`). `RUST_LOG`, when set, overrides `level`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// A `tracing` filter directive such as `info` or
+    /// `info,kafka_actors::health=debug`.
+    pub level: String,
+    /// `text` or `json`.
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".to_owned(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+/// Shutdown settings (`[shutdown]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShutdownConfig {
+    /// How long components may take to drain before they are stopped.
+    pub drain_timeout_ms: u64,
+}
+
+impl Default for ShutdownConfig {
+    fn default() -> Self {
+        Self {
+            drain_timeout_ms: 10_000,
+        }
+    }
+}
+
+impl ShutdownConfig {
+    /// [`Self::drain_timeout_ms`] as a duration.
+    pub fn drain_timeout(&self) -> Duration {
+        Duration::from_millis(self.drain_timeout_ms)
+    }
+}

@@ -1,0 +1,348 @@
+//! One validation pass over a deserialised [`Config`]: every problem is
+//! collected, each with its key and source.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use super::load::Problem;
+use super::provenance::Provenance;
+use super::{Acks, Compression, Config, SecurityProtocol};
+
+struct Check<'a> {
+    provenance: &'a Provenance,
+    problems: &'a mut Vec<Problem>,
+}
+
+impl Check<'_> {
+    fn fail(&mut self, key: &str, message: impl Into<String>) {
+        self.problems
+            .push(Problem::new(key, self.provenance.source_of(key), message));
+    }
+
+    fn range(&mut self, key: &str, value: u64, min: u64, max: u64) {
+        if value < min || value > max {
+            self.fail(key, format!("must be between {min} and {max}, got {value}"));
+        }
+    }
+}
+
+/// Kafka's topic-name rule, with seed 003's messages.
+pub(crate) fn topic_name_problem(name: &str) -> Option<&'static str> {
+    if name.is_empty() || name.len() > 249 {
+        return Some("Topic name must be between 1 and 249 characters");
+    }
+    if name == "." || name == ".." {
+        return Some("Topic name cannot be \".\" or \"..\"");
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    {
+        return Some("Topic name contains invalid characters (allowed: a-z A-Z 0-9 . _ -)");
+    }
+    None
+}
+
+fn host_port_problem(server: &str) -> Option<String> {
+    let Some((host, port)) = server.rsplit_once(':') else {
+        return Some(format!("`{server}` is not host:port"));
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Some(format!("`{server}` has no host"));
+    }
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 => None,
+        _ => Some(format!("`{server}` has an invalid port `{port}`")),
+    }
+}
+
+pub(crate) fn validate(
+    config: &Config,
+    provenance: &Provenance,
+    problems: &mut Vec<Problem>,
+    warnings: &mut Vec<Problem>,
+) {
+    let mut c = Check {
+        provenance,
+        problems,
+    };
+
+    // [kafka]
+    let k = &config.kafka;
+    if k.bootstrap_servers.is_empty() {
+        c.fail(
+            "kafka.bootstrap_servers",
+            "must list at least one host:port",
+        );
+    }
+    for server in &k.bootstrap_servers {
+        if let Some(p) = host_port_problem(server) {
+            c.fail("kafka.bootstrap_servers", p);
+        }
+    }
+    if k.client_id.trim().is_empty() {
+        c.fail("kafka.client_id", "must not be empty");
+    }
+    c.range("kafka.connect_timeout_ms", k.connect_timeout_ms, 1, 300_000);
+    c.range("kafka.request_timeout_ms", k.request_timeout_ms, 1, 600_000);
+
+    let sec = &k.security;
+    if sec.protocol != SecurityProtocol::Plaintext {
+        c.fail(
+            "kafka.security.protocol",
+            format!(
+                "{} is not supported by this build yet: only PLAINTEXT connections are \
+                 implemented, and kafka-actors does not fall back to plaintext",
+                sec.protocol.as_str()
+            ),
+        );
+    } else {
+        let sasl_set = sec.sasl.mechanism.is_some()
+            || sec.sasl.username.is_some()
+            || sec.sasl.password.is_some();
+        if sasl_set {
+            c.fail(
+                "kafka.security.sasl",
+                "SASL settings are given but kafka.security.protocol is PLAINTEXT; \
+                 refusing to connect without the authentication they ask for",
+            );
+        }
+        let ssl_set = sec.ssl.ca_file.is_some()
+            || sec.ssl.cert_file.is_some()
+            || sec.ssl.key_file.is_some()
+            || sec.ssl.key_password.is_some();
+        if ssl_set {
+            c.fail(
+                "kafka.security.ssl",
+                "TLS files are given but kafka.security.protocol is PLAINTEXT; \
+                 refusing to connect unencrypted",
+            );
+        }
+    }
+
+    // [consumer]
+    let cons = &config.consumer;
+    if cons.group_id.trim().is_empty() {
+        c.fail("consumer.group_id", "must not be empty");
+    }
+    c.range(
+        "consumer.max_poll_records",
+        u64::from(cons.max_poll_records),
+        1,
+        10_000,
+    );
+    c.range(
+        "consumer.session_timeout_ms",
+        cons.session_timeout_ms,
+        1_000,
+        300_000,
+    );
+    c.range(
+        "consumer.heartbeat_interval_ms",
+        cons.heartbeat_interval_ms,
+        1,
+        300_000,
+    );
+    if cons.heartbeat_interval_ms >= cons.session_timeout_ms {
+        c.fail(
+            "consumer.heartbeat_interval_ms",
+            format!(
+                "must be lower than consumer.session_timeout_ms ({} ms), got {} ms \
+                 (Kafka recommends at most a third of it)",
+                cons.session_timeout_ms, cons.heartbeat_interval_ms
+            ),
+        );
+    }
+    c.range(
+        "consumer.auto_commit_interval_ms",
+        cons.auto_commit_interval_ms,
+        1,
+        3_600_000,
+    );
+    c.range(
+        "consumer.fetch_min_bytes",
+        u64::from(cons.fetch_min_bytes),
+        1,
+        u64::from(i32::MAX as u32),
+    );
+    c.range(
+        "consumer.fetch_max_bytes",
+        u64::from(cons.fetch_max_bytes),
+        1,
+        u64::from(i32::MAX as u32),
+    );
+    if cons.fetch_max_bytes < cons.fetch_min_bytes {
+        c.fail(
+            "consumer.fetch_max_bytes",
+            format!(
+                "must be at least consumer.fetch_min_bytes ({}), got {}",
+                cons.fetch_min_bytes, cons.fetch_max_bytes
+            ),
+        );
+    }
+    c.range(
+        "consumer.fetch_max_wait_ms",
+        cons.fetch_max_wait_ms,
+        0,
+        300_000,
+    );
+
+    // [producer]
+    let prod = &config.producer;
+    match prod.acks {
+        Acks::All => {}
+        Acks::Leader => warnings.push(Problem::new(
+            "producer.acks",
+            provenance.source_of("producer.acks"),
+            "acks=1 (leader) asked for; kafka-actors always waits for all in-sync replicas \
+             (rskafka sends acks=all), which is stronger",
+        )),
+        Acks::None => c.fail(
+            "producer.acks",
+            "acks=0 (none) cannot be used: a record is committed only after its output is \
+             acknowledged by the broker; use all (or 1)",
+        ),
+    }
+    if matches!(prod.compression_type, Compression::Lz4 | Compression::Zstd) {
+        c.fail(
+            "producer.compression_type",
+            format!(
+                "{} is not available in this build (its codec compiles C); \
+                 use none, gzip or snappy",
+                prod.compression_type.as_str()
+            ),
+        );
+    }
+    c.range("producer.linger_ms", prod.linger_ms, 0, 60_000);
+    c.range(
+        "producer.batch_size",
+        u64::from(prod.batch_size),
+        1,
+        u64::from(i32::MAX as u32),
+    );
+    c.range("producer.retries", u64::from(prod.retries), 0, 1_000);
+    c.range(
+        "producer.retry_backoff_ms",
+        prod.retry_backoff_ms,
+        0,
+        600_000,
+    );
+
+    // [topic_manager]
+    let tm = &config.topic_manager;
+    c.range(
+        "topic_manager.creation_timeout_secs",
+        tm.creation_timeout_secs,
+        1,
+        3_600,
+    );
+    c.range(
+        "topic_manager.creation_retries",
+        u64::from(tm.creation_retries),
+        0,
+        100,
+    );
+    c.range(
+        "topic_manager.creation_retry_delay_secs",
+        tm.creation_retry_delay_secs,
+        0,
+        3_600,
+    );
+
+    // [topics.*]
+    let mut kafka_names: BTreeMap<&str, &str> = BTreeMap::new();
+    for (logical, spec) in &config.topics {
+        let name = spec.topic_name(logical);
+        let key = |field: &str| format!("topics.{logical}.{field}");
+        let name_key = if spec.name.is_some() {
+            key("name")
+        } else {
+            format!("topics.{logical}")
+        };
+        if let Some(msg) = topic_name_problem(name) {
+            c.fail(&name_key, format!("{msg} (got `{name}`)"));
+        }
+        if let Some(other) = kafka_names.insert(name, logical) {
+            c.fail(
+                &name_key,
+                format!("topic `{name}` is also declared as topics.{other}"),
+            );
+        }
+        if spec.partitions <= 0 {
+            c.fail(
+                &key("partitions"),
+                format!("Partition count must be greater than 0 for topic {name}"),
+            );
+        }
+        if spec.replication_factor <= 0 {
+            c.fail(
+                &key("replication_factor"),
+                format!("Replication factor must be greater than 0 for topic {name}"),
+            );
+        }
+        for (cfg, value) in &spec.configs {
+            if cfg.trim().is_empty() {
+                c.fail(&key("configs"), "a topic config name is empty");
+            } else if value.trim().is_empty() {
+                c.fail(
+                    &format!("topics.{logical}.configs.{cfg}"),
+                    "a topic config value is empty",
+                );
+            }
+        }
+    }
+
+    // [http], [health], [log], [shutdown]
+    if config.http.bind.parse::<SocketAddr>().is_err() {
+        c.fail(
+            "http.bind",
+            format!(
+                "`{}` is not an address:port such as 127.0.0.1:8080",
+                config.http.bind
+            ),
+        );
+    }
+    c.range(
+        "health.check_interval_ms",
+        config.health.check_interval_ms,
+        100,
+        3_600_000,
+    );
+    if let Err(e) = tracing_subscriber::EnvFilter::try_new(&config.log.level) {
+        c.fail("log.level", format!("not a valid filter: {e}"));
+    }
+    c.range(
+        "shutdown.drain_timeout_ms",
+        config.shutdown.drain_timeout_ms,
+        0,
+        600_000,
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_names_follow_kafka_rules() {
+        assert!(topic_name_problem("omninode.codegen.request.validate.v1").is_none());
+        assert!(topic_name_problem("a-b_c.D9").is_none());
+        assert!(topic_name_problem("").is_some());
+        assert!(topic_name_problem(".").is_some());
+        assert!(topic_name_problem("..").is_some());
+        assert!(topic_name_problem("has space").is_some());
+        assert!(topic_name_problem(&"x".repeat(249)).is_none());
+        assert!(topic_name_problem(&"x".repeat(250)).is_some());
+    }
+
+    #[test]
+    fn host_ports() {
+        assert!(host_port_problem("localhost:9092").is_none());
+        assert!(host_port_problem("[::1]:9092").is_none());
+        assert!(host_port_problem("localhost").is_some());
+        assert!(host_port_problem(":9092").is_some());
+        assert!(host_port_problem("h:0").is_some());
+        assert!(host_port_problem("h:99999").is_some());
+    }
+}

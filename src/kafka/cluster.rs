@@ -1,0 +1,199 @@
+//! Cluster-level operations: reach a bootstrap server, describe the cluster.
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::messages::{MetadataRequest, MetadataResponse};
+use serde::Serialize;
+
+use super::wire::{BrokerConnection, VersionRange};
+use super::{KafkaError, api_name, error_code_name};
+use crate::config::KafkaConfig;
+
+/// One broker of the cluster, as metadata describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BrokerInfo {
+    /// Node id.
+    pub node_id: i32,
+    /// Advertised host.
+    pub host: String,
+    /// Advertised port.
+    pub port: i32,
+    /// Rack, when the broker has one.
+    pub rack: Option<String>,
+}
+
+/// One topic, as metadata describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TopicInfo {
+    /// Name.
+    pub name: String,
+    /// Partition count.
+    pub partitions: usize,
+    /// Whether Kafka marks it internal (`__consumer_offsets`).
+    pub internal: bool,
+    /// The per-topic error, if metadata reported one.
+    pub error: Option<String>,
+}
+
+/// What a connectivity check learns.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClusterInfo {
+    /// The bootstrap server that answered.
+    pub bootstrap: String,
+    /// The cluster id, if the broker reports one.
+    pub cluster_id: Option<String>,
+    /// Node id of the active controller (-1 when unknown).
+    pub controller_id: i32,
+    /// Every broker in the cluster.
+    pub brokers: Vec<BrokerInfo>,
+    /// API versions advertised by the broker that answered, by API name.
+    pub api_versions: BTreeMap<String, (i16, i16)>,
+}
+
+/// Connects to the first bootstrap server that answers ApiVersions.
+pub async fn connect_any(config: &KafkaConfig) -> Result<BrokerConnection, KafkaError> {
+    let mut tried = Vec::new();
+    let mut last = None;
+    for server in &config.bootstrap_servers {
+        tried.push(server.clone());
+        match BrokerConnection::connect(
+            server,
+            &config.client_id,
+            config.connect_timeout(),
+            config.request_timeout(),
+        )
+        .await
+        {
+            Ok(conn) => return Ok(conn),
+            Err(e) => {
+                tracing::debug!(broker = %server, error = %e, "bootstrap server did not answer");
+                last = Some(e);
+            }
+        }
+    }
+    match last {
+        Some(last) => Err(KafkaError::NoBrokerReachable {
+            tried,
+            last: Box::new(last),
+        }),
+        None => Err(KafkaError::NoBrokerReachable {
+            tried,
+            last: Box::new(KafkaError::Protocol {
+                broker: String::new(),
+                api: "bootstrap".to_owned(),
+                message: "no bootstrap servers configured".to_owned(),
+            }),
+        }),
+    }
+}
+
+/// Metadata for `topics` (`None`: every topic; `Some(vec![])`: none, only
+/// the brokers).
+pub async fn metadata(
+    conn: &mut BrokerConnection,
+    topics: Option<Vec<String>>,
+) -> Result<MetadataResponse, KafkaError> {
+    use kafka_protocol::messages::TopicName;
+    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+    use kafka_protocol::protocol::StrBytes;
+
+    let request = MetadataRequest::default()
+        .with_topics(topics.map(|names| {
+            names
+                .into_iter()
+                .map(|n| {
+                    MetadataRequestTopic::default()
+                        .with_name(Some(TopicName(StrBytes::from_string(n))))
+                })
+                .collect()
+        }))
+        .with_allow_auto_topic_creation(false);
+    let response = conn.send(&request).await?;
+    if response.error_code != 0 {
+        return Err(KafkaError::Broker {
+            broker: conn.addr().to_owned(),
+            api: "Metadata".to_owned(),
+            code: response.error_code,
+        });
+    }
+    Ok(response)
+}
+
+/// Connects, then describes the cluster: brokers, controller, API versions.
+pub async fn describe(config: &KafkaConfig) -> Result<ClusterInfo, KafkaError> {
+    let mut conn = connect_any(config).await?;
+    let response = metadata(&mut conn, Some(Vec::new())).await?;
+    Ok(ClusterInfo {
+        bootstrap: conn.addr().to_owned(),
+        cluster_id: response.cluster_id.map(|s| s.to_string()),
+        controller_id: response.controller_id.0,
+        brokers: response
+            .brokers
+            .iter()
+            .map(|b| BrokerInfo {
+                node_id: b.node_id.0,
+                host: b.host.to_string(),
+                port: b.port,
+                rack: b.rack.as_ref().map(ToString::to_string),
+            })
+            .collect(),
+        api_versions: versions_by_name(conn.api_versions()),
+    })
+}
+
+fn versions_by_name(versions: &BTreeMap<i16, VersionRange>) -> BTreeMap<String, (i16, i16)> {
+    versions
+        .iter()
+        .map(|(key, range)| (api_name(*key), (range.min, range.max)))
+        .collect()
+}
+
+/// Every topic in the cluster, sorted by name.
+pub async fn list_topics(config: &KafkaConfig) -> Result<Vec<TopicInfo>, KafkaError> {
+    let mut conn = connect_any(config).await?;
+    let response = metadata(&mut conn, None).await?;
+    let mut topics: Vec<TopicInfo> = response
+        .topics
+        .iter()
+        .map(|t| TopicInfo {
+            name: t.name.as_ref().map(|n| n.0.to_string()).unwrap_or_default(),
+            partitions: t.partitions.len(),
+            internal: t.is_internal,
+            error: (t.error_code != 0).then(|| error_code_name(t.error_code)),
+        })
+        .collect();
+    topics.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(topics)
+}
+
+/// Retries [`describe`] with exponential backoff (`initial`, times `factor`
+/// per attempt, at most 30 s apart) until it succeeds, a permanent error
+/// occurs, or `deadline` passes; seed 004's `wait_for_kafka`.
+pub async fn wait_until_reachable(
+    config: &KafkaConfig,
+    deadline: std::time::Instant,
+    initial: std::time::Duration,
+    factor: f64,
+) -> Result<ClusterInfo, KafkaError> {
+    let mut delay = initial;
+    let mut attempt = 1u32;
+    loop {
+        match describe(config).await {
+            Ok(info) => return Ok(info),
+            Err(e) if e.kind() == super::ErrorKind::Permanent => return Err(e),
+            Err(e) => {
+                let now = std::time::Instant::now();
+                if now >= deadline {
+                    return Err(e);
+                }
+                let pause = delay.min(deadline - now);
+                tracing::info!(attempt, retry_in = ?pause, error = %e, "broker not reachable yet");
+                tokio::time::sleep(pause).await;
+                delay = delay
+                    .mul_f64(factor)
+                    .min(std::time::Duration::from_secs(30));
+                attempt += 1;
+            }
+        }
+    }
+}

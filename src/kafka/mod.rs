@@ -1,0 +1,238 @@
+//! Adapters over the Kafka clients.
+//!
+//! - [`wire`]: one connection speaking the Kafka protocol with the
+//!   `kafka-protocol` crate (API versions, metadata; later groups, offsets
+//!   and topic configs, which rskafka lacks).
+//! - [`cluster`]: cluster-level operations built on it: connect to the first
+//!   reachable bootstrap server, describe brokers and topics.
+//!
+//! Every call has a deadline: nothing here retries forever.
+
+pub mod cluster;
+pub mod wire;
+
+use std::time::Duration;
+
+use kafka_protocol::error::ParseResponseErrorCode;
+
+pub use cluster::{BrokerInfo, ClusterInfo, TopicInfo};
+pub use wire::{BrokerConnection, VersionRange, api_name};
+
+/// What to do about an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Transient: try again after a pause.
+    Retryable,
+    /// Will fail the same way again: report it.
+    Permanent,
+}
+
+/// An error talking to a broker. Every variant names the broker.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KafkaError {
+    /// The TCP connection could not be opened.
+    #[error("cannot connect to broker {broker}: {source}")]
+    Connect {
+        /// `host:port`.
+        broker: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A step did not finish within its deadline.
+    #[error("broker {broker}: {operation} timed out after {after:?}")]
+    Timeout {
+        /// `host:port`.
+        broker: String,
+        /// What was being done (`connect`, an API name).
+        operation: String,
+        /// The deadline.
+        after: Duration,
+    },
+    /// The connection failed mid-request.
+    #[error("broker {broker}: connection lost: {source}")]
+    Io {
+        /// `host:port`.
+        broker: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A frame could not be encoded or decoded.
+    #[error("broker {broker}: malformed {api} exchange: {message}")]
+    Protocol {
+        /// `host:port`.
+        broker: String,
+        /// The API.
+        api: String,
+        /// What was wrong.
+        message: String,
+    },
+    /// The broker does not support any version of an API this crate speaks.
+    #[error("broker {broker} does not support {api} in any version kafka-actors speaks")]
+    UnsupportedApi {
+        /// `host:port`.
+        broker: String,
+        /// The API.
+        api: String,
+    },
+    /// The broker answered with an error code.
+    #[error("broker {broker}: {api} failed: {}", error_code_name(*code))]
+    Broker {
+        /// `host:port`.
+        broker: String,
+        /// The API.
+        api: String,
+        /// Kafka's error code.
+        code: i16,
+    },
+    /// No bootstrap server answered.
+    #[error("no bootstrap server reachable ({}): {last}", tried.join(", "))]
+    NoBrokerReachable {
+        /// Every server tried, in order.
+        tried: Vec<String>,
+        /// The error of the last one.
+        last: Box<KafkaError>,
+    },
+}
+
+/// An error code with Kafka's name and description:
+/// `UnknownTopicOrPartition (3): This server does not host this topic-partition.`
+pub fn error_code_name(code: i16) -> String {
+    use kafka_protocol::error::ResponseError;
+    match code.err() {
+        None => "None (0)".to_owned(),
+        Some(ResponseError::Unknown(_)) => format!("unknown error code {code}"),
+        Some(e) => format!("{e:?} ({code}): {e}"),
+    }
+}
+
+impl KafkaError {
+    /// Whether trying again may help.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Connect { .. } | Self::Timeout { .. } | Self::Io { .. } => ErrorKind::Retryable,
+            Self::Protocol { .. } | Self::UnsupportedApi { .. } => ErrorKind::Permanent,
+            Self::Broker { code, .. } => match code.err() {
+                Some(e) if e.is_retriable() => ErrorKind::Retryable,
+                _ => ErrorKind::Permanent,
+            },
+            Self::NoBrokerReachable { last, .. } => last.kind(),
+        }
+    }
+
+    /// A short, stable label for metrics and exit paths.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Connect { .. } => "connect",
+            Self::Timeout { .. } => "timeout",
+            Self::Io { .. } => "io",
+            Self::Protocol { .. } => "protocol",
+            Self::UnsupportedApi { .. } => "unsupported_api",
+            Self::Broker { .. } => "broker_error",
+            Self::NoBrokerReachable { .. } => "unreachable",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn io() -> std::io::Error {
+        std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused")
+    }
+
+    #[test]
+    fn every_error_has_a_kind_and_code() {
+        let b = || "h:1".to_owned();
+        let table: Vec<(KafkaError, ErrorKind, &str)> = vec![
+            (
+                KafkaError::Connect {
+                    broker: b(),
+                    source: io(),
+                },
+                ErrorKind::Retryable,
+                "connect",
+            ),
+            (
+                KafkaError::Timeout {
+                    broker: b(),
+                    operation: "connect".into(),
+                    after: Duration::from_secs(1),
+                },
+                ErrorKind::Retryable,
+                "timeout",
+            ),
+            (
+                KafkaError::Io {
+                    broker: b(),
+                    source: io(),
+                },
+                ErrorKind::Retryable,
+                "io",
+            ),
+            (
+                KafkaError::Protocol {
+                    broker: b(),
+                    api: "Metadata".into(),
+                    message: "x".into(),
+                },
+                ErrorKind::Permanent,
+                "protocol",
+            ),
+            (
+                KafkaError::UnsupportedApi {
+                    broker: b(),
+                    api: "JoinGroup".into(),
+                },
+                ErrorKind::Permanent,
+                "unsupported_api",
+            ),
+            // LEADER_NOT_AVAILABLE (5) is retriable, TOPIC_AUTHORIZATION_FAILED (29) is not.
+            (
+                KafkaError::Broker {
+                    broker: b(),
+                    api: "Metadata".into(),
+                    code: 5,
+                },
+                ErrorKind::Retryable,
+                "broker_error",
+            ),
+            (
+                KafkaError::Broker {
+                    broker: b(),
+                    api: "Metadata".into(),
+                    code: 29,
+                },
+                ErrorKind::Permanent,
+                "broker_error",
+            ),
+            (
+                KafkaError::NoBrokerReachable {
+                    tried: vec![b()],
+                    last: Box::new(KafkaError::Connect {
+                        broker: b(),
+                        source: io(),
+                    }),
+                },
+                ErrorKind::Retryable,
+                "unreachable",
+            ),
+        ];
+        for (err, kind, code) in table {
+            assert_eq!(err.kind(), kind, "{err}");
+            assert_eq!(err.code(), code, "{err}");
+            assert!(err.to_string().contains("h:1"), "{err}");
+        }
+    }
+
+    #[test]
+    fn error_codes_have_names() {
+        assert!(error_code_name(3).contains("(3)"));
+        assert_eq!(error_code_name(0), "None (0)");
+        assert!(error_code_name(3).starts_with("UnknownTopicOrPartition (3): "));
+        assert!(error_code_name(-999).contains("unknown"));
+    }
+}

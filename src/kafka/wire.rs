@@ -1,0 +1,280 @@
+//! One connection to one broker, speaking the Kafka protocol through the
+//! `kafka-protocol` crate: what rskafka does not expose (API versions,
+//! consumer groups, offsets, topic configs) goes through here.
+//!
+//! Frames are a 4-byte big-endian length, the request header, then the
+//! body, written in one `write_all` on a socket with `TCP_NODELAY` set (a
+//! split write on a Nagle socket stalls ~40 ms against delayed ACKs, see
+//! FINDINGS.md). Every round trip has a deadline.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Message, Request, StrBytes};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::KafkaError;
+
+/// Largest response frame accepted (the Java client's default
+/// `fetch.max.bytes` is 50 MiB; anything far beyond is a corrupt length).
+const MAX_FRAME: usize = 256 * 1024 * 1024;
+
+/// The version range a broker supports for one API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VersionRange {
+    /// Lowest supported version.
+    pub min: i16,
+    /// Highest supported version.
+    pub max: i16,
+}
+
+/// An open connection to one broker, with the API versions it advertised.
+#[derive(Debug)]
+pub struct BrokerConnection {
+    addr: String,
+    stream: TcpStream,
+    client_id: StrBytes,
+    correlation_id: i32,
+    request_timeout: Duration,
+    versions: BTreeMap<i16, VersionRange>,
+}
+
+impl BrokerConnection {
+    /// Connects to `addr` (`host:port`) and negotiates API versions.
+    ///
+    /// # Cancellation
+    /// Safe to drop at any point: the connection is simply closed.
+    pub async fn connect(
+        addr: &str,
+        client_id: &str,
+        connect_timeout: Duration,
+        request_timeout: Duration,
+    ) -> Result<Self, KafkaError> {
+        let stream = tokio::time::timeout(connect_timeout, TcpStream::connect(addr))
+            .await
+            .map_err(|_| KafkaError::Timeout {
+                broker: addr.to_owned(),
+                operation: "connect".to_owned(),
+                after: connect_timeout,
+            })?
+            .map_err(|source| KafkaError::Connect {
+                broker: addr.to_owned(),
+                source,
+            })?;
+        stream
+            .set_nodelay(true)
+            .map_err(|source| KafkaError::Connect {
+                broker: addr.to_owned(),
+                source,
+            })?;
+        let mut conn = Self {
+            addr: addr.to_owned(),
+            stream,
+            client_id: StrBytes::from_string(client_id.to_owned()),
+            correlation_id: 0,
+            request_timeout,
+            versions: BTreeMap::new(),
+        };
+        conn.negotiate().await?;
+        Ok(conn)
+    }
+
+    /// The `host:port` this connection was opened to.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// Every API the broker advertised, by API key.
+    pub fn api_versions(&self) -> &BTreeMap<i16, VersionRange> {
+        &self.versions
+    }
+
+    /// The highest version of `R` that both this crate and the broker speak.
+    pub fn version_for<R: Request>(&self) -> Result<i16, KafkaError> {
+        let ours = <R as Message>::VERSIONS;
+        let theirs = self
+            .versions
+            .get(&R::KEY)
+            .ok_or_else(|| KafkaError::UnsupportedApi {
+                broker: self.addr.clone(),
+                api: api_name(R::KEY),
+            })?;
+        let max = ours.max.min(theirs.max);
+        if max < ours.min.max(theirs.min) {
+            return Err(KafkaError::UnsupportedApi {
+                broker: self.addr.clone(),
+                api: api_name(R::KEY),
+            });
+        }
+        Ok(max)
+    }
+
+    /// Sends `request` at the highest common version and returns the
+    /// response.
+    pub async fn send<R: Request>(&mut self, request: &R) -> Result<R::Response, KafkaError> {
+        let version = self.version_for::<R>()?;
+        self.send_version(request, version).await
+    }
+
+    /// Sends `request` at `version`.
+    ///
+    /// # Cancellation
+    /// Dropping the future mid-way leaves the stream in an unknown state;
+    /// drop the connection too.
+    pub async fn send_version<R: Request>(
+        &mut self,
+        request: &R,
+        version: i16,
+    ) -> Result<R::Response, KafkaError> {
+        let timeout = self.request_timeout;
+        let api = api_name(R::KEY);
+        tokio::time::timeout(timeout, self.round_trip(request, version))
+            .await
+            .map_err(|_| KafkaError::Timeout {
+                broker: self.addr.clone(),
+                operation: api.clone(),
+                after: timeout,
+            })?
+    }
+
+    async fn round_trip<R: Request>(
+        &mut self,
+        request: &R,
+        version: i16,
+    ) -> Result<R::Response, KafkaError> {
+        self.correlation_id = self.correlation_id.wrapping_add(1);
+        let correlation_id = self.correlation_id;
+        let header = RequestHeader::default()
+            .with_request_api_key(R::KEY)
+            .with_request_api_version(version)
+            .with_correlation_id(correlation_id)
+            .with_client_id(Some(self.client_id.clone()));
+
+        let addr = &self.addr;
+        let protocol = |message: String| KafkaError::Protocol {
+            broker: addr.clone(),
+            api: api_name(R::KEY),
+            message,
+        };
+        let mut body = BytesMut::new();
+        header
+            .encode(&mut body, R::header_version(version))
+            .map_err(|e| protocol(format!("{e:#}")))?;
+        request
+            .encode(&mut body, version)
+            .map_err(|e| protocol(format!("{e:#}")))?;
+        let len = u32::try_from(body.len())
+            .map_err(|_| protocol("request larger than 4 GiB".to_owned()))?;
+        let mut frame = BytesMut::with_capacity(body.len() + 4);
+        frame.put_u32(len);
+        frame.extend_from_slice(&body);
+        self.stream
+            .write_all(&frame)
+            .await
+            .map_err(|source| self.io_error(source))?;
+
+        let len = self
+            .stream
+            .read_u32()
+            .await
+            .map_err(|source| self.io_error(source))? as usize;
+        if len > MAX_FRAME {
+            return Err(KafkaError::Protocol {
+                broker: self.addr.clone(),
+                api: api_name(R::KEY),
+                message: format!("response frame of {len} bytes exceeds {MAX_FRAME}"),
+            });
+        }
+        let mut buf = vec![0u8; len];
+        self.stream
+            .read_exact(&mut buf)
+            .await
+            .map_err(|source| self.io_error(source))?;
+        let mut buf = Bytes::from(buf);
+
+        let header = ResponseHeader::decode(
+            &mut buf,
+            <R::Response as HeaderVersion>::header_version(version),
+        )
+        .map_err(|e| protocol(format!("{e:#}")))?;
+        if header.correlation_id != correlation_id {
+            return Err(KafkaError::Protocol {
+                broker: self.addr.clone(),
+                api: api_name(R::KEY),
+                message: format!(
+                    "correlation id mismatch: sent {correlation_id}, got {}",
+                    header.correlation_id
+                ),
+            });
+        }
+        let response =
+            R::Response::decode(&mut buf, version).map_err(|e| protocol(format!("{e:#}")))?;
+        if buf.has_remaining() {
+            tracing::debug!(
+                broker = %self.addr,
+                api = api_name(R::KEY),
+                left = buf.remaining(),
+                "response has trailing bytes"
+            );
+        }
+        Ok(response)
+    }
+
+    fn io_error(&self, source: std::io::Error) -> KafkaError {
+        KafkaError::Io {
+            broker: self.addr.clone(),
+            source,
+        }
+    }
+
+    /// ApiVersions: v3 first (flexible, what every Kafka since 2.4 speaks);
+    /// a broker that answers UNSUPPORTED_VERSION is retried at v0, as the
+    /// protocol prescribes.
+    async fn negotiate(&mut self) -> Result<(), KafkaError> {
+        let request = ApiVersionsRequest::default()
+            .with_client_software_name(StrBytes::from_static_str("kafka-actors"))
+            .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
+        let mut response: ApiVersionsResponse = self.send_version(&request, 3).await?;
+        if response.error_code == UNSUPPORTED_VERSION {
+            response = self.send_version(&request, 0).await?;
+        }
+        if response.error_code != 0 {
+            return Err(KafkaError::Broker {
+                broker: self.addr.clone(),
+                api: api_name(ApiVersionsRequest::KEY),
+                code: response.error_code,
+            });
+        }
+        self.versions = response
+            .api_keys
+            .iter()
+            .map(|k| {
+                (
+                    k.api_key,
+                    VersionRange {
+                        min: k.min_version,
+                        max: k.max_version,
+                    },
+                )
+            })
+            .collect();
+        Ok(())
+    }
+}
+
+const UNSUPPORTED_VERSION: i16 = 35;
+
+/// The protocol name of an API key (`Metadata`, `JoinGroup`, ...); the
+/// number for a key this crate does not know.
+pub fn api_name(key: i16) -> String {
+    match ApiKey::try_from(key) {
+        // ApiKey's Debug is exactly the protocol's name for the API.
+        Ok(k) => format!("{k:?}"),
+        Err(()) => format!("ApiKey({key})"),
+    }
+}

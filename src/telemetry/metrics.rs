@@ -1,0 +1,101 @@
+//! Every metric name, in one place, with its description.
+//!
+//! Labels are bounded: topic, partition, handler, outcome, error code —
+//! never keys, offsets or error text.
+
+use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+
+/// Namespace of every metric.
+pub const NAMESPACE: &str = "kafka_actors";
+
+/// Build information; always 1, labelled with `version`.
+pub const BUILD_INFO: &str = "kafka_actors_build_info";
+/// 1 while the last broker check succeeded, else 0.
+pub const BROKER_UP: &str = "kafka_actors_broker_up";
+/// Broker checks, labelled `outcome` = `ok` | error code.
+pub const BROKER_CHECKS_TOTAL: &str = "kafka_actors_broker_checks_total";
+/// Duration of one broker check (connect + ApiVersions + Metadata).
+pub const BROKER_CHECK_DURATION_SECONDS: &str = "kafka_actors_broker_check_duration_seconds";
+/// Brokers in the cluster as of the last successful check.
+pub const BROKER_COUNT: &str = "kafka_actors_broker_count";
+/// HTTP requests served, labelled `path` (the route, not the raw URL) and
+/// `status`.
+pub const HTTP_REQUESTS_TOTAL: &str = "kafka_actors_http_requests_total";
+
+/// Every name above; the template test walks this list.
+pub const ALL: &[&str] = &[
+    BUILD_INFO,
+    BROKER_UP,
+    BROKER_CHECKS_TOTAL,
+    BROKER_CHECK_DURATION_SECONDS,
+    BROKER_COUNT,
+    HTTP_REQUESTS_TOTAL,
+];
+
+/// Histogram buckets for durations in seconds: 1 ms to 30 s.
+pub const DURATION_BUCKETS_SECONDS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+pub(crate) fn describe_all() {
+    describe_gauge!(
+        BUILD_INFO,
+        "Build information (always 1), labelled with version."
+    );
+    describe_gauge!(
+        BROKER_UP,
+        "1 while the last broker connectivity check succeeded."
+    );
+    describe_counter!(
+        BROKER_CHECKS_TOTAL,
+        "Broker connectivity checks, by outcome."
+    );
+    describe_histogram!(
+        BROKER_CHECK_DURATION_SECONDS,
+        Unit::Seconds,
+        "Duration of one broker connectivity check."
+    );
+    describe_gauge!(
+        BROKER_COUNT,
+        "Brokers in the cluster at the last successful check."
+    );
+    describe_counter!(
+        HTTP_REQUESTS_TOTAL,
+        "HTTP requests served, by route and status."
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `kafka_actors_<subsystem>_<name>[_<unit>][_total]`, lower snake case.
+    #[test]
+    fn names_follow_the_template() {
+        let units = [
+            "seconds", "bytes", "records", "total", "info", "up", "count",
+        ];
+        for name in ALL {
+            assert!(name.starts_with(&format!("{NAMESPACE}_")), "{name}");
+            assert!(
+                name.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+                "{name}"
+            );
+            let parts: Vec<&str> = name.split('_').collect();
+            assert!(parts.len() >= 4, "{name}: needs subsystem and name");
+            let last = parts.last().copied().unwrap_or_default();
+            assert!(units.contains(&last), "{name}: ends in a unit or _total");
+            if name.ends_with("_total") {
+                assert!(
+                    !name.ends_with("_seconds_total") || name.contains("_seconds_"),
+                    "{name}"
+                );
+            }
+        }
+        let mut sorted = ALL.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), ALL.len(), "duplicate metric names");
+    }
+}
