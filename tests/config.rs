@@ -1,0 +1,446 @@
+//! Configuration loading: layers, the seed documents' variables, and bad
+//! input. Each test runs in a `figment::Jail` (its own temp directory and
+//! environment), so they do not see each other's variables.
+
+use std::path::PathBuf;
+
+use figment::Jail;
+use kafka_actors::config::{
+    Acks, Compression, Config, ConfigError, LoadOptions, Loaded, OffsetReset, load,
+};
+
+fn load_in_jail(file: Option<&str>) -> Result<Loaded, ConfigError> {
+    load(&LoadOptions {
+        config_file: file.map(PathBuf::from),
+        default_file: PathBuf::from("config/default.toml"),
+    })
+}
+
+fn problems(err: &ConfigError) -> String {
+    err.to_string()
+}
+
+#[test]
+fn defaults_alone_are_valid() {
+    Jail::expect_with(|_| {
+        let loaded = load_in_jail(None).unwrap();
+        assert_eq!(loaded.config, Config::default());
+        assert_eq!(
+            loaded.provenance.source_of("consumer.max_poll_records"),
+            "built-in default"
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn every_shipped_config_file_loads_and_validates() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("toml") {
+            continue;
+        }
+        seen += 1;
+        Jail::expect_with(|_| {
+            let loaded = load(&LoadOptions {
+                config_file: Some(path.clone()),
+                ..LoadOptions::default()
+            });
+            if let Err(e) = &loaded {
+                panic!("{} does not load: {e}", path.display());
+            }
+            Ok(())
+        });
+    }
+    assert!(seen > 0, "no config files under {}", dir.display());
+}
+
+#[test]
+fn shipped_default_toml_matches_the_built_in_defaults() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/default.toml");
+    Jail::expect_with(|_| {
+        let loaded = load(&LoadOptions {
+            config_file: Some(path.clone()),
+            ..LoadOptions::default()
+        })
+        .unwrap();
+        assert_eq!(loaded.config, Config::default());
+        Ok(())
+    });
+}
+
+#[test]
+fn layers_override_in_order_and_report_their_source() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "app.toml",
+            r#"
+[consumer]
+max_poll_records = 100
+group_id = "from-file"
+
+[kafka]
+client_id = "from-file"
+"#,
+        )?;
+        jail.set_env("KAFKA_MAX_POLL_RECORDS", "200");
+        jail.set_env("KAFKA_ACTORS_CONSUMER__MAX_POLL_RECORDS", "300");
+        jail.set_env("KAFKA_CLIENT_ID", "from-seed-env");
+        let loaded = load_in_jail(Some("app.toml")).unwrap();
+        let c = &loaded.config;
+        // KAFKA_ACTORS_* beats the seed name, which beats the file.
+        assert_eq!(c.consumer.max_poll_records, 300);
+        assert_eq!(c.kafka.client_id, "from-seed-env");
+        assert_eq!(c.consumer.group_id, "from-file");
+        let p = &loaded.provenance;
+        assert_eq!(
+            p.source_of("consumer.max_poll_records"),
+            "environment variable KAFKA_ACTORS_CONSUMER__MAX_POLL_RECORDS"
+        );
+        assert_eq!(
+            p.source_of("kafka.client_id"),
+            "environment variable KAFKA_CLIENT_ID"
+        );
+        let group_source = p.source_of("consumer.group_id");
+        assert!(group_source.ends_with("app.toml:4"), "{group_source}");
+        assert_eq!(p.source_of("producer.linger_ms"), "built-in default");
+        Ok(())
+    });
+}
+
+#[test]
+fn config_default_toml_is_read_when_present() {
+    Jail::expect_with(|jail| {
+        jail.create_dir("config")?;
+        jail.create_file("config/default.toml", "[kafka]\nclient_id = \"cwd-default\"\n")?;
+        let loaded = load_in_jail(None).unwrap();
+        assert_eq!(loaded.config.kafka.client_id, "cwd-default");
+        assert_eq!(loaded.file, Some(PathBuf::from("config/default.toml")));
+        Ok(())
+    });
+}
+
+#[test]
+fn seed_000_variables() {
+    Jail::expect_with(|jail| {
+        jail.set_env("KAFKA_BOOTSTRAP_SERVERS", "omninode-bridge-redpanda:9092");
+        jail.set_env("KAFKA_CONSUMER_GROUP", "archon-intelligence");
+        jail.set_env("KAFKA_AUTO_OFFSET_RESET", "latest");
+        jail.set_env("KAFKA_ENABLE_AUTO_COMMIT", "true");
+        jail.set_env("KAFKA_MAX_POLL_RECORDS", "1000");
+        jail.set_env("KAFKA_SESSION_TIMEOUT_MS", "45000");
+        jail.set_env(
+            "KAFKA_CODEGEN_VALIDATE_REQUEST",
+            "omninode.codegen.request.validate.v1",
+        );
+        jail.set_env(
+            "KAFKA_CODEGEN_MIXIN_RESPONSE",
+            "omninode.codegen.response.mixin.v1",
+        );
+        let c = load_in_jail(None).unwrap().config;
+        assert_eq!(c.kafka.bootstrap_servers, vec!["omninode-bridge-redpanda:9092"]);
+        assert_eq!(c.consumer.group_id, "archon-intelligence");
+        assert_eq!(c.consumer.auto_offset_reset, OffsetReset::Latest);
+        assert!(c.consumer.enable_auto_commit);
+        assert_eq!(c.consumer.max_poll_records, 1000);
+        assert_eq!(c.consumer.session_timeout_ms, 45000);
+        assert_eq!(
+            c.topics["codegen_validate_request"].topic_name("codegen_validate_request"),
+            "omninode.codegen.request.validate.v1"
+        );
+        assert_eq!(
+            c.topics["codegen_mixin_response"].name.as_deref(),
+            Some("omninode.codegen.response.mixin.v1")
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn seed_001_variables() {
+    Jail::expect_with(|jail| {
+        jail.set_env("KAFKA_BROKERS", "k1:9092,k2:9092");
+        jail.set_env("KAFKA_CLIENT_ID", "helixagent");
+        jail.set_env("KAFKA_GROUP_ID", "helixagent-group");
+        jail.set_env("KAFKA_COMPRESSION", "snappy");
+        jail.set_env("KAFKA_REQUIRED_ACKS", "all");
+        jail.set_env("KAFKA_MAX_WAIT_TIME", "500ms");
+        let c = load_in_jail(None).unwrap().config;
+        assert_eq!(c.kafka.bootstrap_servers, vec!["k1:9092", "k2:9092"]);
+        assert_eq!(c.kafka.client_id, "helixagent");
+        assert_eq!(c.consumer.group_id, "helixagent-group");
+        assert_eq!(c.producer.compression_type, Compression::Snappy);
+        assert_eq!(c.producer.acks, Acks::All);
+        assert_eq!(c.consumer.fetch_max_wait_ms, 500);
+        Ok(())
+    });
+}
+
+#[test]
+fn seed_002_variables() {
+    Jail::expect_with(|jail| {
+        jail.set_env("KAFKA_BOOTSTRAP_SERVERS", r#"["localhost:9092"]"#);
+        jail.set_env("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT");
+        jail.set_env("KAFKA_CONSUMER_GROUP_ID", "xseven-ai-consumers");
+        jail.set_env("KAFKA_PRODUCER_ACKS", "all");
+        jail.set_env("KAFKA_PRODUCER_RETRIES", "3");
+        jail.set_env("KAFKA_PRODUCER_BATCH_SIZE", "32768");
+        jail.set_env("KAFKA_PRODUCER_COMPRESSION_TYPE", "gzip");
+        jail.set_env("KAFKA_PRODUCER_LINGER_MS", "20");
+        jail.set_env("KAFKA_CONSUMER_AUTO_OFFSET_RESET", "earliest");
+        jail.set_env("KAFKA_CONSUMER_ENABLE_AUTO_COMMIT", "false");
+        jail.set_env("KAFKA_CONSUMER_MAX_POLL_RECORDS", "500");
+        jail.set_env("KAFKA_CONSUMER_FETCH_MIN_BYTES", "50000");
+        let c = load_in_jail(None).unwrap().config;
+        assert_eq!(c.kafka.bootstrap_servers, vec!["localhost:9092"]);
+        assert_eq!(c.consumer.group_id, "xseven-ai-consumers");
+        assert_eq!(c.producer.retries, 3);
+        assert_eq!(c.producer.batch_size, 32768);
+        assert_eq!(c.producer.linger_ms, 20);
+        assert_eq!(c.consumer.fetch_min_bytes, 50000);
+        assert!(!c.consumer.enable_auto_commit);
+        Ok(())
+    });
+}
+
+#[test]
+fn seed_003_variables() {
+    Jail::expect_with(|jail| {
+        jail.set_env("KAFKA_BOOTSTRAP_SERVERS", "kafka-1:9092,kafka-2:9092,kafka-3:9092");
+        jail.set_env("KAFKA_TOPIC_REQUESTS", "gigaoffice-requests");
+        jail.set_env("KAFKA_TOPIC_RESPONSES", "gigaoffice-responses");
+        jail.set_env("KAFKA_TOPIC_DLQ", "gigaoffice-dlq");
+        jail.set_env("KAFKA_CONSUMER_GROUP", "gigaoffice-consumers");
+        jail.set_env("KAFKA_TOPIC_AUTO_CREATE", "false");
+        jail.set_env("KAFKA_TOPIC_CREATION_TIMEOUT", "60");
+        jail.set_env("KAFKA_TOPIC_CREATION_RETRIES", "5");
+        jail.set_env("KAFKA_TOPIC_CREATION_RETRY_DELAY", "3");
+        jail.set_env("KAFKA_TOPIC_REQUESTS_PARTITIONS", "12");
+        jail.set_env("KAFKA_TOPIC_REQUESTS_REPLICATION", "3");
+        jail.set_env("KAFKA_TOPIC_DLQ_PARTITIONS", "3");
+        jail.set_env("KAFKA_PRODUCER_RETRY_BACKOFF_MS", "250");
+        jail.set_env("KAFKA_CONSUMER_SESSION_TIMEOUT_MS", "10000");
+        jail.set_env("KAFKA_CONSUMER_HEARTBEAT_INTERVAL_MS", "3000");
+        jail.set_env("KAFKA_USE_SSL", "false");
+        let c = load_in_jail(None).unwrap().config;
+        assert_eq!(c.kafka.bootstrap_servers.len(), 3);
+        assert!(!c.topic_manager.auto_create);
+        assert_eq!(c.topic_manager.creation_timeout_secs, 60);
+        assert_eq!(c.topic_manager.creation_retries, 5);
+        assert_eq!(c.topic_manager.creation_retry_delay_secs, 3);
+        let requests = &c.topics["requests"];
+        assert_eq!(requests.topic_name("requests"), "gigaoffice-requests");
+        assert_eq!(requests.partitions, 12);
+        assert_eq!(requests.replication_factor, 3);
+        assert_eq!(c.topics["dlq"].partitions, 3);
+        assert_eq!(c.topics["responses"].name.as_deref(), Some("gigaoffice-responses"));
+        assert_eq!(c.producer.retry_backoff_ms, 250);
+        assert_eq!(c.consumer.session_timeout_ms, 10000);
+        Ok(())
+    });
+}
+
+#[test]
+fn unknown_key_in_file_names_key_file_and_line() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "bad.toml",
+            "[consumer]\ngroup_id = \"g\"\nmax_pol_records = 5\n",
+        )?;
+        let err = load_in_jail(Some("bad.toml")).unwrap_err();
+        let text = problems(&err);
+        assert!(text.contains("consumer.max_pol_records"), "{text}");
+        assert!(text.contains("unknown key"), "{text}");
+        assert!(text.contains("bad.toml:3"), "{text}");
+        Ok(())
+    });
+}
+
+#[test]
+fn out_of_range_env_value_names_key_and_variable() {
+    Jail::expect_with(|jail| {
+        jail.set_env("KAFKA_MAX_POLL_RECORDS", "20000");
+        let err = load_in_jail(None).unwrap_err();
+        let text = problems(&err);
+        assert!(text.contains("consumer.max_poll_records"), "{text}");
+        assert!(text.contains("between 1 and 10000"), "{text}");
+        assert!(
+            text.contains("environment variable KAFKA_MAX_POLL_RECORDS"),
+            "{text}"
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn session_timeout_range_from_the_prefixed_variable() {
+    Jail::expect_with(|jail| {
+        jail.set_env("KAFKA_ACTORS_CONSUMER__SESSION_TIMEOUT_MS", "999");
+        let text = problems(&load_in_jail(None).unwrap_err());
+        assert!(text.contains("consumer.session_timeout_ms"), "{text}");
+        assert!(text.contains("between 1000 and 300000"), "{text}");
+        assert!(
+            text.contains("KAFKA_ACTORS_CONSUMER__SESSION_TIMEOUT_MS"),
+            "{text}"
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn malformed_list_names_the_variable() {
+    Jail::expect_with(|jail| {
+        jail.set_env("KAFKA_BOOTSTRAP_SERVERS", r#"["localhost:9092""#);
+        let text = problems(&load_in_jail(None).unwrap_err());
+        assert!(text.contains("kafka.bootstrap_servers"), "{text}");
+        assert!(text.contains("malformed list"), "{text}");
+        assert!(
+            text.contains("environment variable KAFKA_BOOTSTRAP_SERVERS"),
+            "{text}"
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn wrong_type_in_file_names_key_and_line() {
+    Jail::expect_with(|jail| {
+        jail.create_file("bad.toml", "[producer]\n\nlinger_ms = \"soon\"\n")?;
+        let text = problems(&load_in_jail(Some("bad.toml")).unwrap_err());
+        assert!(text.contains("producer.linger_ms"), "{text}");
+        assert!(text.contains("bad.toml:3"), "{text}");
+        Ok(())
+    });
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "bad.toml",
+            r#"
+[consumer]
+max_poll_records = "many"
+unknown_one = 1
+
+[producer]
+linger_ms = -5
+
+[topics.requests]
+name = "bad name!"
+partitions = 0
+replication_factor = 0
+"#,
+        )?;
+        jail.set_env("KAFKA_SESSION_TIMEOUT_MS", "5");
+        jail.set_env("KAFKA_ENABLE_AUTO_COMMIT", "perhaps");
+        let err = load_in_jail(Some("bad.toml")).unwrap_err();
+        let text = problems(&err);
+        for expected in [
+            "consumer.max_poll_records",
+            "consumer.unknown_one",
+            "producer.linger_ms",
+            "Topic name contains invalid characters",
+            "Partition count must be greater than 0 for topic bad name!",
+            "Replication factor must be greater than 0 for topic bad name!",
+            "KAFKA_ENABLE_AUTO_COMMIT",
+        ] {
+            assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+        }
+        assert!(err.problems.len() >= 7, "{text}");
+        Ok(())
+    });
+}
+
+#[test]
+fn conflicting_seed_variables_are_an_error() {
+    Jail::expect_with(|jail| {
+        jail.set_env("KAFKA_GROUP_ID", "a");
+        jail.set_env("KAFKA_CONSUMER_GROUP", "b");
+        let text = problems(&load_in_jail(None).unwrap_err());
+        assert!(text.contains("consumer.group_id"), "{text}");
+        assert!(text.contains("conflicting"), "{text}");
+        Ok(())
+    });
+}
+
+#[test]
+fn non_plaintext_security_fails_and_never_falls_back() {
+    Jail::expect_with(|jail| {
+        jail.set_env("KAFKA_SECURITY_PROTOCOL", "SASL_SSL");
+        let text = problems(&load_in_jail(None).unwrap_err());
+        assert!(text.contains("kafka.security.protocol"), "{text}");
+        assert!(text.contains("SASL_SSL is not supported"), "{text}");
+        Ok(())
+    });
+    Jail::expect_with(|jail| {
+        jail.set_env("KAFKA_USE_SSL", "true");
+        let text = problems(&load_in_jail(None).unwrap_err());
+        assert!(text.contains("SSL is not supported"), "{text}");
+        assert!(text.contains("KAFKA_USE_SSL"), "{text}");
+        Ok(())
+    });
+}
+
+#[test]
+fn sasl_settings_with_plaintext_fail_without_printing_the_password() {
+    Jail::expect_with(|jail| {
+        jail.set_env("KAFKA_SASL_USERNAME", "archon");
+        jail.set_env("KAFKA_SASL_PASSWORD", "hunter2-secret");
+        let text = problems(&load_in_jail(None).unwrap_err());
+        assert!(text.contains("kafka.security.sasl"), "{text}");
+        assert!(!text.contains("hunter2-secret"), "{text}");
+        Ok(())
+    });
+}
+
+#[test]
+fn lz4_is_refused_in_the_default_build() {
+    Jail::expect_with(|jail| {
+        jail.set_env("KAFKA_COMPRESSION", "lz4");
+        let text = problems(&load_in_jail(None).unwrap_err());
+        assert!(text.contains("producer.compression_type"), "{text}");
+        assert!(text.contains("lz4 is not available"), "{text}");
+        Ok(())
+    });
+}
+
+#[test]
+fn acks_zero_is_refused_and_acks_one_warns() {
+    Jail::expect_with(|jail| {
+        jail.set_env("KAFKA_PRODUCER_ACKS", "0");
+        let text = problems(&load_in_jail(None).unwrap_err());
+        assert!(text.contains("acks=0"), "{text}");
+        Ok(())
+    });
+    Jail::expect_with(|jail| {
+        jail.set_env("KAFKA_PRODUCER_ACKS", "1");
+        let loaded = load_in_jail(None).unwrap();
+        assert_eq!(loaded.config.producer.acks, Acks::Leader);
+        assert_eq!(loaded.warnings.len(), 1);
+        assert_eq!(loaded.warnings[0].key, "producer.acks");
+        Ok(())
+    });
+}
+
+#[test]
+fn missing_explicit_file_is_an_error() {
+    Jail::expect_with(|_| {
+        let text = problems(&load_in_jail(Some("nope.toml")).unwrap_err());
+        assert!(text.contains("nope.toml"), "{text}");
+        assert!(text.contains("not found"), "{text}");
+        Ok(())
+    });
+}
+
+#[test]
+fn toml_syntax_error_names_the_file() {
+    Jail::expect_with(|jail| {
+        jail.create_file("broken.toml", "[consumer\nmax_poll_records = 1\n")?;
+        let text = problems(&load_in_jail(Some("broken.toml")).unwrap_err());
+        assert!(text.contains("broken.toml"), "{text}");
+        Ok(())
+    });
+}

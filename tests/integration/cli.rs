@@ -1,0 +1,167 @@
+//! The command line against a real broker.
+
+use std::time::{Duration, Instant};
+
+use kafka_actors::testkit::{self, TestBroker};
+
+use crate::support::{bounded, free_port, run_cli};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_prints_brokers_and_api_versions() {
+    bounded(async {
+        let broker = TestBroker::start().await.unwrap();
+        let bootstrap = broker.bootstrap().to_owned();
+        let (status, out, err) = tokio::task::spawn_blocking(move || {
+            run_cli(&["check"], &[("KAFKA_BOOTSTRAP_SERVERS", bootstrap.as_str())])
+        })
+        .await
+        .unwrap();
+        assert!(status.success(), "exit {status}\n{out}\n{err}");
+        assert!(out.contains(&format!("bootstrap {}: reachable", broker.bootstrap())), "{out}");
+        assert!(out.contains("brokers (1):"), "{out}");
+        for api in ["ApiVersions", "Metadata", "Produce", "Fetch", "JoinGroup", "OffsetCommit"] {
+            assert!(out.contains(api), "{api} missing:\n{out}");
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_json_names_the_cluster() {
+    bounded(async {
+        let broker = TestBroker::start().await.unwrap();
+        let bootstrap = broker.bootstrap().to_owned();
+        let (status, out, err) = tokio::task::spawn_blocking(move || {
+            run_cli(
+                &["check", "--json"],
+                &[("KAFKA_ACTORS_KAFKA__BOOTSTRAP_SERVERS", bootstrap.as_str())],
+            )
+        })
+        .await
+        .unwrap();
+        assert!(status.success(), "{err}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["brokers"].as_array().map(Vec::len), Some(1), "{out}");
+        let (min, max) = (
+            v["api_versions"]["Metadata"][0].as_i64().unwrap(),
+            v["api_versions"]["Metadata"][1].as_i64().unwrap(),
+        );
+        assert!(min <= max, "{out}");
+    })
+    .await;
+}
+
+#[test]
+fn check_against_a_closed_port_fails_fast_with_the_unavailable_code() {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let started = Instant::now();
+    let (status, out, err) = run_cli(&["check"], &[("KAFKA_BOOTSTRAP_SERVERS", addr.as_str())]);
+    assert_eq!(status.code(), Some(4), "{out}\n{err}");
+    assert!(err.contains(&addr), "{err}");
+    assert!(err.contains("no bootstrap server reachable"), "{err}");
+    // Not a timing assertion on the product: a guard that no retry loop ran.
+    assert!(started.elapsed() < Duration::from_secs(30));
+}
+
+#[test]
+fn check_wait_gives_up_at_its_deadline() {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let (status, _, err) = run_cli(
+        &["check", "--wait", "--timeout", "3"],
+        &[("KAFKA_BOOTSTRAP_SERVERS", addr.as_str())],
+    );
+    assert_eq!(status.code(), Some(4), "{err}");
+    assert!(err.contains("broker not reachable yet"), "no retry was logged:\n{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_wait_succeeds_once_the_broker_answers() {
+    bounded(async {
+        let broker = TestBroker::start().await.unwrap();
+        let bootstrap = broker.bootstrap().to_owned();
+        let (status, out, err) = tokio::task::spawn_blocking(move || {
+            run_cli(
+                &["check", "--wait", "--timeout", "30"],
+                &[("KAFKA_BOOTSTRAP_SERVERS", bootstrap.as_str())],
+            )
+        })
+        .await
+        .unwrap();
+        assert!(status.success(), "{out}\n{err}");
+        assert!(out.contains("reachable"), "{out}");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topics_list_shows_a_created_topic_with_its_partitions() {
+    bounded(async {
+        let broker = TestBroker::start().await.unwrap();
+        let client = testkit::client(broker.bootstrap(), Duration::from_secs(20))
+            .await
+            .unwrap();
+        let topic = testkit::unique_name("list");
+        testkit::create_topics(&client, &[topic.as_str()], 3, 1).await.unwrap();
+        let bootstrap = broker.bootstrap().to_owned();
+        let (status, out, err) = tokio::task::spawn_blocking(move || {
+            run_cli(&["topics", "list"], &[("KAFKA_BROKERS", bootstrap.as_str())])
+        })
+        .await
+        .unwrap();
+        assert!(status.success(), "{err}");
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(&topic))
+            .unwrap_or_else(|| panic!("{topic} not listed:\n{out}"));
+        assert_eq!(line.split_whitespace().nth(1), Some("3"), "{line}");
+        assert!(!out.contains("__consumer_offsets"), "internal topics hidden by default:\n{out}");
+    })
+    .await;
+}
+
+#[test]
+fn config_check_reports_bad_input_with_the_config_exit_code() {
+    let (status, out, err) = run_cli(
+        &["config", "check"],
+        &[
+            ("KAFKA_MAX_POLL_RECORDS", "0"),
+            ("KAFKA_ACTORS_CONSUMER__NO_SUCH_KEY", "1"),
+        ],
+    );
+    assert_eq!(status.code(), Some(3), "{out}\n{err}");
+    assert!(err.contains("consumer.max_poll_records"), "{err}");
+    assert!(err.contains("environment variable KAFKA_MAX_POLL_RECORDS"), "{err}");
+    assert!(err.contains("consumer.no_such_key"), "{err}");
+    assert!(err.contains("KAFKA_ACTORS_CONSUMER__NO_SUCH_KEY"), "{err}");
+}
+
+#[test]
+fn config_show_lists_values_with_sources() {
+    let (status, out, err) = run_cli(
+        &["config", "show"],
+        &[("KAFKA_CONSUMER_GROUP", "shown-group")],
+    );
+    assert!(status.success(), "{err}");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("consumer.group_id"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(line.contains("\"shown-group\""), "{line}");
+    assert!(line.ends_with("# environment variable KAFKA_CONSUMER_GROUP"), "{line}");
+    let (status, out, _) = run_cli(&["config", "show", "--json"], &[]);
+    assert!(status.success());
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["consumer.max_poll_records"]["value"], 500);
+    assert_eq!(v["consumer.max_poll_records"]["source"], "built-in default");
+}
+
+#[test]
+fn help_documents_the_exit_codes_and_version_prints() {
+    let (status, out, _) = run_cli(&["--help"], &[]);
+    assert!(status.success());
+    assert!(out.contains("Exit codes:"), "{out}");
+    assert!(out.contains("3  invalid configuration"), "{out}");
+    let (status, out, _) = run_cli(&["--version"], &[]);
+    assert!(status.success());
+    assert!(out.starts_with("kafka-actors "), "{out}");
+}

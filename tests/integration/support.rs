@@ -1,0 +1,198 @@
+//! Shared test plumbing: run the real binary, wait for conditions with a
+//! deadline, fetch HTTP, bound every async test.
+
+use std::future::Future;
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// Upper bound on any one integration test.
+pub const TEST_DEADLINE: Duration = Duration::from_secs(120);
+
+/// Runs `fut` with [`TEST_DEADLINE`]; a test that hangs fails instead.
+pub async fn bounded<T>(fut: impl Future<Output = T>) -> T {
+    match tokio::time::timeout(TEST_DEADLINE, fut).await {
+        Ok(v) => v,
+        Err(_) => panic!("test did not finish within {TEST_DEADLINE:?}"),
+    }
+}
+
+/// Polls `cond` every 50 ms until it holds or `within` passes.
+pub fn wait_until(what: &str, within: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out after {within:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A free 127.0.0.1 port (released before return; a race with another
+/// process is possible but rare on a test machine).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("reserve a port")
+}
+
+/// `GET http://addr/path`: status and body. Errors (connection refused,
+/// ...) come back as `Err` so callers can poll.
+pub fn http_get(addr: &str, path: &str) -> Result<(u16, String), String> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(5)))
+        .build()
+        .into();
+    let mut response = agent
+        .get(&format!("http://{addr}{path}"))
+        .call()
+        .map_err(|e| e.to_string())?;
+    let status = response.status().as_u16();
+    let body = response
+        .body_mut()
+        .read_to_string()
+        .map_err(|e| e.to_string())?;
+    Ok((status, body))
+}
+
+/// The binary under test.
+pub fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_kafka-actors"))
+}
+
+/// A `Command` for the binary with a clean slate: no config file from the
+/// working directory, no inherited seed variables.
+pub fn command() -> Command {
+    let mut cmd = Command::new(binary());
+    let empty = std::env::temp_dir();
+    cmd.current_dir(empty);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("KAFKA_") && key != "KAFKA_ACTORS_TEST_BOOTSTRAP" {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.env_remove("RUST_LOG");
+    cmd
+}
+
+/// Runs the binary to completion: exit status, stdout, stderr.
+pub fn run_cli(args: &[&str], env: &[(&str, &str)]) -> (ExitStatus, String, String) {
+    let mut cmd = command();
+    cmd.args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run kafka-actors");
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A running `kafka-actors run`. Killed on drop; its log is printed if the
+/// test is failing.
+pub struct Service {
+    child: Option<Child>,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+    /// `127.0.0.1:PORT` of its HTTP listener.
+    pub http: String,
+}
+
+impl Service {
+    /// Starts `kafka-actors run [extra args]` against `bootstrap` (unless
+    /// the args choose the embedded broker) with its HTTP listener on a free
+    /// port.
+    pub fn start(bootstrap: &str, extra_args: &[&str], env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = dir.path().join("service.log");
+        let http = format!("127.0.0.1:{}", free_port());
+        let mut cmd = command();
+        cmd.arg("run")
+            .args(extra_args)
+            .env("KAFKA_BOOTSTRAP_SERVERS", bootstrap)
+            .env("KAFKA_ACTORS_HTTP__BIND", &http)
+            .env("KAFKA_ACTORS_HEALTH__CHECK_INTERVAL_MS", "500")
+            .env("KAFKA_ACTORS_KAFKA__CONNECT_TIMEOUT_MS", "2000")
+            .env("RUST_LOG", "info,kafka_actors=debug")
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&log).expect("log file"))
+            .stderr(std::fs::File::create(dir.path().join("stderr.log")).expect("log file"));
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("spawn kafka-actors run");
+        Self {
+            child: Some(child),
+            log,
+            _dir: dir,
+            http,
+        }
+    }
+
+    /// Everything the service wrote so far.
+    pub fn log(&self) -> String {
+        let mut out = String::new();
+        for name in ["service.log", "stderr.log"] {
+            let path = self.log.with_file_name(name);
+            if let Ok(mut f) = std::fs::File::open(&path) {
+                let _ = f.read_to_string(&mut out);
+            }
+        }
+        out
+    }
+
+    /// Waits until `GET path` answers `status`.
+    pub fn wait_for_status(&mut self, path: &str, status: u16, within: Duration) -> String {
+        let mut body = String::new();
+        let http = self.http.clone();
+        let child = self.child.as_mut().expect("running");
+        wait_until(&format!("{path} to answer {status}"), within, || {
+            if let Ok(Some(exit)) = child.try_wait() {
+                panic!("service exited early with {exit}");
+            }
+            match http_get(&http, path) {
+                Ok((s, b)) if s == status => {
+                    body = b;
+                    true
+                }
+                _ => false,
+            }
+        });
+        body
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self, within: Duration) -> ExitStatus {
+        let child = self.child.as_mut().expect("running");
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM failed");
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(exit) = child.try_wait().expect("wait") {
+                self.child = None;
+                return exit;
+            }
+            assert!(Instant::now() < deadline, "service did not stop within {within:?} of SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("----- kafka-actors log -----\n{}\n----- end of log -----", self.log());
+        }
+    }
+}
