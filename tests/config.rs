@@ -2,6 +2,9 @@
 //! input. Each test runs in a `figment::Jail` (its own temp directory and
 //! environment), so they do not see each other's variables.
 
+// figment::Jail closures return figment::Error, which is large; not ours to change.
+#![allow(clippy::result_large_err)]
+
 use std::path::PathBuf;
 
 use figment::Jail;
@@ -114,7 +117,10 @@ client_id = "from-file"
 fn config_default_toml_is_read_when_present() {
     Jail::expect_with(|jail| {
         jail.create_dir("config")?;
-        jail.create_file("config/default.toml", "[kafka]\nclient_id = \"cwd-default\"\n")?;
+        jail.create_file(
+            "config/default.toml",
+            "[kafka]\nclient_id = \"cwd-default\"\n",
+        )?;
         let loaded = load_in_jail(None).unwrap();
         assert_eq!(loaded.config.kafka.client_id, "cwd-default");
         assert_eq!(loaded.file, Some(PathBuf::from("config/default.toml")));
@@ -140,7 +146,10 @@ fn seed_000_variables() {
             "omninode.codegen.response.mixin.v1",
         );
         let c = load_in_jail(None).unwrap().config;
-        assert_eq!(c.kafka.bootstrap_servers, vec!["omninode-bridge-redpanda:9092"]);
+        assert_eq!(
+            c.kafka.bootstrap_servers,
+            vec!["omninode-bridge-redpanda:9092"]
+        );
         assert_eq!(c.consumer.group_id, "archon-intelligence");
         assert_eq!(c.consumer.auto_offset_reset, OffsetReset::Latest);
         assert!(c.consumer.enable_auto_commit);
@@ -208,7 +217,10 @@ fn seed_002_variables() {
 #[test]
 fn seed_003_variables() {
     Jail::expect_with(|jail| {
-        jail.set_env("KAFKA_BOOTSTRAP_SERVERS", "kafka-1:9092,kafka-2:9092,kafka-3:9092");
+        jail.set_env(
+            "KAFKA_BOOTSTRAP_SERVERS",
+            "kafka-1:9092,kafka-2:9092,kafka-3:9092",
+        );
         jail.set_env("KAFKA_TOPIC_REQUESTS", "gigaoffice-requests");
         jail.set_env("KAFKA_TOPIC_RESPONSES", "gigaoffice-responses");
         jail.set_env("KAFKA_TOPIC_DLQ", "gigaoffice-dlq");
@@ -235,7 +247,10 @@ fn seed_003_variables() {
         assert_eq!(requests.partitions, 12);
         assert_eq!(requests.replication_factor, 3);
         assert_eq!(c.topics["dlq"].partitions, 3);
-        assert_eq!(c.topics["responses"].name.as_deref(), Some("gigaoffice-responses"));
+        assert_eq!(
+            c.topics["responses"].name.as_deref(),
+            Some("gigaoffice-responses")
+        );
         assert_eq!(c.producer.retry_backoff_ms, 250);
         assert_eq!(c.consumer.session_timeout_ms, 10000);
         Ok(())

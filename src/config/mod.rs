@@ -9,7 +9,7 @@
 //!       -> KAFKA_ACTORS_<SECTION>__<KEY> variables
 //! ```
 //!
-//! [`load`] merges the layers with figment, deserialises, then runs one
+//! [`load()`] merges the layers with figment, deserialises, then runs one
 //! validation pass that reports **every** problem at once, each naming the
 //! key and where its value came from (file and line, or the variable).
 //!

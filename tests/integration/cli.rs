@@ -12,14 +12,27 @@ async fn check_prints_brokers_and_api_versions() {
         let broker = TestBroker::start().await.unwrap();
         let bootstrap = broker.bootstrap().to_owned();
         let (status, out, err) = tokio::task::spawn_blocking(move || {
-            run_cli(&["check"], &[("KAFKA_BOOTSTRAP_SERVERS", bootstrap.as_str())])
+            run_cli(
+                &["check"],
+                &[("KAFKA_BOOTSTRAP_SERVERS", bootstrap.as_str())],
+            )
         })
         .await
         .unwrap();
         assert!(status.success(), "exit {status}\n{out}\n{err}");
-        assert!(out.contains(&format!("bootstrap {}: reachable", broker.bootstrap())), "{out}");
+        assert!(
+            out.contains(&format!("bootstrap {}: reachable", broker.bootstrap())),
+            "{out}"
+        );
         assert!(out.contains("brokers (1):"), "{out}");
-        for api in ["ApiVersions", "Metadata", "Produce", "Fetch", "JoinGroup", "OffsetCommit"] {
+        for api in [
+            "ApiVersions",
+            "Metadata",
+            "Produce",
+            "Fetch",
+            "JoinGroup",
+            "OffsetCommit",
+        ] {
             assert!(out.contains(api), "{api} missing:\n{out}");
         }
     })
@@ -71,7 +84,10 @@ fn check_wait_gives_up_at_its_deadline() {
         &[("KAFKA_BOOTSTRAP_SERVERS", addr.as_str())],
     );
     assert_eq!(status.code(), Some(4), "{err}");
-    assert!(err.contains("broker not reachable yet"), "no retry was logged:\n{err}");
+    assert!(
+        err.contains("broker not reachable yet"),
+        "no retry was logged:\n{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -101,10 +117,15 @@ async fn topics_list_shows_a_created_topic_with_its_partitions() {
             .await
             .unwrap();
         let topic = testkit::unique_name("list");
-        testkit::create_topics(&client, &[topic.as_str()], 3, 1).await.unwrap();
+        testkit::create_topics(&client, &[topic.as_str()], 3, 1)
+            .await
+            .unwrap();
         let bootstrap = broker.bootstrap().to_owned();
         let (status, out, err) = tokio::task::spawn_blocking(move || {
-            run_cli(&["topics", "list"], &[("KAFKA_BROKERS", bootstrap.as_str())])
+            run_cli(
+                &["topics", "list"],
+                &[("KAFKA_BROKERS", bootstrap.as_str())],
+            )
         })
         .await
         .unwrap();
@@ -114,7 +135,10 @@ async fn topics_list_shows_a_created_topic_with_its_partitions() {
             .find(|l| l.starts_with(&topic))
             .unwrap_or_else(|| panic!("{topic} not listed:\n{out}"));
         assert_eq!(line.split_whitespace().nth(1), Some("3"), "{line}");
-        assert!(!out.contains("__consumer_offsets"), "internal topics hidden by default:\n{out}");
+        assert!(
+            !out.contains("__consumer_offsets"),
+            "internal topics hidden by default:\n{out}"
+        );
     })
     .await;
 }
@@ -130,7 +154,10 @@ fn config_check_reports_bad_input_with_the_config_exit_code() {
     );
     assert_eq!(status.code(), Some(3), "{out}\n{err}");
     assert!(err.contains("consumer.max_poll_records"), "{err}");
-    assert!(err.contains("environment variable KAFKA_MAX_POLL_RECORDS"), "{err}");
+    assert!(
+        err.contains("environment variable KAFKA_MAX_POLL_RECORDS"),
+        "{err}"
+    );
     assert!(err.contains("consumer.no_such_key"), "{err}");
     assert!(err.contains("KAFKA_ACTORS_CONSUMER__NO_SUCH_KEY"), "{err}");
 }
@@ -147,7 +174,10 @@ fn config_show_lists_values_with_sources() {
         .find(|l| l.starts_with("consumer.group_id"))
         .unwrap_or_else(|| panic!("{out}"));
     assert!(line.contains("\"shown-group\""), "{line}");
-    assert!(line.ends_with("# environment variable KAFKA_CONSUMER_GROUP"), "{line}");
+    assert!(
+        line.ends_with("# environment variable KAFKA_CONSUMER_GROUP"),
+        "{line}"
+    );
     let (status, out, _) = run_cli(&["config", "show", "--json"], &[]);
     assert!(status.success());
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();

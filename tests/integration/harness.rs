@@ -45,10 +45,11 @@ async fn request_response_flow_is_tracked_by_correlation_id() {
             .unwrap();
 
         // Play the service: read the request, answer on the response topic.
-        let request = testkit::consume_response(&client, &requests, 2, &id, Duration::from_secs(20))
-            .await
-            .unwrap()
-            .expect("request found");
+        let request =
+            testkit::consume_response(&client, &requests, 2, &id, Duration::from_secs(20))
+                .await
+                .unwrap()
+                .expect("request found");
         assert_eq!(request.partition, 1);
         assert_eq!(request.value["correlation_id"], id.as_str());
         assert_eq!(request.value["code"], "class T: pass");
@@ -72,10 +73,15 @@ async fn request_response_flow_is_tracked_by_correlation_id() {
         assert!(tracking.duration_ms.is_some_and(|d| d >= 0), "{tracking:?}");
 
         // A correlation id that was never published is not found.
-        let missing =
-            testkit::consume_response(&client, &responses, 2, "never-sent", Duration::from_millis(500))
-                .await
-                .unwrap();
+        let missing = testkit::consume_response(
+            &client,
+            &responses,
+            2,
+            "never-sent",
+            Duration::from_millis(500),
+        )
+        .await
+        .unwrap();
         assert!(missing.is_none());
     })
     .await;

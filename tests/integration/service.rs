@@ -24,7 +24,9 @@ async fn serves_health_and_metrics_and_stops_cleanly_on_sigterm() {
             assert_eq!(health["bootstrap_servers"], bootstrap.as_str());
             assert_eq!(health["components"]["brokers"]["status"], "healthy");
             assert_eq!(
-                health["components"]["brokers"]["brokers"].as_array().map(Vec::len),
+                health["components"]["brokers"]["brokers"]
+                    .as_array()
+                    .map(Vec::len),
                 Some(1),
                 "{body}"
             );
@@ -40,7 +42,10 @@ async fn serves_health_and_metrics_and_stops_cleanly_on_sigterm() {
                 metrics.contains("kafka_actors_broker_checks_total{outcome=\"ok\"}"),
                 "{metrics}"
             );
-            assert!(metrics.contains("kafka_actors_build_info{version=\""), "{metrics}");
+            assert!(
+                metrics.contains("kafka_actors_build_info{version=\""),
+                "{metrics}"
+            );
 
             let exit = service.terminate(Duration::from_secs(20));
             assert!(exit.success(), "exit {exit}\n{}", service.log());

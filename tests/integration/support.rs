@@ -23,7 +23,10 @@ pub async fn bounded<T>(fut: impl Future<Output = T>) -> T {
 pub fn wait_until(what: &str, within: Duration, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + within;
     while !cond() {
-        assert!(Instant::now() < deadline, "timed out after {within:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {within:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -179,12 +182,17 @@ impl Service {
                 self.child = None;
                 return exit;
             }
-            assert!(Instant::now() < deadline, "service did not stop within {within:?} of SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "service did not stop within {within:?} of SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
 }
 
+// Printing the log of a failing test is the point here.
+#[allow(clippy::print_stderr)]
 impl Drop for Service {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -192,7 +200,10 @@ impl Drop for Service {
             let _ = child.wait();
         }
         if std::thread::panicking() {
-            eprintln!("----- kafka-actors log -----\n{}\n----- end of log -----", self.log());
+            eprintln!(
+                "----- kafka-actors log -----\n{}\n----- end of log -----",
+                self.log()
+            );
         }
     }
 }
