@@ -459,3 +459,42 @@ fn toml_syntax_error_names_the_file() {
         Ok(())
     });
 }
+
+#[test]
+fn readme_documents_every_key_and_seed_variable() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    for var in kafka_actors::config::SEED_VARIABLES {
+        assert!(readme.contains(var.name), "README lacks {}", var.name);
+    }
+    assert!(readme.contains("KAFKA_USE_SSL"));
+
+    fn leaves(prefix: &str, v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(m) if !m.is_empty() => {
+                for (k, v) in m {
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    leaves(&key, v, out);
+                }
+            }
+            _ => out.push(prefix.to_owned()),
+        }
+    }
+    let mut keys = Vec::new();
+    leaves(
+        "",
+        &serde_json::to_value(Config::default()).unwrap(),
+        &mut keys,
+    );
+    assert!(keys.len() > 30, "{keys:?}");
+    for key in keys.iter().filter(|k| *k != "topics") {
+        assert!(
+            readme.contains(&format!("`{key}`")),
+            "README lacks the key `{key}`"
+        );
+    }
+}
