@@ -498,3 +498,24 @@ fn readme_documents_every_key_and_seed_variable() {
         );
     }
 }
+
+#[test]
+fn prefixed_values_keep_their_text_where_text_is_expected() {
+    Jail::expect_with(|jail| {
+        jail.set_env("KAFKA_ACTORS_CONSUMER__GROUP_ID", "123");
+        jail.set_env("KAFKA_ACTORS_KAFKA__CLIENT_ID", "true");
+        jail.set_env("KAFKA_ACTORS_CONSUMER__ENABLE_AUTO_COMMIT", "yes");
+        jail.set_env("KAFKA_ACTORS_TOPICS__ORDERS__PARTITIONS", "6");
+        jail.set_env(
+            "KAFKA_ACTORS_TOPICS__ORDERS__CONFIGS__CLEANUP_POLICY",
+            "compact",
+        );
+        let c = load_in_jail(None).unwrap().config;
+        assert_eq!(c.consumer.group_id, "123");
+        assert_eq!(c.kafka.client_id, "true");
+        assert!(c.consumer.enable_auto_commit);
+        assert_eq!(c.topics["orders"].partitions, 6);
+        assert_eq!(c.topics["orders"].configs["cleanup_policy"], "compact");
+        Ok(())
+    });
+}

@@ -62,194 +62,63 @@ use ValueKind::{Bool, DurationMs, HostList, Integer, Lower, Text, Upper};
 
 /// Every seed variable, in precedence order within a key (all of a key's
 /// variables must agree when several are set).
+#[rustfmt::skip]
 pub const SEED_VARIABLES: &[SeedVariable] = &[
-    v(
-        "KAFKA_BOOTSTRAP_SERVERS",
-        "kafka.bootstrap_servers",
-        HostList,
-    ),
+    v("KAFKA_BOOTSTRAP_SERVERS", "kafka.bootstrap_servers", HostList),
     v("KAFKA_BROKERS", "kafka.bootstrap_servers", HostList),
     v("KAFKA_CLIENT_ID", "kafka.client_id", Text),
     v("KAFKA_CONSUMER_GROUP", "consumer.group_id", Text),
     v("KAFKA_GROUP_ID", "consumer.group_id", Text),
     v("KAFKA_CONSUMER_GROUP_ID", "consumer.group_id", Text),
-    v(
-        "KAFKA_AUTO_OFFSET_RESET",
-        "consumer.auto_offset_reset",
-        Lower,
-    ),
-    v(
-        "KAFKA_CONSUMER_AUTO_OFFSET_RESET",
-        "consumer.auto_offset_reset",
-        Lower,
-    ),
-    v(
-        "KAFKA_ENABLE_AUTO_COMMIT",
-        "consumer.enable_auto_commit",
-        Bool,
-    ),
-    v(
-        "KAFKA_CONSUMER_ENABLE_AUTO_COMMIT",
-        "consumer.enable_auto_commit",
-        Bool,
-    ),
-    v(
-        "KAFKA_MAX_POLL_RECORDS",
-        "consumer.max_poll_records",
-        Integer,
-    ),
-    v(
-        "KAFKA_CONSUMER_MAX_POLL_RECORDS",
-        "consumer.max_poll_records",
-        Integer,
-    ),
-    v(
-        "KAFKA_SESSION_TIMEOUT_MS",
-        "consumer.session_timeout_ms",
-        Integer,
-    ),
-    v(
-        "KAFKA_CONSUMER_SESSION_TIMEOUT_MS",
-        "consumer.session_timeout_ms",
-        Integer,
-    ),
-    v(
-        "KAFKA_CONSUMER_HEARTBEAT_INTERVAL_MS",
-        "consumer.heartbeat_interval_ms",
-        Integer,
-    ),
-    v(
-        "KAFKA_CONSUMER_FETCH_MIN_BYTES",
-        "consumer.fetch_min_bytes",
-        Integer,
-    ),
-    v(
-        "KAFKA_MAX_WAIT_TIME",
-        "consumer.fetch_max_wait_ms",
-        DurationMs,
-    ),
+    v("KAFKA_AUTO_OFFSET_RESET", "consumer.auto_offset_reset", Lower),
+    v("KAFKA_CONSUMER_AUTO_OFFSET_RESET", "consumer.auto_offset_reset", Lower),
+    v("KAFKA_ENABLE_AUTO_COMMIT", "consumer.enable_auto_commit", Bool),
+    v("KAFKA_CONSUMER_ENABLE_AUTO_COMMIT", "consumer.enable_auto_commit", Bool),
+    v("KAFKA_MAX_POLL_RECORDS", "consumer.max_poll_records", Integer),
+    v("KAFKA_CONSUMER_MAX_POLL_RECORDS", "consumer.max_poll_records", Integer),
+    v("KAFKA_SESSION_TIMEOUT_MS", "consumer.session_timeout_ms", Integer),
+    v("KAFKA_CONSUMER_SESSION_TIMEOUT_MS", "consumer.session_timeout_ms", Integer),
+    v("KAFKA_CONSUMER_HEARTBEAT_INTERVAL_MS", "consumer.heartbeat_interval_ms", Integer),
+    v("KAFKA_CONSUMER_FETCH_MIN_BYTES", "consumer.fetch_min_bytes", Integer),
+    v("KAFKA_MAX_WAIT_TIME", "consumer.fetch_max_wait_ms", DurationMs),
     v("KAFKA_PRODUCER_ACKS", "producer.acks", Lower),
     v("KAFKA_REQUIRED_ACKS", "producer.acks", Lower),
-    v(
-        "KAFKA_PRODUCER_COMPRESSION_TYPE",
-        "producer.compression_type",
-        Lower,
-    ),
+    v("KAFKA_PRODUCER_COMPRESSION_TYPE", "producer.compression_type", Lower),
     v("KAFKA_COMPRESSION", "producer.compression_type", Lower),
     v("KAFKA_PRODUCER_LINGER_MS", "producer.linger_ms", Integer),
     v("KAFKA_PRODUCER_BATCH_SIZE", "producer.batch_size", Integer),
     v("KAFKA_PRODUCER_RETRIES", "producer.retries", Integer),
-    v(
-        "KAFKA_PRODUCER_RETRY_BACKOFF_MS",
-        "producer.retry_backoff_ms",
-        Integer,
-    ),
+    v("KAFKA_PRODUCER_RETRY_BACKOFF_MS", "producer.retry_backoff_ms", Integer),
     v("KAFKA_TOPIC_AUTO_CREATE", "topic_manager.auto_create", Bool),
-    v(
-        "KAFKA_TOPIC_CREATION_TIMEOUT",
-        "topic_manager.creation_timeout_secs",
-        Integer,
-    ),
-    v(
-        "KAFKA_TOPIC_CREATION_RETRIES",
-        "topic_manager.creation_retries",
-        Integer,
-    ),
-    v(
-        "KAFKA_TOPIC_CREATION_RETRY_DELAY",
-        "topic_manager.creation_retry_delay_secs",
-        Integer,
-    ),
+    v("KAFKA_TOPIC_CREATION_TIMEOUT", "topic_manager.creation_timeout_secs", Integer),
+    v("KAFKA_TOPIC_CREATION_RETRIES", "topic_manager.creation_retries", Integer),
+    v("KAFKA_TOPIC_CREATION_RETRY_DELAY", "topic_manager.creation_retry_delay_secs", Integer),
     v("KAFKA_TOPIC_REQUESTS", "topics.requests.name", Text),
-    v(
-        "KAFKA_TOPIC_REQUESTS_PARTITIONS",
-        "topics.requests.partitions",
-        Integer,
-    ),
-    v(
-        "KAFKA_TOPIC_REQUESTS_REPLICATION",
-        "topics.requests.replication_factor",
-        Integer,
-    ),
+    v("KAFKA_TOPIC_REQUESTS_PARTITIONS", "topics.requests.partitions", Integer),
+    v("KAFKA_TOPIC_REQUESTS_REPLICATION", "topics.requests.replication_factor", Integer),
     v("KAFKA_TOPIC_RESPONSES", "topics.responses.name", Text),
-    v(
-        "KAFKA_TOPIC_RESPONSES_PARTITIONS",
-        "topics.responses.partitions",
-        Integer,
-    ),
-    v(
-        "KAFKA_TOPIC_RESPONSES_REPLICATION",
-        "topics.responses.replication_factor",
-        Integer,
-    ),
+    v("KAFKA_TOPIC_RESPONSES_PARTITIONS", "topics.responses.partitions", Integer),
+    v("KAFKA_TOPIC_RESPONSES_REPLICATION", "topics.responses.replication_factor", Integer),
     v("KAFKA_TOPIC_DLQ", "topics.dlq.name", Text),
-    v(
-        "KAFKA_TOPIC_DLQ_PARTITIONS",
-        "topics.dlq.partitions",
-        Integer,
-    ),
-    v(
-        "KAFKA_TOPIC_DLQ_REPLICATION",
-        "topics.dlq.replication_factor",
-        Integer,
-    ),
-    v(
-        "KAFKA_CODEGEN_VALIDATE_REQUEST",
-        "topics.codegen_validate_request.name",
-        Text,
-    ),
-    v(
-        "KAFKA_CODEGEN_ANALYZE_REQUEST",
-        "topics.codegen_analyze_request.name",
-        Text,
-    ),
-    v(
-        "KAFKA_CODEGEN_PATTERN_REQUEST",
-        "topics.codegen_pattern_request.name",
-        Text,
-    ),
-    v(
-        "KAFKA_CODEGEN_MIXIN_REQUEST",
-        "topics.codegen_mixin_request.name",
-        Text,
-    ),
-    v(
-        "KAFKA_CODEGEN_VALIDATE_RESPONSE",
-        "topics.codegen_validate_response.name",
-        Text,
-    ),
-    v(
-        "KAFKA_CODEGEN_ANALYZE_RESPONSE",
-        "topics.codegen_analyze_response.name",
-        Text,
-    ),
-    v(
-        "KAFKA_CODEGEN_PATTERN_RESPONSE",
-        "topics.codegen_pattern_response.name",
-        Text,
-    ),
-    v(
-        "KAFKA_CODEGEN_MIXIN_RESPONSE",
-        "topics.codegen_mixin_response.name",
-        Text,
-    ),
+    v("KAFKA_TOPIC_DLQ_PARTITIONS", "topics.dlq.partitions", Integer),
+    v("KAFKA_TOPIC_DLQ_REPLICATION", "topics.dlq.replication_factor", Integer),
+    v("KAFKA_CODEGEN_VALIDATE_REQUEST", "topics.codegen_validate_request.name", Text),
+    v("KAFKA_CODEGEN_ANALYZE_REQUEST", "topics.codegen_analyze_request.name", Text),
+    v("KAFKA_CODEGEN_PATTERN_REQUEST", "topics.codegen_pattern_request.name", Text),
+    v("KAFKA_CODEGEN_MIXIN_REQUEST", "topics.codegen_mixin_request.name", Text),
+    v("KAFKA_CODEGEN_VALIDATE_RESPONSE", "topics.codegen_validate_response.name", Text),
+    v("KAFKA_CODEGEN_ANALYZE_RESPONSE", "topics.codegen_analyze_response.name", Text),
+    v("KAFKA_CODEGEN_PATTERN_RESPONSE", "topics.codegen_pattern_response.name", Text),
+    v("KAFKA_CODEGEN_MIXIN_RESPONSE", "topics.codegen_mixin_response.name", Text),
     v("KAFKA_SECURITY_PROTOCOL", "kafka.security.protocol", Upper),
-    v(
-        "KAFKA_SASL_MECHANISM",
-        "kafka.security.sasl.mechanism",
-        Upper,
-    ),
+    v("KAFKA_SASL_MECHANISM", "kafka.security.sasl.mechanism", Upper),
     v("KAFKA_SASL_USERNAME", "kafka.security.sasl.username", Text),
     v("KAFKA_SASL_PASSWORD", "kafka.security.sasl.password", Text),
     v("KAFKA_SSL_CAFILE", "kafka.security.ssl.ca_file", Text),
     v("KAFKA_SSL_CA_LOCATION", "kafka.security.ssl.ca_file", Text),
     v("KAFKA_SSL_CERTFILE", "kafka.security.ssl.cert_file", Text),
     v("KAFKA_SSL_KEYFILE", "kafka.security.ssl.key_file", Text),
-    v(
-        "KAFKA_SSL_PASSWORD",
-        "kafka.security.ssl.key_password",
-        Text,
-    ),
+    v("KAFKA_SSL_PASSWORD", "kafka.security.ssl.key_password", Text),
 ];
 
 /// Seed 003's switch: `true` means `security.protocol = SSL`.
@@ -444,6 +313,20 @@ impl PrefixedEnv {
     }
 }
 
+fn merge_into(into: &mut Dict, from: Dict) {
+    for (k, v) in from {
+        match (into.get_mut(&k), v) {
+            (
+                Some(figment::value::Value::Dict(_, existing)),
+                figment::value::Value::Dict(_, new),
+            ) => merge_into(existing, new),
+            (_, v) => {
+                into.insert(k, v);
+            }
+        }
+    }
+}
+
 /// The variable that sets `keys` in the `KAFKA_ACTORS_*` scheme.
 pub(crate) fn prefixed_name(keys: &[&str]) -> String {
     format!("{ENV_PREFIX}{}", keys.join("__").to_ascii_uppercase())
@@ -455,8 +338,18 @@ impl Provider for PrefixedEnv {
             .interpolater(|_: &Profile, keys: &[&str]| prefixed_name(keys))
     }
 
+    /// Values stay strings (figment's `Env` would parse `123` as a number
+    /// and `true` as a bool, and then refuse them for string keys such as
+    /// `consumer.group_id`); the lossy extraction in `load` converts them
+    /// where a number or bool is expected.
     fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
-        self.0.data()
+        let mut dict = Dict::new();
+        for (key, value) in self.0.iter() {
+            if let Some(nested) = figment::util::nest(key.as_str(), value.into()).into_dict() {
+                merge_into(&mut dict, nested);
+            }
+        }
+        Ok(Profile::Default.collect(dict))
     }
 }
 

@@ -182,7 +182,8 @@ fn deserialize_collecting(
 ) -> Option<Config> {
     // Each round removes one key, so this ends; the bound is a backstop.
     for _ in 0..256 {
-        let err = match Figment::from(Serialized::defaults(&dict)).extract::<Config>() {
+        // Lossy: `KAFKA_ACTORS_*` values arrive as strings ("500", "true").
+        let err = match Figment::from(Serialized::defaults(&dict)).extract_lossy::<Config>() {
             Ok(config) => return Some(config),
             Err(err) => err,
         };
