@@ -11,8 +11,20 @@ use std::time::{Duration, Instant};
 /// Upper bound on any one integration test.
 pub const TEST_DEADLINE: Duration = Duration::from_secs(120);
 
+/// Logs of this process (the harness and the embedded broker) at `RUST_LOG`,
+/// default `warn`, captured per test by the test runner where it can.
+pub fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
+}
+
 /// Runs `fut` with [`TEST_DEADLINE`]; a test that hangs fails instead.
 pub async fn bounded<T>(fut: impl Future<Output = T>) -> T {
+    init_logs();
     match tokio::time::timeout(TEST_DEADLINE, fut).await {
         Ok(v) => v,
         Err(_) => panic!("test did not finish within {TEST_DEADLINE:?}"),
