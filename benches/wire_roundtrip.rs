@@ -10,6 +10,10 @@
 //! KAFKA_ACTORS_TEST_BOOTSTRAP=127.0.0.1:9092 cargo bench --bench wire_roundtrip --features embedded-broker
 //! ```
 //!
+//! Also one-record produce batches and single-record fetches through
+//! rskafka, whose sockets get TCP_NODELAY from the vendored patch
+//! (vendor/rskafka/PATCHED.md): small batches must not pay the stall.
+//!
 //! Prints p50/p99 per request and the ratio baseline / ours. No asserts:
 //! figures, not pass/fail.
 
@@ -20,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_actors::kafka::BrokerConnection;
-use kafka_actors::testkit::TestBroker;
+use kafka_actors::testkit::{self, TestBroker};
 use kafka_protocol::messages::{MetadataRequest, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -107,6 +111,44 @@ async fn baseline(bootstrap: &str, version: i16) -> anyhow::Result<Vec<Duration>
     Ok(times)
 }
 
+/// One-record produce batches through rskafka (patched for TCP_NODELAY,
+/// vendor/rskafka/PATCHED.md), then single fetches of those records.
+async fn rskafka_small_batches(bootstrap: &str) -> anyhow::Result<(Vec<Duration>, Vec<Duration>)> {
+    use rskafka::client::partition::{Compression, UnknownTopicHandling};
+    use rskafka::record::Record;
+
+    let client = testkit::client(bootstrap, Duration::from_secs(20)).await?;
+    let topic = testkit::unique_name("bench-wire");
+    testkit::create_topics(&client, &[topic.as_str()], 1, 1).await?;
+    let pc = client
+        .partition_client(topic.as_str(), 0, UnknownTopicHandling::Retry)
+        .await?;
+    let mut produce = Vec::with_capacity(ROUNDS);
+    let mut offsets = Vec::with_capacity(ROUNDS);
+    for i in 0..WARMUP + ROUNDS {
+        let record = Record {
+            key: Some(format!("k{i}").into_bytes()),
+            value: Some(vec![b'x'; 250]),
+            headers: Default::default(),
+            timestamp: chrono::Utc::now(),
+        };
+        let t = Instant::now();
+        let written = pc.produce(vec![record], Compression::NoCompression).await?;
+        if i >= WARMUP {
+            produce.push(t.elapsed());
+            offsets.extend(written);
+        }
+    }
+    let mut fetch = Vec::with_capacity(ROUNDS);
+    for offset in offsets {
+        let t = Instant::now();
+        let (records, _) = pc.fetch_records(offset, 1..300, 0).await?;
+        anyhow::ensure!(!records.is_empty(), "no record at offset {offset}");
+        fetch.push(t.elapsed());
+    }
+    Ok((produce, fetch))
+}
+
 fn summary(name: &str, times: &mut [Duration]) -> Duration {
     times.sort_unstable();
     let p50 = percentile(times, 0.5);
@@ -139,12 +181,21 @@ fn main() -> anyhow::Result<()> {
         let mut version = 0;
         let mut a = ours(broker.bootstrap(), &mut version).await?;
         let mut b = baseline(broker.bootstrap(), version).await?;
-        let ours_p50 = summary("BrokerConnection (1 write, TCP_NODELAY)", &mut a);
-        let base_p50 = summary("baseline (2 writes, Nagle on: rskafka 0.6)", &mut b);
-        println!(
-            "ratio baseline/ours at p50: {:.1}x",
-            base_p50.as_secs_f64() / ours_p50.as_secs_f64()
-        );
+        let (mut produce, mut fetch) = rskafka_small_batches(broker.bootstrap()).await?;
+        let base_p50 = summary("baseline: Metadata, 2 writes, Nagle on", &mut b);
+        let ours_p50 = summary("BrokerConnection Metadata (TCP_NODELAY)", &mut a);
+        let produce_p50 = summary("rskafka produce, 1 record (patched)", &mut produce);
+        let fetch_p50 = summary("rskafka fetch, 1 record (patched)", &mut fetch);
+        for (name, p50) in [
+            ("BrokerConnection Metadata", ours_p50),
+            ("rskafka produce", produce_p50),
+            ("rskafka fetch", fetch_p50),
+        ] {
+            println!(
+                "baseline p50 / {name} p50: {:.1}x",
+                base_p50.as_secs_f64() / p50.as_secs_f64()
+            );
+        }
         anyhow::Ok(())
     })
 }

@@ -31,6 +31,7 @@
 //! - [`kafka`]: adapters over the Kafka protocol: one connection
 //!   ([`kafka::wire`]), cluster operations ([`kafka::cluster`]).
 //! - [`health`]: the health monitor actor and its status logic.
+//! - [`producer`]: producing; the Java-compatible partitioner.
 //! - [`http`]: the HTTP listener for health and metrics.
 //! - [`runtime`]: builds and supervises the actor tree; shutdown order.
 //! - [`telemetry`]: logging set-up; every metric name.
@@ -46,6 +47,7 @@ pub mod exit;
 pub mod health;
 pub mod http;
 pub mod kafka;
+pub mod producer;
 pub mod runtime;
 pub mod telemetry;
 #[cfg(feature = "testkit")]

@@ -1,0 +1,11 @@
+//! Producing records.
+//!
+//! - [`partitioner`]: where a record goes, bit-compatible with the Java
+//!   client's default partitioner so every client agrees on key placement.
+//!
+//! rskafka carries the produce requests; its sockets get `TCP_NODELAY` from
+//! the vendored patch (`vendor/rskafka/PATCHED.md`).
+
+pub mod partitioner;
+
+pub use partitioner::{PartitionError, Partitioner, murmur2, partition_for_key};
