@@ -124,7 +124,7 @@ pub fn unique_name(prefix: &str) -> String {
 /// A [`KafkaConfig`] for `bootstrap` with short test deadlines.
 pub fn kafka_config(bootstrap: &str) -> KafkaConfig {
     KafkaConfig {
-        bootstrap_servers: vec![bootstrap.to_owned()],
+        bootstrap_servers: servers(bootstrap),
         client_id: "kafka-actors-test".to_owned(),
         connect_timeout_ms: 5_000,
         request_timeout_ms: 15_000,
@@ -160,9 +160,20 @@ pub async fn wait_for_kafka(
         })
 }
 
-/// An rskafka client for `bootstrap` whose calls give up after `deadline`.
+/// `a:1,b:2` as a list.
+fn servers(bootstrap: &str) -> Vec<String> {
+    bootstrap
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(ToOwned::to_owned)
+        .collect()
+}
+
+/// An rskafka client for `bootstrap` (one `host:port` or a comma list) whose
+/// calls give up after `deadline`.
 pub async fn client(bootstrap: &str, deadline: Duration) -> Result<Client, TestkitError> {
-    ClientBuilder::new(vec![bootstrap.to_owned()])
+    ClientBuilder::new(servers(bootstrap))
         .client_id("kafka-actors-test")
         .backoff_config(BackoffConfig {
             init_backoff: Duration::from_millis(20),

@@ -25,7 +25,8 @@ fn problems(err: &ConfigError) -> String {
 
 #[test]
 fn defaults_alone_are_valid() {
-    Jail::expect_with(|_| {
+    Jail::expect_with(|jail| {
+        jail.clear_env();
         let loaded = load_in_jail(None).unwrap();
         assert_eq!(loaded.config, Config::default());
         assert_eq!(
@@ -46,7 +47,8 @@ fn every_shipped_config_file_loads_and_validates() {
             continue;
         }
         seen += 1;
-        Jail::expect_with(|_| {
+        Jail::expect_with(|jail| {
+            jail.clear_env();
             let loaded = load(&LoadOptions {
                 config_file: Some(path.clone()),
                 ..LoadOptions::default()
@@ -63,7 +65,8 @@ fn every_shipped_config_file_loads_and_validates() {
 #[test]
 fn shipped_default_toml_matches_the_built_in_defaults() {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/default.toml");
-    Jail::expect_with(|_| {
+    Jail::expect_with(|jail| {
+        jail.clear_env();
         let loaded = load(&LoadOptions {
             config_file: Some(path.clone()),
             ..LoadOptions::default()
@@ -77,6 +80,7 @@ fn shipped_default_toml_matches_the_built_in_defaults() {
 #[test]
 fn layers_override_in_order_and_report_their_source() {
     Jail::expect_with(|jail| {
+        jail.clear_env();
         jail.create_file(
             "app.toml",
             r#"
@@ -116,6 +120,7 @@ client_id = "from-file"
 #[test]
 fn config_default_toml_is_read_when_present() {
     Jail::expect_with(|jail| {
+        jail.clear_env();
         jail.create_dir("config")?;
         jail.create_file(
             "config/default.toml",
@@ -131,6 +136,7 @@ fn config_default_toml_is_read_when_present() {
 #[test]
 fn seed_000_variables() {
     Jail::expect_with(|jail| {
+        jail.clear_env();
         jail.set_env("KAFKA_BOOTSTRAP_SERVERS", "omninode-bridge-redpanda:9092");
         jail.set_env("KAFKA_CONSUMER_GROUP", "archon-intelligence");
         jail.set_env("KAFKA_AUTO_OFFSET_RESET", "latest");
@@ -170,6 +176,7 @@ fn seed_000_variables() {
 #[test]
 fn seed_001_variables() {
     Jail::expect_with(|jail| {
+        jail.clear_env();
         jail.set_env("KAFKA_BROKERS", "k1:9092,k2:9092");
         jail.set_env("KAFKA_CLIENT_ID", "helixagent");
         jail.set_env("KAFKA_GROUP_ID", "helixagent-group");
@@ -190,6 +197,7 @@ fn seed_001_variables() {
 #[test]
 fn seed_002_variables() {
     Jail::expect_with(|jail| {
+        jail.clear_env();
         jail.set_env("KAFKA_BOOTSTRAP_SERVERS", r#"["localhost:9092"]"#);
         jail.set_env("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT");
         jail.set_env("KAFKA_CONSUMER_GROUP_ID", "xseven-ai-consumers");
@@ -217,6 +225,7 @@ fn seed_002_variables() {
 #[test]
 fn seed_003_variables() {
     Jail::expect_with(|jail| {
+        jail.clear_env();
         jail.set_env(
             "KAFKA_BOOTSTRAP_SERVERS",
             "kafka-1:9092,kafka-2:9092,kafka-3:9092",
@@ -260,6 +269,7 @@ fn seed_003_variables() {
 #[test]
 fn unknown_key_in_file_names_key_file_and_line() {
     Jail::expect_with(|jail| {
+        jail.clear_env();
         jail.create_file(
             "bad.toml",
             "[consumer]\ngroup_id = \"g\"\nmax_pol_records = 5\n",
@@ -276,6 +286,7 @@ fn unknown_key_in_file_names_key_file_and_line() {
 #[test]
 fn out_of_range_env_value_names_key_and_variable() {
     Jail::expect_with(|jail| {
+        jail.clear_env();
         jail.set_env("KAFKA_MAX_POLL_RECORDS", "20000");
         let err = load_in_jail(None).unwrap_err();
         let text = problems(&err);
@@ -292,6 +303,7 @@ fn out_of_range_env_value_names_key_and_variable() {
 #[test]
 fn session_timeout_range_from_the_prefixed_variable() {
     Jail::expect_with(|jail| {
+        jail.clear_env();
         jail.set_env("KAFKA_ACTORS_CONSUMER__SESSION_TIMEOUT_MS", "999");
         let text = problems(&load_in_jail(None).unwrap_err());
         assert!(text.contains("consumer.session_timeout_ms"), "{text}");
@@ -307,6 +319,7 @@ fn session_timeout_range_from_the_prefixed_variable() {
 #[test]
 fn malformed_list_names_the_variable() {
     Jail::expect_with(|jail| {
+        jail.clear_env();
         jail.set_env("KAFKA_BOOTSTRAP_SERVERS", r#"["localhost:9092""#);
         let text = problems(&load_in_jail(None).unwrap_err());
         assert!(text.contains("kafka.bootstrap_servers"), "{text}");
@@ -322,6 +335,7 @@ fn malformed_list_names_the_variable() {
 #[test]
 fn wrong_type_in_file_names_key_and_line() {
     Jail::expect_with(|jail| {
+        jail.clear_env();
         jail.create_file("bad.toml", "[producer]\n\nlinger_ms = \"soon\"\n")?;
         let text = problems(&load_in_jail(Some("bad.toml")).unwrap_err());
         assert!(text.contains("producer.linger_ms"), "{text}");
@@ -333,6 +347,7 @@ fn wrong_type_in_file_names_key_and_line() {
 #[test]
 fn every_problem_is_reported_at_once() {
     Jail::expect_with(|jail| {
+        jail.clear_env();
         jail.create_file(
             "bad.toml",
             r#"
@@ -372,6 +387,7 @@ replication_factor = 0
 #[test]
 fn conflicting_seed_variables_are_an_error() {
     Jail::expect_with(|jail| {
+        jail.clear_env();
         jail.set_env("KAFKA_GROUP_ID", "a");
         jail.set_env("KAFKA_CONSUMER_GROUP", "b");
         let text = problems(&load_in_jail(None).unwrap_err());
@@ -384,6 +400,7 @@ fn conflicting_seed_variables_are_an_error() {
 #[test]
 fn non_plaintext_security_fails_and_never_falls_back() {
     Jail::expect_with(|jail| {
+        jail.clear_env();
         jail.set_env("KAFKA_SECURITY_PROTOCOL", "SASL_SSL");
         let text = problems(&load_in_jail(None).unwrap_err());
         assert!(text.contains("kafka.security.protocol"), "{text}");
@@ -391,6 +408,7 @@ fn non_plaintext_security_fails_and_never_falls_back() {
         Ok(())
     });
     Jail::expect_with(|jail| {
+        jail.clear_env();
         jail.set_env("KAFKA_USE_SSL", "true");
         let text = problems(&load_in_jail(None).unwrap_err());
         assert!(text.contains("SSL is not supported"), "{text}");
@@ -402,6 +420,7 @@ fn non_plaintext_security_fails_and_never_falls_back() {
 #[test]
 fn sasl_settings_with_plaintext_fail_without_printing_the_password() {
     Jail::expect_with(|jail| {
+        jail.clear_env();
         jail.set_env("KAFKA_SASL_USERNAME", "archon");
         jail.set_env("KAFKA_SASL_PASSWORD", "hunter2-secret");
         let text = problems(&load_in_jail(None).unwrap_err());
@@ -414,6 +433,7 @@ fn sasl_settings_with_plaintext_fail_without_printing_the_password() {
 #[test]
 fn lz4_is_refused_in_the_default_build() {
     Jail::expect_with(|jail| {
+        jail.clear_env();
         jail.set_env("KAFKA_COMPRESSION", "lz4");
         let text = problems(&load_in_jail(None).unwrap_err());
         assert!(text.contains("producer.compression_type"), "{text}");
@@ -425,12 +445,14 @@ fn lz4_is_refused_in_the_default_build() {
 #[test]
 fn acks_zero_is_refused_and_acks_one_warns() {
     Jail::expect_with(|jail| {
+        jail.clear_env();
         jail.set_env("KAFKA_PRODUCER_ACKS", "0");
         let text = problems(&load_in_jail(None).unwrap_err());
         assert!(text.contains("acks=0"), "{text}");
         Ok(())
     });
     Jail::expect_with(|jail| {
+        jail.clear_env();
         jail.set_env("KAFKA_PRODUCER_ACKS", "1");
         let loaded = load_in_jail(None).unwrap();
         assert_eq!(loaded.config.producer.acks, Acks::Leader);
@@ -442,7 +464,8 @@ fn acks_zero_is_refused_and_acks_one_warns() {
 
 #[test]
 fn missing_explicit_file_is_an_error() {
-    Jail::expect_with(|_| {
+    Jail::expect_with(|jail| {
+        jail.clear_env();
         let text = problems(&load_in_jail(Some("nope.toml")).unwrap_err());
         assert!(text.contains("nope.toml"), "{text}");
         assert!(text.contains("not found"), "{text}");
@@ -453,6 +476,7 @@ fn missing_explicit_file_is_an_error() {
 #[test]
 fn toml_syntax_error_names_the_file() {
     Jail::expect_with(|jail| {
+        jail.clear_env();
         jail.create_file("broken.toml", "[consumer\nmax_poll_records = 1\n")?;
         let text = problems(&load_in_jail(Some("broken.toml")).unwrap_err());
         assert!(text.contains("broken.toml"), "{text}");
@@ -502,6 +526,7 @@ fn readme_documents_every_key_and_seed_variable() {
 #[test]
 fn prefixed_values_keep_their_text_where_text_is_expected() {
     Jail::expect_with(|jail| {
+        jail.clear_env();
         jail.set_env("KAFKA_ACTORS_CONSUMER__GROUP_ID", "123");
         jail.set_env("KAFKA_ACTORS_KAFKA__CLIENT_ID", "true");
         jail.set_env("KAFKA_ACTORS_CONSUMER__ENABLE_AUTO_COMMIT", "yes");
@@ -515,7 +540,158 @@ fn prefixed_values_keep_their_text_where_text_is_expected() {
         assert_eq!(c.kafka.client_id, "true");
         assert!(c.consumer.enable_auto_commit);
         assert_eq!(c.topics["orders"].partitions, 6);
-        assert_eq!(c.topics["orders"].configs["cleanup_policy"], "compact");
+        assert_eq!(c.topics["orders"].configs["cleanup.policy"], "compact");
+        Ok(())
+    });
+}
+
+#[test]
+fn secrets_never_appear_in_errors() {
+    Jail::expect_with(|jail| {
+        jail.clear_env();
+        // Unquoted digits are still a password.
+        jail.create_file(
+            "num.toml",
+            "[kafka.security.sasl]\nusername = \"u\"\npassword = 987654321\n",
+        )?;
+        let text = problems(&load_in_jail(Some("num.toml")).unwrap_err());
+        assert!(!text.contains("987654321"), "{text}");
+        assert!(text.contains("kafka.security.sasl.password"), "{text}");
+        // A TOML syntax error must not quote the line holding the secret.
+        jail.create_file(
+            "broken.toml",
+            "[kafka.security.sasl]\npassword = \"hunter2-secret\n",
+        )?;
+        let text = problems(&load_in_jail(Some("broken.toml")).unwrap_err());
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains("line 2"), "{text}");
+        // A value of the wrong shape is reported without its text.
+        jail.create_file(
+            "list.toml",
+            "[kafka.security.sasl]\npassword = [\"s3cr3t-in-a-list\"]\n",
+        )?;
+        let text = problems(&load_in_jail(Some("list.toml")).unwrap_err());
+        assert!(!text.contains("s3cr3t"), "{text}");
+        assert!(text.contains("not shown"), "{text}");
+        Ok(())
+    });
+}
+
+#[test]
+fn a_bad_list_element_does_not_hide_other_problems() {
+    Jail::expect_with(|jail| {
+        jail.clear_env();
+        jail.create_file(
+            "bad.toml",
+            "[kafka]\nbootstrap_servers = [\"a:1\", 5]\n\n[consumer]\nmax_poll_records = 0\n",
+        )?;
+        let err = load_in_jail(Some("bad.toml")).unwrap_err();
+        let text = problems(&err);
+        assert!(text.contains("kafka.bootstrap_servers"), "{text}");
+        assert!(text.contains("consumer.max_poll_records"), "{text}");
+        Ok(())
+    });
+}
+
+#[test]
+fn unset_keys_under_a_set_table_report_the_default_as_their_source() {
+    Jail::expect_with(|jail| {
+        jail.clear_env();
+        jail.set_env("KAFKA_TOPIC_REQUESTS", "req");
+        let loaded = load_in_jail(None).unwrap();
+        let p = &loaded.provenance;
+        assert_eq!(
+            p.source_of("topics.requests.name"),
+            "environment variable KAFKA_TOPIC_REQUESTS"
+        );
+        assert_eq!(
+            p.source_of("topics.requests.partitions"),
+            "built-in default"
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn empty_variables_count_as_unset() {
+    Jail::expect_with(|jail| {
+        jail.clear_env();
+        jail.set_env("KAFKA_SSL_CAFILE", "");
+        jail.set_env("KAFKA_SASL_MECHANISM", " ");
+        jail.set_env("KAFKA_USE_SSL", "");
+        jail.set_env("KAFKA_ACTORS_KAFKA__SECURITY__SASL__USERNAME", "");
+        let loaded = load_in_jail(None).unwrap();
+        assert_eq!(loaded.config, Config::default());
+        Ok(())
+    });
+}
+
+#[test]
+fn heartbeat_follows_a_short_session_timeout_unless_set() {
+    Jail::expect_with(|jail| {
+        jail.clear_env();
+        jail.set_env("KAFKA_SESSION_TIMEOUT_MS", "2000");
+        let c = load_in_jail(None).unwrap().config;
+        assert_eq!(c.consumer.heartbeat_interval_ms, 666);
+        Ok(())
+    });
+    Jail::expect_with(|jail| {
+        jail.clear_env();
+        jail.set_env("KAFKA_SESSION_TIMEOUT_MS", "2000");
+        jail.set_env("KAFKA_CONSUMER_HEARTBEAT_INTERVAL_MS", "2500");
+        let text = problems(&load_in_jail(None).unwrap_err());
+        assert!(
+            text.contains("KAFKA_CONSUMER_HEARTBEAT_INTERVAL_MS"),
+            "{text}"
+        );
+        assert!(text.contains("KAFKA_SESSION_TIMEOUT_MS"), "{text}");
+        Ok(())
+    });
+}
+
+#[test]
+fn protocol_prefixes_in_bootstrap_servers_are_refused() {
+    Jail::expect_with(|jail| {
+        jail.clear_env();
+        jail.set_env("KAFKA_BOOTSTRAP_SERVERS", "SASL_SSL://b:9093");
+        let text = problems(&load_in_jail(None).unwrap_err());
+        assert!(text.contains("kafka.security.protocol"), "{text}");
+        assert!(text.contains("SASL_SSL://b:9093"), "{text}");
+        Ok(())
+    });
+}
+
+#[test]
+fn each_security_setting_with_plaintext_is_named_with_its_variable() {
+    Jail::expect_with(|jail| {
+        jail.clear_env();
+        jail.set_env("KAFKA_SASL_USERNAME", "u");
+        jail.set_env("KAFKA_SSL_CAFILE", "/etc/ca.pem");
+        let text = problems(&load_in_jail(None).unwrap_err());
+        assert!(text.contains("kafka.security.sasl.username"), "{text}");
+        assert!(
+            text.contains("environment variable KAFKA_SASL_USERNAME"),
+            "{text}"
+        );
+        assert!(text.contains("kafka.security.ssl.ca_file"), "{text}");
+        assert!(
+            text.contains("environment variable KAFKA_SSL_CAFILE"),
+            "{text}"
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn bad_topic_config_names_are_refused() {
+    Jail::expect_with(|jail| {
+        jail.clear_env();
+        jail.create_file(
+            "t.toml",
+            "[topics.orders.configs]\n\"Retention MS\" = \"1\"\n",
+        )?;
+        let text = problems(&load_in_jail(Some("t.toml")).unwrap_err());
+        assert!(text.contains("not a Kafka topic config name"), "{text}");
         Ok(())
     });
 }

@@ -201,7 +201,8 @@ pub(crate) fn seed_providers(
     let mut by_key: BTreeMap<&'static str, Vec<(&'static str, Converted)>> = BTreeMap::new();
 
     for var in SEED_VARIABLES {
-        let Some(raw) = lookup(var.name) else {
+        // An empty value (`KAFKA_SSL_CAFILE=` in an .env file) means unset.
+        let Some(raw) = lookup(var.name).filter(|v| !v.trim().is_empty()) else {
             continue;
         };
         match convert(var.kind, &raw) {
@@ -263,7 +264,7 @@ fn use_ssl(
     problems: &mut Vec<Problem>,
 ) {
     const KEY: &str = "kafka.security.protocol";
-    let Some(raw) = lookup(USE_SSL_VARIABLE) else {
+    let Some(raw) = lookup(USE_SSL_VARIABLE).filter(|v| !v.trim().is_empty()) else {
         return;
     };
     let Some(on) = parse_bool(raw.trim()) else {
@@ -313,6 +314,20 @@ impl PrefixedEnv {
     }
 }
 
+/// Kafka topic config names use dots, which variable names cannot hold:
+/// `topics.orders.configs.retention_ms` (from
+/// `KAFKA_ACTORS_TOPICS__ORDERS__CONFIGS__RETENTION_MS`) means
+/// `retention.ms` in the table `topics.orders.configs`. No Kafka topic config
+/// has an underscore in its name.
+fn topic_config_name(key: &str) -> Option<(String, String)> {
+    match key.split('.').collect::<Vec<_>>().as_slice() {
+        ["topics", topic, "configs", name] => {
+            Some((format!("topics.{topic}.configs"), name.replace('_', ".")))
+        }
+        _ => None,
+    }
+}
+
 fn merge_into(into: &mut Dict, from: Dict) {
     for (k, v) in from {
         match (into.get_mut(&k), v) {
@@ -344,8 +359,16 @@ impl Provider for PrefixedEnv {
     /// where a number or bool is expected.
     fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
         let mut dict = Dict::new();
-        for (key, value) in self.0.iter() {
-            if let Some(nested) = figment::util::nest(key.as_str(), value.into()).into_dict() {
+        for (key, value) in self.0.iter().filter(|(_, v)| !v.trim().is_empty()) {
+            let value = match topic_config_name(key.as_str()) {
+                // The name holds dots, so it must not be split into keys.
+                Some((table, name)) => figment::util::nest(
+                    &table,
+                    Dict::from([(name, figment::value::Value::from(value))]).into(),
+                ),
+                None => figment::util::nest(key.as_str(), value.into()),
+            };
+            if let Some(nested) = value.into_dict() {
                 merge_into(&mut dict, nested);
             }
         }

@@ -150,13 +150,20 @@ pub fn load(options: &LoadOptions) -> Result<Loaded, ConfigError> {
                         _ => md.name.to_string(),
                     })
                     .unwrap_or_default();
-                problems.push(Problem::new("", source, e.kind.to_string()));
+                problems.push(Problem::new(
+                    "",
+                    source,
+                    without_source_lines(&e.kind.to_string()),
+                ));
             }
             return Err(ConfigError { problems });
         }
     };
 
-    let config = deserialize_collecting(merged, &provenance, &mut problems);
+    let config = deserialize_collecting(merged, &provenance, &mut problems).map(|mut config| {
+        derive_defaults(&mut config, &provenance);
+        config
+    });
     let mut warnings = Vec::new();
     if let Some(config) = &config {
         validate::validate(config, &provenance, &mut problems, &mut warnings);
@@ -197,13 +204,70 @@ fn deserialize_collecting(
             }
             kind => kind.to_string(),
         };
+        // A failing list element is reported (and removed) as its list.
+        let path = list_prefix(&dict, &path);
         let key = path.join(".");
+        let message = if is_secret_key(&key) {
+            "invalid value (not shown: it is a secret); expected a string".to_owned()
+        } else {
+            tidy(&message)
+        };
         problems.push(Problem::new(&key, provenance.source_of(&key), message));
         if path.is_empty() || !remove(&mut dict, &path) {
             return None;
         }
     }
     None
+}
+
+/// Defaults that depend on other keys. `consumer.heartbeat_interval_ms`,
+/// when nobody set it, is 3000 ms or a third of the session timeout when
+/// that is lower (Kafka's guidance), so every session timeout seed 000
+/// allows (1000-300000) works without touching the heartbeat.
+fn derive_defaults(config: &mut Config, provenance: &Provenance) {
+    let consumer = &mut config.consumer;
+    if provenance.is_default("consumer.heartbeat_interval_ms") {
+        consumer.heartbeat_interval_ms = consumer
+            .heartbeat_interval_ms
+            .min(consumer.session_timeout_ms / 3)
+            .max(1);
+    }
+}
+
+/// Keys whose values are secrets: their values never appear in messages.
+fn is_secret_key(key: &str) -> bool {
+    key.ends_with("password")
+}
+
+/// figment quotes names with backticks and serde adds its own; keep one.
+fn tidy(message: &str) -> String {
+    message.replace("``", "`")
+}
+
+/// `path` cut at the first list on the way: serde reports a bad element as
+/// `key.N`, and the element cannot be removed on its own.
+fn list_prefix(dict: &Dict, path: &[String]) -> Vec<String> {
+    let mut current = dict;
+    for (i, part) in path.iter().enumerate() {
+        match current.get(part) {
+            Some(Value::Dict(_, inner)) => current = inner,
+            Some(Value::Array(..)) => return path[..=i].to_vec(),
+            _ => break,
+        }
+    }
+    path.to_vec()
+}
+
+/// The first line of a TOML parse error ("TOML parse error at line 3,
+/// column 8") and its message, without the quoted source line, which may
+/// hold a secret.
+fn without_source_lines(message: &str) -> String {
+    message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.contains('|'))
+        .collect::<Vec<_>>()
+        .join(": ")
 }
 
 fn remove(dict: &mut Dict, path: &[String]) -> bool {

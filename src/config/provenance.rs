@@ -40,19 +40,19 @@ impl Provenance {
         Self { figment }
     }
 
-    /// Where the value at the dotted `key` came from. For a key that is not
-    /// set anywhere, the nearest parent that is set answers.
+    /// Where the value at the dotted `key` came from. A key that no layer
+    /// sets has its built-in default (serde fills it in), whatever set its
+    /// parent table.
     pub fn source_of(&self, key: &str) -> String {
-        let mut probe = key;
-        loop {
-            if let Some(md) = self.figment.find_metadata(probe) {
-                return describe(md, key);
-            }
-            match probe.rfind('.') {
-                Some(i) => probe = &probe[..i],
-                None => return DEFAULTS_NAME.to_owned(),
-            }
+        match self.figment.find_metadata(key) {
+            Some(md) if self.figment.find_value(key).is_ok() => describe(md, key),
+            _ => DEFAULTS_NAME.to_owned(),
         }
+    }
+
+    /// Whether no layer but the built-in defaults sets `key`.
+    pub fn is_default(&self, key: &str) -> bool {
+        self.source_of(key) == DEFAULTS_NAME
     }
 }
 

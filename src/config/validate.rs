@@ -44,6 +44,12 @@ pub(crate) fn topic_name_problem(name: &str) -> Option<&'static str> {
 }
 
 fn host_port_problem(server: &str) -> Option<String> {
+    if let Some((scheme, _)) = server.split_once("://") {
+        return Some(format!(
+            "`{server}`: give host:port only; the protocol ({scheme}) belongs in \
+             kafka.security.protocol"
+        ));
+    }
     let Some((host, port)) = server.rsplit_once(':') else {
         return Some(format!("`{server}` is not host:port"));
     };
@@ -98,26 +104,33 @@ pub(crate) fn validate(
             ),
         );
     } else {
-        let sasl_set = sec.sasl.mechanism.is_some()
-            || sec.sasl.username.is_some()
-            || sec.sasl.password.is_some();
-        if sasl_set {
-            c.fail(
-                "kafka.security.sasl",
-                "SASL settings are given but kafka.security.protocol is PLAINTEXT; \
-                 refusing to connect without the authentication they ask for",
-            );
-        }
-        let ssl_set = sec.ssl.ca_file.is_some()
-            || sec.ssl.cert_file.is_some()
-            || sec.ssl.key_file.is_some()
-            || sec.ssl.key_password.is_some();
-        if ssl_set {
-            c.fail(
-                "kafka.security.ssl",
-                "TLS files are given but kafka.security.protocol is PLAINTEXT; \
-                 refusing to connect unencrypted",
-            );
+        let set = [
+            (
+                "kafka.security.sasl.mechanism",
+                sec.sasl.mechanism.is_some(),
+            ),
+            ("kafka.security.sasl.username", sec.sasl.username.is_some()),
+            ("kafka.security.sasl.password", sec.sasl.password.is_some()),
+            ("kafka.security.ssl.ca_file", sec.ssl.ca_file.is_some()),
+            ("kafka.security.ssl.cert_file", sec.ssl.cert_file.is_some()),
+            ("kafka.security.ssl.key_file", sec.ssl.key_file.is_some()),
+            (
+                "kafka.security.ssl.key_password",
+                sec.ssl.key_password.is_some(),
+            ),
+        ];
+        for (key, is_set) in set {
+            if !is_set {
+                continue;
+            }
+            let what = if key.contains(".sasl.") {
+                "a SASL setting is given but kafka.security.protocol is PLAINTEXT; \
+                 refusing to connect without the authentication it asks for"
+            } else {
+                "a TLS setting is given but kafka.security.protocol is PLAINTEXT; \
+                 refusing to connect unencrypted"
+            };
+            c.fail(key, what);
         }
     }
 
@@ -145,11 +158,12 @@ pub(crate) fn validate(
         300_000,
     );
     if cons.heartbeat_interval_ms >= cons.session_timeout_ms {
+        let session_source = c.provenance.source_of("consumer.session_timeout_ms");
         c.fail(
             "consumer.heartbeat_interval_ms",
             format!(
-                "must be lower than consumer.session_timeout_ms ({} ms), got {} ms \
-                 (Kafka recommends at most a third of it)",
+                "must be lower than consumer.session_timeout_ms ({} ms, from {session_source}), \
+                 got {} ms (Kafka recommends at most a third of it)",
                 cons.session_timeout_ms, cons.heartbeat_interval_ms
             ),
         );
@@ -282,8 +296,16 @@ pub(crate) fn validate(
             );
         }
         for (cfg, value) in &spec.configs {
-            if cfg.trim().is_empty() {
-                c.fail(&key("configs"), "a topic config name is empty");
+            if !cfg
+                .chars()
+                .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '.')
+                || cfg.is_empty()
+            {
+                c.fail(
+                    &format!("topics.{logical}.configs.{cfg}"),
+                    "not a Kafka topic config name (lower case, digits and dots, such as \
+                     retention.ms)",
+                );
             } else if value.trim().is_empty() {
                 c.fail(
                     &format!("topics.{logical}.configs.{cfg}"),
@@ -344,5 +366,10 @@ mod tests {
         assert!(host_port_problem(":9092").is_some());
         assert!(host_port_problem("h:0").is_some());
         assert!(host_port_problem("h:99999").is_some());
+        assert!(
+            host_port_problem("SASL_SSL://b:9093")
+                .unwrap()
+                .contains("kafka.security.protocol")
+        );
     }
 }

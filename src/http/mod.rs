@@ -87,9 +87,10 @@ pub struct HttpService {
     pub handle: ServerHandle,
 }
 
-/// Binds `bind` and starts serving on the current actix system.
+/// Serves on `listener` (bound by the caller, so a busy port fails before
+/// any actor starts) on the current actix system.
 pub fn start(
-    bind: &str,
+    listener: std::net::TcpListener,
     health: Addr<HealthMonitor>,
     prometheus: PrometheusHandle,
     shutdown_timeout: Duration,
@@ -106,12 +107,12 @@ pub fn start(
     .workers(1)
     .disable_signals()
     .shutdown_timeout(shutdown_timeout.as_secs().max(1))
-    .bind(bind)?;
+    .listen(listener)?;
     let addr = server
         .addrs()
         .first()
         .copied()
-        .ok_or_else(|| std::io::Error::other(format!("{bind}: bound no address")))?;
+        .ok_or_else(|| std::io::Error::other("the HTTP listener has no address"))?;
     let server = server.run();
     let handle = server.handle();
     actix::spawn(async move {

@@ -178,7 +178,16 @@ pub async fn wait_until_reachable(
     let mut delay = initial;
     let mut attempt = 1u32;
     loop {
-        match describe(config).await {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let attempt_result = match tokio::time::timeout(left, describe(config)).await {
+            Ok(result) => result,
+            Err(_) => Err(KafkaError::Timeout {
+                broker: config.bootstrap_servers.join(","),
+                operation: "waiting for the brokers".to_owned(),
+                after: left,
+            }),
+        };
+        match attempt_result {
             Ok(info) => return Ok(info),
             Err(e) if e.kind() == super::ErrorKind::Permanent => return Err(e),
             Err(e) => {

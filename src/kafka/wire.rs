@@ -184,10 +184,19 @@ impl BrokerConnection {
             .await
             .map_err(|source| self.io_error(source))? as usize;
         if len > MAX_FRAME {
+            let head = (len as u32).to_be_bytes();
+            let message = if head.iter().all(|b| b.is_ascii_graphic() || *b == b' ') {
+                format!(
+                    "the peer does not speak the Kafka protocol (its reply starts with \"{}\")",
+                    String::from_utf8_lossy(&head)
+                )
+            } else {
+                format!("response frame of {len} bytes exceeds {MAX_FRAME}")
+            };
             return Err(KafkaError::Protocol {
                 broker: self.addr.clone(),
                 api: api_name(R::KEY),
-                message: format!("response frame of {len} bytes exceeds {MAX_FRAME}"),
+                message,
             });
         }
         let mut buf = vec![0u8; len];

@@ -51,24 +51,39 @@ pub async fn run(
     let prometheus = telemetry::init_metrics();
     metrics::gauge!(m::BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
 
+    // Bind before any actor starts: a busy port is a start-up error, and an
+    // early return must not drop running actors.
+    let listener = if config.http.enabled {
+        let listener = std::net::TcpListener::bind(&config.http.bind).map_err(|source| {
+            RuntimeError::HttpBind {
+                bind: config.http.bind.clone(),
+                source,
+            }
+        })?;
+        Some(listener)
+    } else {
+        None
+    };
+
     let monitor_config = Arc::clone(&config);
     let health = Supervisor::start(move |_| HealthMonitor::new(monitor_config));
 
-    let http = if config.http.enabled {
-        let service = crate::http::start(
-            &config.http.bind,
-            health.clone(),
-            prometheus,
-            config.shutdown.drain_timeout(),
-        )
-        .map_err(|source| RuntimeError::HttpBind {
-            bind: config.http.bind.clone(),
-            source,
-        })?;
-        tracing::info!(addr = %service.addr, "serving /health and /metrics");
-        Some(service)
-    } else {
-        None
+    let http = match listener {
+        Some(listener) => {
+            let service = crate::http::start(
+                listener,
+                health.clone(),
+                prometheus,
+                config.shutdown.drain_timeout(),
+            )
+            .map_err(|source| RuntimeError::HttpBind {
+                bind: config.http.bind.clone(),
+                source,
+            })?;
+            tracing::info!(addr = %service.addr, "serving /health and /metrics");
+            Some(service)
+        }
+        None => None,
     };
 
     tracing::info!(

@@ -195,3 +195,53 @@ fn help_documents_the_exit_codes_and_version_prints() {
     assert!(status.success());
     assert!(out.starts_with("kafka-actors "), "{out}");
 }
+
+#[test]
+fn a_busy_http_port_fails_start_up_cleanly() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = busy.local_addr().unwrap().to_string();
+    let (status, out, err) = run_cli(
+        &["run"],
+        &[
+            ("KAFKA_ACTORS_HTTP__BIND", addr.as_str()),
+            ("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1"),
+        ],
+    );
+    assert_eq!(status.code(), Some(1), "{out}\n{err}");
+    assert!(err.contains("http.bind"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn check_wait_stops_at_its_deadline_when_a_peer_never_answers() {
+    // Accepts connections (the kernel does, into the backlog) but never
+    // answers: only the --wait deadline can end the attempt.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap().to_string();
+    let (status, _, err) = run_cli(
+        &["check", "--wait", "--timeout", "2"],
+        &[("KAFKA_BOOTSTRAP_SERVERS", addr.as_str())],
+    );
+    assert_eq!(status.code(), Some(4), "{err}");
+    assert!(err.contains("waiting for the brokers timed out"), "{err}");
+    drop(silent);
+}
+
+#[test]
+fn a_peer_that_is_not_kafka_is_named_as_such() {
+    use std::io::{Read, Write};
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = server.local_addr().unwrap().to_string();
+    let http = std::thread::spawn(move || {
+        if let Ok((mut stream, _)) = server.accept() {
+            let mut buf = [0u8; 512];
+            let _ = stream.read(&mut buf);
+            let _ = stream.write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n");
+        }
+    });
+    let (status, _, err) = run_cli(&["check"], &[("KAFKA_BOOTSTRAP_SERVERS", addr.as_str())]);
+    assert_eq!(status.code(), Some(4), "{err}");
+    assert!(err.contains("does not speak the Kafka protocol"), "{err}");
+    assert!(err.contains("HTTP"), "{err}");
+    let _ = http.join();
+}
