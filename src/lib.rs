@@ -28,6 +28,7 @@
 //! - [`cli`]: command-line definitions; one function per command.
 //! - [`config`]: configuration types, layered loading (defaults → TOML →
 //!   seed variables → `KAFKA_ACTORS_*`), validation with provenance.
+//! - [`consumer`]: consuming partitions; the committable-offset watermark.
 //! - [`kafka`]: adapters over the Kafka protocol: one connection
 //!   ([`kafka::wire`]), cluster operations ([`kafka::cluster`]).
 //! - [`health`]: the health monitor actor and its status logic.
@@ -41,6 +42,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod consumer;
 #[cfg(feature = "embedded-broker")]
 pub mod embedded;
 pub mod exit;
