@@ -3,12 +3,15 @@
 //! - [`wire`]: one connection speaking the Kafka protocol with the
 //!   `kafka-protocol` crate (API versions, metadata; later groups, offsets
 //!   and topic configs, which rskafka lacks).
+//! - [`offsets`]: a group's committed offsets (FindCoordinator,
+//!   OffsetFetch, OffsetCommit).
 //! - [`cluster`]: cluster-level operations built on it: connect to the first
 //!   reachable bootstrap server, describe brokers and topics.
 //!
 //! Every call has a deadline: nothing here retries forever.
 
 pub mod cluster;
+pub mod offsets;
 pub mod wire;
 
 use std::time::Duration;
@@ -16,6 +19,7 @@ use std::time::Duration;
 use kafka_protocol::error::ParseResponseErrorCode;
 
 pub use cluster::{BrokerInfo, ClusterInfo, TopicInfo};
+pub use offsets::{Committer, GroupCoordinator, TopicPartition};
 pub use wire::{BrokerConnection, VersionRange, api_name};
 
 /// What to do about an error.
@@ -87,6 +91,20 @@ pub enum KafkaError {
         /// Kafka's error code.
         code: i16,
     },
+    /// The broker answered with an error code for one partition.
+    #[error("broker {broker}: {api} failed for {topic}/{partition}: {}", error_code_name(*code))]
+    PartitionError {
+        /// `host:port`.
+        broker: String,
+        /// The API.
+        api: String,
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+        /// Kafka's error code.
+        code: i16,
+    },
     /// No bootstrap server answered.
     #[error("no bootstrap server reachable ({}): {last}", tried.join(", "))]
     NoBrokerReachable {
@@ -114,7 +132,7 @@ impl KafkaError {
         match self {
             Self::Connect { .. } | Self::Timeout { .. } | Self::Io { .. } => ErrorKind::Retryable,
             Self::Protocol { .. } | Self::UnsupportedApi { .. } => ErrorKind::Permanent,
-            Self::Broker { code, .. } => match code.err() {
+            Self::Broker { code, .. } | Self::PartitionError { code, .. } => match code.err() {
                 Some(e) if e.is_retriable() => ErrorKind::Retryable,
                 _ => ErrorKind::Permanent,
             },
@@ -131,6 +149,7 @@ impl KafkaError {
             Self::Protocol { .. } => "protocol",
             Self::UnsupportedApi { .. } => "unsupported_api",
             Self::Broker { .. } => "broker_error",
+            Self::PartitionError { .. } => "partition_error",
             Self::NoBrokerReachable { .. } => "unreachable",
         }
     }
@@ -208,6 +227,17 @@ mod tests {
                 },
                 ErrorKind::Permanent,
                 "broker_error",
+            ),
+            (
+                KafkaError::PartitionError {
+                    broker: b(),
+                    api: "OffsetCommit".into(),
+                    topic: "t".into(),
+                    partition: 3,
+                    code: 3,
+                },
+                ErrorKind::Retryable,
+                "partition_error",
             ),
             (
                 KafkaError::NoBrokerReachable {

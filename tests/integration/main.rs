@@ -5,5 +5,6 @@
 
 mod cli;
 mod harness;
+mod offsets;
 mod service;
 mod support;
