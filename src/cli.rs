@@ -46,6 +46,75 @@ pub enum Command {
     /// Inspect topics.
     #[command(subcommand)]
     Topics(TopicsCommand),
+    /// Produce records to a topic, from a file or stdin.
+    Produce(ProduceArgs),
+    /// Print records of a topic from an offset or a time.
+    Consume(ConsumeArgs),
+}
+
+/// `produce` options.
+#[derive(Debug, Args)]
+pub struct ProduceArgs {
+    /// Target topic.
+    #[arg(long, short)]
+    pub topic: String,
+    /// Record key (placement follows the Java client's partitioner).
+    #[arg(long, short)]
+    pub key: Option<String>,
+    /// A header, `NAME=VALUE`; repeatable.
+    #[arg(long = "header", short = 'H', value_name = "NAME=VALUE", value_parser = parse_header)]
+    pub headers: Vec<(String, String)>,
+    /// An explicit partition.
+    #[arg(long, short)]
+    pub partition: Option<i32>,
+    /// Read the value from this file (`-`: stdin, the default).
+    #[arg(long, short, default_value = "-")]
+    pub file: PathBuf,
+    /// One record per input line instead of one record for the whole input.
+    #[arg(long)]
+    pub lines: bool,
+    /// JSON output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `consume` options.
+#[derive(Debug, Args)]
+pub struct ConsumeArgs {
+    /// Topic to read.
+    #[arg(long, short)]
+    pub topic: String,
+    /// Partitions to read; repeatable. Default: all.
+    #[arg(long = "partition", short)]
+    pub partitions: Vec<i32>,
+    /// Start: `earliest`, `latest`, or an offset.
+    #[arg(long, default_value = "earliest", conflicts_with = "from_time")]
+    pub from: String,
+    /// Start at the first record at or after this time (RFC 3339, such as
+    /// 2026-11-22T10:00:00Z).
+    #[arg(long, value_parser = parse_time)]
+    pub from_time: Option<std::time::SystemTime>,
+    /// Stop after this many records.
+    #[arg(long)]
+    pub max: Option<usize>,
+    /// Stop after this long (`10s`, `2m`). Without it and without --max,
+    /// tail until Ctrl-C.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub timeout: Option<Duration>,
+    /// One JSON object per record.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_header(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| format!("`{s}` is not NAME=VALUE"))
+}
+
+fn parse_time(s: &str) -> Result<std::time::SystemTime, String> {
+    humantime::parse_rfc3339_weak(s).map_err(|e| format!("`{s}`: {e} (expected RFC 3339)"))
 }
 
 /// `run` options.
@@ -101,13 +170,13 @@ pub enum TopicsCommand {
     },
 }
 
-fn emit(text: &str) {
+pub(crate) fn emit(text: &str) {
     let mut out = std::io::stdout().lock();
     // A closed pipe (`| head`) is not an error worth reporting.
     let _ = writeln!(out, "{text}");
 }
 
-fn emit_err(text: &str) {
+pub(crate) fn emit_err(text: &str) {
     let _ = writeln!(std::io::stderr().lock(), "{text}");
 }
 
@@ -142,6 +211,8 @@ pub fn run(cli: Cli) -> Exit {
             block_on(list_topics(loaded.config, internal, json))
         }
         Command::Run(args) => block_on(run_service(loaded.config, args)),
+        Command::Produce(args) => block_on(crate::cli_records::produce(loaded.config, args)),
+        Command::Consume(args) => block_on(crate::cli_records::consume(loaded.config, args)),
     }
 }
 

@@ -41,6 +41,7 @@
 //! - `testkit` (feature `testkit`): the test harness of seed 004.
 
 pub mod cli;
+mod cli_records;
 pub mod config;
 pub mod consumer;
 #[cfg(feature = "embedded-broker")]

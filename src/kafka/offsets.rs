@@ -52,6 +52,23 @@ impl Committer {
 pub struct GroupCoordinator {
     group: String,
     conn: BrokerConnection,
+    config: KafkaConfig,
+}
+
+/// COORDINATOR_LOAD_IN_PROGRESS: same coordinator, try again shortly.
+const LOAD_IN_PROGRESS: i16 = 14;
+/// COORDINATOR_NOT_AVAILABLE and NOT_COORDINATOR: find the coordinator again.
+const MOVED: [i16; 2] = [15, 16];
+
+fn coordinator_code(e: &KafkaError) -> Option<i16> {
+    match e {
+        KafkaError::Broker { code, .. } | KafkaError::PartitionError { code, .. }
+            if *code == LOAD_IN_PROGRESS || MOVED.contains(code) =>
+        {
+            Some(*code)
+        }
+        _ => None,
+    }
 }
 
 impl GroupCoordinator {
@@ -129,7 +146,43 @@ impl GroupCoordinator {
         Ok(Self {
             group: group.to_owned(),
             conn,
+            config: config.clone(),
         })
+    }
+
+    /// Runs `op` until it succeeds, fails with something other than a
+    /// coordinator error, or `kafka.request_timeout_ms` passes. A coordinator
+    /// that moved (or is not available) is looked up again; one that is
+    /// still loading the group is asked again after a pause.
+    async fn retrying<T, F>(&mut self, mut op: F) -> Result<T, KafkaError>
+    where
+        F: for<'a> FnMut(
+            &'a mut Self,
+        ) -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<T, KafkaError>> + Send + 'a>,
+        >,
+    {
+        let deadline = std::time::Instant::now() + self.config.request_timeout();
+        let mut pause = std::time::Duration::from_millis(50);
+        loop {
+            let err = match op(self).await {
+                Ok(v) => return Ok(v),
+                Err(e) => e,
+            };
+            let Some(code) = coordinator_code(&err) else {
+                return Err(err);
+            };
+            if std::time::Instant::now() + pause >= deadline {
+                return Err(err);
+            }
+            tracing::debug!(group = %self.group, error = %err, retry_in = ?pause, "group coordinator busy or moved");
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(std::time::Duration::from_secs(1));
+            if MOVED.contains(&code) {
+                let config = self.config.clone();
+                *self = Self::connect(&config, &self.group.clone()).await?;
+            }
+        }
     }
 
     /// The coordinator's `host:port`.
@@ -138,8 +191,21 @@ impl GroupCoordinator {
     }
 
     /// The group's committed offsets for `partitions`; `None` where the
-    /// group has committed nothing.
+    /// group has committed nothing. Coordinator errors are retried (see
+    /// [`GroupCoordinator::connect`]).
     pub async fn fetch(
+        &mut self,
+        partitions: &[TopicPartition],
+    ) -> Result<BTreeMap<TopicPartition, Option<i64>>, KafkaError> {
+        let partitions = partitions.to_vec();
+        self.retrying(move |this| {
+            let partitions = partitions.clone();
+            Box::pin(async move { this.fetch_once(&partitions).await })
+        })
+        .await
+    }
+
+    async fn fetch_once(
         &mut self,
         partitions: &[TopicPartition],
     ) -> Result<BTreeMap<TopicPartition, Option<i64>>, KafkaError> {
@@ -235,8 +301,23 @@ impl GroupCoordinator {
 
     /// Commits `offsets` (the next offset to consume, per partition) for the
     /// group. Every partition's result is checked; the first failure is
-    /// returned with its coordinates.
+    /// returned with its coordinates. Coordinator errors are retried.
     pub async fn commit(
+        &mut self,
+        committer: &Committer,
+        offsets: &BTreeMap<TopicPartition, i64>,
+    ) -> Result<(), KafkaError> {
+        let committer = committer.clone();
+        let offsets = offsets.clone();
+        self.retrying(move |this| {
+            let committer = committer.clone();
+            let offsets = offsets.clone();
+            Box::pin(async move { this.commit_once(&committer, &offsets).await })
+        })
+        .await
+    }
+
+    async fn commit_once(
         &mut self,
         committer: &Committer,
         offsets: &BTreeMap<TopicPartition, i64>,

@@ -1,11 +1,15 @@
 //! Producing records.
 //!
+//! - [`client`]: a producer over rskafka with deadlines and per-record
+//!   results.
 //! - [`partitioner`]: where a record goes, bit-compatible with the Java
 //!   client's default partitioner so every client agrees on key placement.
 //!
 //! rskafka carries the produce requests; its sockets get `TCP_NODELAY` from
 //! the vendored patch (`vendor/rskafka/PATCHED.md`).
 
+pub mod client;
 pub mod partitioner;
 
+pub use client::{OutRecord, ProduceError, Producer, Written};
 pub use partitioner::{PartitionError, Partitioner, murmur2, partition_for_key};

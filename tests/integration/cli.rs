@@ -245,3 +245,153 @@ fn a_peer_that_is_not_kafka_is_named_as_such() {
     assert!(err.contains("HTTP"), "{err}");
     let _ = http.join();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn produce_then_consume_keeps_keys_headers_and_java_placement() {
+    bounded(async {
+        let broker = TestBroker::start().await.unwrap();
+        let client = testkit::client(broker.bootstrap(), Duration::from_secs(20))
+            .await
+            .unwrap();
+        let topic = testkit::unique_name("cli-records");
+        testkit::create_topics(&client, &[topic.as_str()], 3, 1)
+            .await
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("in.txt");
+        std::fs::write(&input, "one\ntwo\nthree\n").unwrap();
+        let bootstrap = broker.bootstrap().to_owned();
+        let t = topic.clone();
+        let (produced, consumed, missing) = tokio::task::spawn_blocking(move || {
+            let env = [("KAFKA_BOOTSTRAP_SERVERS", bootstrap.as_str())];
+            let file = input.to_string_lossy().into_owned();
+            let produced = run_cli(
+                &[
+                    "produce",
+                    "-t",
+                    &t,
+                    "-k",
+                    "order-1",
+                    "-H",
+                    "source=cli",
+                    "--lines",
+                    "--file",
+                    &file,
+                ],
+                &env,
+            );
+            let consumed = run_cli(
+                &[
+                    "consume",
+                    "-t",
+                    &t,
+                    "--max",
+                    "3",
+                    "--json",
+                    "--timeout",
+                    "20s",
+                ],
+                &env,
+            );
+            let late = run_cli(
+                &[
+                    "consume",
+                    "-t",
+                    &t,
+                    "--from-time",
+                    "2999-01-01T00:00:00Z",
+                    "--timeout",
+                    "1s",
+                ],
+                &env,
+            );
+            let missing = run_cli(
+                &["produce", "-t", "no-such-topic-here", "--file", &file],
+                &env,
+            );
+            (produced, consumed, missing)
+        })
+        .await
+        .unwrap();
+
+        let (status, out, err) = produced;
+        assert!(status.success(), "{out}\n{err}");
+        let expected = kafka_actors::producer::partition_for_key(b"order-1", 3);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 3, "{out}");
+        for line in &lines {
+            assert!(line.starts_with(&format!("{topic}/{expected}@")), "{line}");
+        }
+
+        let (status, out, err) = consumed;
+        assert!(status.success(), "{err}");
+        let records: Vec<serde_json::Value> = out
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(records.len(), 3, "{out}");
+        let values: Vec<&str> = records
+            .iter()
+            .map(|r| r["value"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            values,
+            ["one", "two", "three"],
+            "order within the key's partition"
+        );
+        for r in &records {
+            assert_eq!(r["key"], "order-1");
+            assert_eq!(r["headers"]["source"], "cli");
+            assert_eq!(r["partition"], expected);
+        }
+
+        let (status, _, err) = missing;
+        assert_eq!(status.code(), Some(1), "{err}");
+        assert!(err.contains("no-such-topic-here does not exist"), "{err}");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Apache Kafka (KAFKA_ACTORS_TEST_BOOTSTRAP): Tansu's ListOffsets by timestamp \
+            returns an offset even when no record is that new, where Kafka answers -1"]
+async fn consume_from_a_time_after_every_record_starts_at_the_end() {
+    bounded(async {
+        let broker = TestBroker::start().await.unwrap();
+        assert!(
+            broker.is_external(),
+            "this test needs KAFKA_ACTORS_TEST_BOOTSTRAP"
+        );
+        let client = testkit::client(broker.bootstrap(), Duration::from_secs(20))
+            .await
+            .unwrap();
+        let topic = testkit::unique_name("cli-late");
+        testkit::create_topics(&client, &[topic.as_str()], 1, 1)
+            .await
+            .unwrap();
+        testkit::publish_test_event(&client, &topic, 0, serde_json::json!({"n": 1}), "c1")
+            .await
+            .unwrap();
+        let bootstrap = broker.bootstrap().to_owned();
+        let (status, out, err) = tokio::task::spawn_blocking(move || {
+            run_cli(
+                &[
+                    "consume",
+                    "-t",
+                    &topic,
+                    "--from-time",
+                    "2999-01-01T00:00:00Z",
+                    "--timeout",
+                    "1s",
+                ],
+                &[("KAFKA_BOOTSTRAP_SERVERS", bootstrap.as_str())],
+            )
+        })
+        .await
+        .unwrap();
+        assert!(status.success(), "{err}");
+        assert!(out.is_empty(), "{out}");
+        assert!(err.contains("0 record(s) before the timeout"), "{err}");
+    })
+    .await;
+}
