@@ -163,7 +163,7 @@ pub(crate) async fn consume(config: Config, args: ConsumeArgs) -> Exit {
             None => {
                 // No record at or after the time: Kafka answers -1; start at
                 // the end, as the Java consumer does.
-                let found = match pc.get_offset(start.clone()).await {
+                let found = match pc.get_offset(start).await {
                     Ok(o) if o < 0 => pc.get_offset(OffsetAt::Latest).await,
                     other => other,
                 };
