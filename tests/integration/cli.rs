@@ -293,18 +293,6 @@ async fn produce_then_consume_keeps_keys_headers_and_java_placement() {
                 ],
                 &env,
             );
-            let late = run_cli(
-                &[
-                    "consume",
-                    "-t",
-                    &t,
-                    "--from-time",
-                    "2999-01-01T00:00:00Z",
-                    "--timeout",
-                    "1s",
-                ],
-                &env,
-            );
             let missing = run_cli(
                 &["produce", "-t", "no-such-topic-here", "--file", &file],
                 &env,
