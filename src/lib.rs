@@ -31,6 +31,7 @@
 //! - [`consumer`]: consuming partitions; the committable-offset watermark.
 //! - [`kafka`]: adapters over the Kafka protocol: one connection
 //!   ([`kafka::wire`]), cluster operations ([`kafka::cluster`]).
+//! - [`handler`]: handling requests; the request envelope and replies.
 //! - [`health`]: the health monitor actor and its status logic.
 //! - [`producer`]: producing; the Java-compatible partitioner.
 //! - [`http`]: the HTTP listener for health and metrics.
@@ -47,6 +48,7 @@ pub mod consumer;
 #[cfg(feature = "embedded-broker")]
 pub mod embedded;
 pub mod exit;
+pub mod handler;
 pub mod health;
 pub mod http;
 pub mod kafka;
