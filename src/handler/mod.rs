@@ -1,6 +1,13 @@
 //! Handling requests.
 //!
+//! - [`api`]: the [`Handler`] trait, typed handlers, and the boundary that
+//!   turns a panic into a failure.
 //! - [`envelope`]: reading a request's correlation id, event type, reply
 //!   topic and payload (seeds 000, 002, 004), and building its reply.
+//! - [`dead_letter`]: the dead-letter record of a failed request.
 
+pub mod api;
+pub mod dead_letter;
 pub mod envelope;
+
+pub use api::{Context, Failure, FailureKind, Handler, HandlerError, invoke, typed};
