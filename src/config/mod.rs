@@ -49,6 +49,10 @@ pub struct Config {
     /// Declared topics, by logical name (the key); `name` overrides the
     /// Kafka topic name when it differs from the logical one.
     pub topics: BTreeMap<String, TopicSpec>,
+    /// Routes, by name: which handler handles which topic's records.
+    pub routes: BTreeMap<String, RouteConfig>,
+    /// Pipeline settings shared by every route.
+    pub pipeline: PipelineConfig,
     /// The HTTP listener for `/health*` and `/metrics`.
     pub http: HttpConfig,
     /// Health monitor settings.
@@ -400,6 +404,71 @@ impl TopicSpec {
     /// The Kafka topic name for a spec declared under `logical`.
     pub fn topic_name<'a>(&'a self, logical: &'a str) -> &'a str {
         self.name.as_deref().unwrap_or(logical)
+    }
+}
+
+/// One route (`[routes.<name>]`): records of `topic` (only those of
+/// `event_type`, when set) go to `handler`; its output goes to the reply
+/// topic, failures to the dead-letter topic.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Input topic: a Kafka topic name, or the logical name of a declared
+    /// topic.
+    pub topic: String,
+    /// Only records whose event type (header or envelope field) is this.
+    pub event_type: Option<String>,
+    /// `echo`, `forward`, or a handler registered by the library user.
+    pub handler: String,
+    /// Where replies go (a request's `reply_to` header wins).
+    pub reply_topic: Option<String>,
+    /// Where failed records go; `<topic>.dlq` when unset.
+    pub dlq_topic: Option<String>,
+    /// For `forward`: the topic records are republished to.
+    pub forward_to: Option<String>,
+}
+
+impl Default for RouteConfig {
+    fn default() -> Self {
+        Self {
+            topic: String::new(),
+            event_type: None,
+            handler: "echo".to_owned(),
+            reply_topic: None,
+            dlq_topic: None,
+            forward_to: None,
+        }
+    }
+}
+
+/// What happens to a record no route takes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unrouted {
+    /// Skip it (counted in a metric).
+    #[default]
+    Skip,
+    /// Publish it to the topic's dead-letter topic.
+    DeadLetter,
+}
+
+/// Pipeline settings (`[pipeline]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// Records whose event type no route of their topic takes.
+    pub unrouted: Unrouted,
+    /// Attempts to publish a batch's outputs before the partition stops and
+    /// restarts from its committed offset.
+    pub produce_attempts: u32,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        Self {
+            unrouted: Unrouted::Skip,
+            produce_attempts: 5,
+        }
     }
 }
 

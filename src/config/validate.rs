@@ -315,6 +315,66 @@ pub(crate) fn validate(
         }
     }
 
+    // [routes.*]
+    let mut taken: BTreeMap<(String, Option<&str>), &str> = BTreeMap::new();
+    for (name, route) in &config.routes {
+        let key = |field: &str| format!("routes.{name}.{field}");
+        let topic = config
+            .topics
+            .get(&route.topic)
+            .map(|spec| spec.topic_name(&route.topic).to_owned())
+            .unwrap_or_else(|| route.topic.clone());
+        if route.topic.is_empty() {
+            c.fail(&key("topic"), "every route needs an input topic");
+        } else if let Some(msg) = topic_name_problem(&topic) {
+            c.fail(&key("topic"), format!("{msg} (got `{topic}`)"));
+        }
+        for (field, value) in [
+            ("reply_topic", &route.reply_topic),
+            ("dlq_topic", &route.dlq_topic),
+            ("forward_to", &route.forward_to),
+        ] {
+            if let Some(msg) = value.as_deref().and_then(topic_name_problem) {
+                c.fail(
+                    &key(field),
+                    format!("{msg} (got `{}`)", value.as_deref().unwrap_or_default()),
+                );
+            }
+        }
+        match route.handler.as_str() {
+            "forward" if route.forward_to.is_none() => c.fail(
+                &key("forward_to"),
+                "the forward handler needs forward_to (the topic to republish to)",
+            ),
+            "" => c.fail(&key("handler"), "every route needs a handler"),
+            _ => {}
+        }
+        if route.forward_to.is_some() && route.handler != "forward" {
+            c.fail(
+                &key("forward_to"),
+                "forward_to is only for handler = \"forward\"",
+            );
+        }
+        if let Some(other) = taken.insert((topic.clone(), route.event_type.as_deref()), name) {
+            c.fail(
+                &key("event_type"),
+                format!(
+                    "routes.{other} already takes {} records of topic {topic}",
+                    route
+                        .event_type
+                        .as_deref()
+                        .map_or("all".to_owned(), |t| format!("`{t}`"))
+                ),
+            );
+        }
+    }
+    c.range(
+        "pipeline.produce_attempts",
+        u64::from(config.pipeline.produce_attempts),
+        1,
+        100,
+    );
+
     // [http], [health], [log], [shutdown]
     if config.http.bind.parse::<SocketAddr>().is_err() {
         c.fail(

@@ -1,8 +1,10 @@
 //! Consuming partitions.
 //!
+//! - [`process`]: what happens to one record: route, handle, outputs.
 //! - [`watermark`]: the handled-offset watermark of one partition, the only
 //!   offset that may be committed.
 
+pub mod process;
 pub mod watermark;
 
 pub use watermark::{Watermark, WatermarkError};

@@ -1,0 +1,251 @@
+//! Routes: which handler takes which record, and what happens to its
+//! outputs and failures. Built once at start-up from `[routes.*]` and the
+//! handlers registered by the library user; pure logic, no actors.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::api::{BoxFuture, Context, Handler, HandlerError};
+use super::dead_letter;
+use crate::config::{Config, Unrouted};
+
+/// Handlers by name: the built-ins plus those the library user registers.
+#[derive(Clone, Default)]
+pub struct HandlerRegistry {
+    handlers: HashMap<String, Arc<dyn Handler>>,
+}
+
+impl std::fmt::Debug for HandlerRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut names: Vec<_> = self.handlers.keys().collect();
+        names.sort();
+        f.debug_struct("HandlerRegistry")
+            .field("handlers", &names)
+            .finish()
+    }
+}
+
+/// `echo` and `forward`: the payload, unchanged.
+struct Identity;
+
+impl Handler for Identity {
+    fn handle<'a>(
+        &'a self,
+        _ctx: Context<'a>,
+        payload: Value,
+    ) -> BoxFuture<'a, Result<Vec<Value>, HandlerError>> {
+        Box::pin(async move { Ok(vec![payload]) })
+    }
+}
+
+impl HandlerRegistry {
+    /// The built-in handlers: `echo` (reply with the payload) and `forward`
+    /// (republish the payload to the route's `forward_to`).
+    pub fn with_builtins() -> Self {
+        let mut registry = Self::default();
+        registry.register("echo", Arc::new(Identity));
+        registry.register("forward", Arc::new(Identity));
+        registry
+    }
+
+    /// Registers `handler` as `name`, replacing any handler of that name.
+    pub fn register(&mut self, name: impl Into<String>, handler: Arc<dyn Handler>) {
+        self.handlers.insert(name.into(), handler);
+    }
+
+    /// The handler registered as `name`.
+    pub fn get(&self, name: &str) -> Option<Arc<dyn Handler>> {
+        self.handlers.get(name).cloned()
+    }
+}
+
+/// A route, ready to run.
+pub struct Route {
+    /// Its name (the `[routes.<name>]` key).
+    pub name: String,
+    /// The handler.
+    pub handler: Arc<dyn Handler>,
+    /// Where replies go (unless the request names `reply_to`).
+    pub reply_topic: Option<String>,
+    /// Where failures go.
+    pub dlq_topic: String,
+    /// For forwarding routes: where outputs are republished.
+    pub forward_to: Option<String>,
+}
+
+impl std::fmt::Debug for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Route")
+            .field("name", &self.name)
+            .field("reply_topic", &self.reply_topic)
+            .field("dlq_topic", &self.dlq_topic)
+            .field("forward_to", &self.forward_to)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Default)]
+struct TopicRoutes {
+    by_type: HashMap<String, Arc<Route>>,
+    any: Option<Arc<Route>>,
+}
+
+/// Why the routes could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RouterError {
+    /// A route names a handler nobody registered.
+    #[error(
+        "routes.{route}.handler: no handler named `{handler}` (built-in: echo, forward{registered})"
+    )]
+    UnknownHandler {
+        /// The route.
+        route: String,
+        /// The handler it names.
+        handler: String,
+        /// Registered names besides the built-ins, `, a, b`.
+        registered: String,
+    },
+}
+
+/// Every route by input topic and event type.
+#[derive(Debug)]
+pub struct Router {
+    topics: BTreeMap<String, TopicRoutes>,
+    unrouted: Unrouted,
+}
+
+impl Router {
+    /// Builds the routes of `config` with the handlers of `registry`.
+    pub fn build(config: &Config, registry: &HandlerRegistry) -> Result<Self, RouterError> {
+        let mut topics: BTreeMap<String, TopicRoutes> = BTreeMap::new();
+        for (name, route) in &config.routes {
+            let handler = registry.get(&route.handler).ok_or_else(|| {
+                let mut others: Vec<&String> = registry
+                    .handlers
+                    .keys()
+                    .filter(|n| !matches!(n.as_str(), "echo" | "forward"))
+                    .collect();
+                others.sort();
+                RouterError::UnknownHandler {
+                    route: name.clone(),
+                    handler: route.handler.clone(),
+                    registered: others.iter().map(|n| format!(", {n}")).collect(),
+                }
+            })?;
+            let topic = config
+                .topics
+                .get(&route.topic)
+                .map(|spec| spec.topic_name(&route.topic).to_owned())
+                .unwrap_or_else(|| route.topic.clone());
+            let ready = Arc::new(Route {
+                name: name.clone(),
+                handler,
+                reply_topic: route.reply_topic.clone(),
+                dlq_topic: route
+                    .dlq_topic
+                    .clone()
+                    .unwrap_or_else(|| dead_letter::default_topic(&topic)),
+                forward_to: route.forward_to.clone(),
+            });
+            let entry = topics.entry(topic).or_default();
+            match &route.event_type {
+                Some(t) => {
+                    entry.by_type.insert(t.clone(), ready);
+                }
+                None => entry.any = Some(ready),
+            }
+        }
+        Ok(Self {
+            topics,
+            unrouted: config.pipeline.unrouted,
+        })
+    }
+
+    /// Every input topic, sorted.
+    pub fn topics(&self) -> Vec<String> {
+        self.topics.keys().cloned().collect()
+    }
+
+    /// The route for a record of `topic` with `event_type`: the route of that
+    /// event type, else the topic's catch-all route.
+    pub fn route(&self, topic: &str, event_type: Option<&str>) -> Option<&Arc<Route>> {
+        let routes = self.topics.get(topic)?;
+        event_type
+            .and_then(|t| routes.by_type.get(t))
+            .or(routes.any.as_ref())
+    }
+
+    /// What to do with records no route takes.
+    pub fn unrouted(&self) -> Unrouted {
+        self.unrouted
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::RouteConfig;
+
+    fn config(routes: &[(&str, &str, Option<&str>, &str)]) -> Config {
+        let mut c = Config::default();
+        for (name, topic, event_type, handler) in routes {
+            c.routes.insert(
+                (*name).to_owned(),
+                RouteConfig {
+                    topic: (*topic).to_owned(),
+                    event_type: event_type.map(ToOwned::to_owned),
+                    handler: (*handler).to_owned(),
+                    ..RouteConfig::default()
+                },
+            );
+        }
+        c
+    }
+
+    #[test]
+    fn routes_by_event_type_then_catch_all() {
+        let c = config(&[
+            ("validate", "requests", Some("validate"), "echo"),
+            ("rest", "requests", None, "echo"),
+            ("audit", "audit", Some("login"), "echo"),
+        ]);
+        let r = Router::build(&c, &HandlerRegistry::with_builtins()).unwrap();
+        assert_eq!(r.topics(), ["audit", "requests"]);
+        assert_eq!(
+            r.route("requests", Some("validate")).unwrap().name,
+            "validate"
+        );
+        assert_eq!(r.route("requests", Some("other")).unwrap().name, "rest");
+        assert_eq!(r.route("requests", None).unwrap().name, "rest");
+        assert!(r.route("audit", Some("logout")).is_none());
+        assert!(r.route("nope", None).is_none());
+        assert_eq!(
+            r.route("audit", Some("login")).unwrap().dlq_topic,
+            "audit.dlq"
+        );
+    }
+
+    #[test]
+    fn logical_topic_names_resolve_and_unknown_handlers_are_named() {
+        let mut c = config(&[("r", "requests", None, "echo")]);
+        c.topics.insert(
+            "requests".into(),
+            crate::config::TopicSpec {
+                name: Some("gigaoffice-requests".into()),
+                ..Default::default()
+            },
+        );
+        let r = Router::build(&c, &HandlerRegistry::with_builtins()).unwrap();
+        assert_eq!(r.topics(), ["gigaoffice-requests"]);
+
+        let c = config(&[("r", "t", None, "validate")]);
+        let err = Router::build(&c, &HandlerRegistry::with_builtins()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "routes.r.handler: no handler named `validate` (built-in: echo, forward)"
+        );
+    }
+}
