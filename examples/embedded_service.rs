@@ -21,6 +21,7 @@ fn main() -> anyhow::Result<()> {
         let (started_tx, started_rx) = tokio::sync::oneshot::channel();
         let service = runtime::run(
             config,
+            kafka_actors::handler::HandlerRegistry::with_builtins(),
             async {
                 let _ = tokio::signal::ctrl_c().await;
             },

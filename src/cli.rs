@@ -419,11 +419,22 @@ async fn run_service(config: Config, args: RunArgs) -> Exit {
         return Exit::Usage;
     }
 
-    match runtime::run(config, shutdown_signal(), None).await {
+    match runtime::run(
+        config,
+        crate::handler::HandlerRegistry::with_builtins(),
+        shutdown_signal(),
+        None,
+    )
+    .await
+    {
         Ok(()) => Exit::Ok,
         Err(e) => {
             tracing::error!(error = %e, "service failed");
-            Exit::Failure
+            match e {
+                runtime::RuntimeError::Router(_) => Exit::Config,
+                runtime::RuntimeError::Kafka(_) => Exit::Unavailable,
+                _ => Exit::Failure,
+            }
         }
     }
 }

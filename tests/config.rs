@@ -695,3 +695,45 @@ fn bad_topic_config_names_are_refused() {
         Ok(())
     });
 }
+
+#[test]
+fn routes_are_validated_and_jq_programs_compiled_at_load() {
+    Jail::expect_with(|jail| {
+        jail.clear_env();
+        jail.create_file(
+            "routes.toml",
+            r#"
+[routes.shape]
+topic = "requests"
+handler = "jq"
+program = "{ok: .a"
+
+[routes.copy]
+topic = "events"
+handler = "forward"
+
+[routes.twice]
+topic = "events"
+handler = "echo"
+"#,
+        )?;
+        let text = problems(&load_in_jail(Some("routes.toml")).unwrap_err());
+        assert!(text.contains("routes.shape.program"), "{text}");
+        assert!(text.contains("routes.copy.forward_to"), "{text}");
+        assert!(
+            text.contains("already takes all records of topic events"),
+            "{text}"
+        );
+        Ok(())
+    });
+    Jail::expect_with(|jail| {
+        jail.clear_env();
+        jail.create_file(
+            "ok.toml",
+            "[routes.shape]\ntopic = \"requests\"\nhandler = \"jq\"\nprogram = \"{ok: .a}\"\nreply_topic = \"responses\"\n",
+        )?;
+        let c = load_in_jail(Some("ok.toml")).unwrap().config;
+        assert_eq!(c.routes["shape"].program.as_deref(), Some("{ok: .a}"));
+        Ok(())
+    });
+}

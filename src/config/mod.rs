@@ -418,8 +418,11 @@ pub struct RouteConfig {
     pub topic: String,
     /// Only records whose event type (header or envelope field) is this.
     pub event_type: Option<String>,
-    /// `echo`, `forward`, or a handler registered by the library user.
+    /// `echo`, `forward`, `jq`, or a handler registered by the library user.
     pub handler: String,
+    /// For `jq`: the program that turns the payload into the reply (each
+    /// output becomes one reply; none means no reply). Compiled at start-up.
+    pub program: Option<String>,
     /// Where replies go (a request's `reply_to` header wins).
     pub reply_topic: Option<String>,
     /// Where failed records go; `<topic>.dlq` when unset.
@@ -434,6 +437,7 @@ impl Default for RouteConfig {
             topic: String::new(),
             event_type: None,
             handler: "echo".to_owned(),
+            program: None,
             reply_topic: None,
             dlq_topic: None,
             forward_to: None,

@@ -347,7 +347,18 @@ pub(crate) fn validate(
                 "the forward handler needs forward_to (the topic to republish to)",
             ),
             "" => c.fail(&key("handler"), "every route needs a handler"),
+            "jq" => match &route.program {
+                None => c.fail(&key("program"), "the jq handler needs a program"),
+                Some(program) => {
+                    if let Err(e) = crate::handler::jq::compile(program) {
+                        c.fail(&key("program"), e.to_string());
+                    }
+                }
+            },
             _ => {}
+        }
+        if route.program.is_some() && route.handler != "jq" {
+            c.fail(&key("program"), "program is only for handler = \"jq\"");
         }
         if route.forward_to.is_some() && route.handler != "forward" {
             c.fail(

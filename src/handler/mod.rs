@@ -5,11 +5,13 @@
 //! - [`envelope`]: reading a request's correlation id, event type, reply
 //!   topic and payload (seeds 000, 002, 004), and building its reply.
 //! - [`dead_letter`]: the dead-letter record of a failed request.
+//! - [`jq`]: jq programs through jaq (pure Rust), for the `jq` handler.
 //! - [`router`]: routes by topic and event type, and the handler registry.
 
 pub mod api;
 pub mod dead_letter;
 pub mod envelope;
+pub mod jq;
 pub mod router;
 
 pub use api::{Context, Failure, FailureKind, Handler, HandlerError, invoke, typed};

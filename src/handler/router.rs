@@ -40,6 +40,23 @@ impl Handler for Identity {
     }
 }
 
+/// `jq`: the route's program, each output one reply.
+struct Jq(super::jq::JqProgram);
+
+impl Handler for Jq {
+    fn handle<'a>(
+        &'a self,
+        _ctx: Context<'a>,
+        payload: Value,
+    ) -> BoxFuture<'a, Result<Vec<Value>, HandlerError>> {
+        let result = self
+            .0
+            .run(payload)
+            .map_err(|e| HandlerError::Permanent(e.to_string()));
+        Box::pin(async move { result })
+    }
+}
+
 impl HandlerRegistry {
     /// The built-in handlers: `echo` (reply with the payload) and `forward`
     /// (republish the payload to the route's `forward_to`).
@@ -96,9 +113,17 @@ struct TopicRoutes {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum RouterError {
+    /// A jq route's program does not compile.
+    #[error("routes.{route}.program: {message}")]
+    Program {
+        /// The route.
+        route: String,
+        /// The compiler's message.
+        message: String,
+    },
     /// A route names a handler nobody registered.
     #[error(
-        "routes.{route}.handler: no handler named `{handler}` (built-in: echo, forward{registered})"
+        "routes.{route}.handler: no handler named `{handler}` (built-in: echo, forward, jq{registered})"
     )]
     UnknownHandler {
         /// The route.
@@ -122,7 +147,16 @@ impl Router {
     pub fn build(config: &Config, registry: &HandlerRegistry) -> Result<Self, RouterError> {
         let mut topics: BTreeMap<String, TopicRoutes> = BTreeMap::new();
         for (name, route) in &config.routes {
-            let handler = registry.get(&route.handler).ok_or_else(|| {
+            let handler: Option<Arc<dyn Handler>> =
+                match (route.handler.as_str(), &route.program) {
+                    ("jq", Some(program)) => Some(Arc::new(Jq(super::jq::compile(program)
+                        .map_err(|e| RouterError::Program {
+                            route: name.clone(),
+                            message: e.to_string(),
+                        })?))),
+                    _ => registry.get(&route.handler),
+                };
+            let handler = handler.ok_or_else(|| {
                 let mut others: Vec<&String> = registry
                     .handlers
                     .keys()
@@ -245,7 +279,7 @@ mod tests {
         let err = Router::build(&c, &HandlerRegistry::with_builtins()).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "routes.r.handler: no handler named `validate` (built-in: echo, forward)"
+            "routes.r.handler: no handler named `validate` (built-in: echo, forward, jq)"
         );
     }
 }

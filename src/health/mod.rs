@@ -39,15 +39,17 @@ pub struct GetHealth;
 #[derive(Debug)]
 pub struct HealthMonitor {
     config: Arc<Config>,
+    consuming: Arc<std::sync::atomic::AtomicBool>,
     last: Option<BrokerCheck>,
     checking: bool,
 }
 
 impl HealthMonitor {
-    /// A monitor for `config`.
-    pub fn new(config: Arc<Config>) -> Self {
+    /// A monitor for `config`; `consuming` is set while the pipeline runs.
+    pub fn new(config: Arc<Config>, consuming: Arc<std::sync::atomic::AtomicBool>) -> Self {
         Self {
             config,
+            consuming,
             last: None,
             checking: false,
         }
@@ -119,6 +121,10 @@ impl Handler<GetHealth> for HealthMonitor {
     type Result = MessageResult<GetHealth>;
 
     fn handle(&mut self, _msg: GetHealth, _ctx: &mut Self::Context) -> Self::Result {
-        MessageResult(status::report(&self.config, self.last.as_ref()))
+        MessageResult(status::report(
+            &self.config,
+            self.last.as_ref(),
+            self.consuming.load(std::sync::atomic::Ordering::SeqCst),
+        ))
     }
 }

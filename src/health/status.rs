@@ -71,8 +71,7 @@ pub struct HealthReport {
     pub reasons: Vec<String>,
     /// The configured bootstrap servers, comma-separated.
     pub bootstrap_servers: String,
-    /// Whether partition consumers are running. No consumers exist in this
-    /// version of the service, so this is false.
+    /// Whether partition consumers are running (false without routes).
     pub consumer_running: bool,
     /// Per-component status.
     pub components: Components,
@@ -81,15 +80,20 @@ pub struct HealthReport {
 }
 
 impl HealthReport {
-    /// Ready to serve: the brokers are reachable.
+    /// Ready to serve: the brokers are reachable and, when routes are
+    /// configured, the partition consumers run.
     pub fn ready(&self) -> bool {
-        self.components.brokers.status == Status::Healthy
+        self.components.brokers.status == Status::Healthy && self.reasons.is_empty()
     }
 }
 
-/// Builds the report from the configuration and the last broker check.
-pub fn report(config: &Config, check: Option<&BrokerCheck>) -> HealthReport {
+/// Builds the report from the configuration, the last broker check, and
+/// whether the pipeline consumes.
+pub fn report(config: &Config, check: Option<&BrokerCheck>, consuming: bool) -> HealthReport {
     let mut reasons = Vec::new();
+    if !config.routes.is_empty() && !consuming {
+        reasons.push("partition consumers are not running".to_owned());
+    }
     let brokers = match check {
         None => {
             reasons.push("no broker check has completed yet".to_owned());
@@ -124,11 +128,15 @@ pub fn report(config: &Config, check: Option<&BrokerCheck>) -> HealthReport {
             }
         }
     };
+    let status = match brokers.status {
+        Status::Healthy if !reasons.is_empty() => Status::Degraded,
+        other => other,
+    };
     HealthReport {
-        status: brokers.status,
+        status,
         reasons,
         bootstrap_servers: config.kafka.bootstrap_servers.join(","),
-        consumer_running: false,
+        consumer_running: consuming,
         components: Components { brokers },
         configuration: ConfigurationSummary {
             auto_create_topics: config.topic_manager.auto_create,
@@ -161,7 +169,7 @@ mod tests {
     #[test]
     fn status_follows_the_last_check() {
         let config = Config::default();
-        let r = report(&config, None);
+        let r = report(&config, None, false);
         assert_eq!(r.status, Status::Unhealthy);
         assert!(!r.ready());
         assert_eq!(r.reasons.len(), 1);
@@ -170,7 +178,7 @@ mod tests {
             at: SystemTime::now(),
             outcome: Ok(info()),
         };
-        let r = report(&config, Some(&ok));
+        let r = report(&config, Some(&ok), false);
         assert_eq!(r.status, Status::Healthy);
         assert!(r.ready());
         assert!(r.reasons.is_empty());
@@ -180,14 +188,14 @@ mod tests {
             at: SystemTime::now(),
             outcome: Err("refused".into()),
         };
-        let r = report(&config, Some(&bad));
+        let r = report(&config, Some(&bad), false);
         assert_eq!(r.status, Status::Unhealthy);
         assert!(r.reasons[0].contains("refused"));
     }
 
     #[test]
     fn serialises_in_seed_003_shape() {
-        let r = report(&Config::default(), None);
+        let r = report(&Config::default(), None, false);
         let v = serde_json::to_value(&r).unwrap();
         for key in [
             "status",

@@ -1,11 +1,15 @@
 //! Builds and supervises the actor tree; owns start-up and shutdown order.
 //!
-//! Start-up: metrics recorder -> health monitor (supervised) -> HTTP
-//! listener. Shutdown (on the future passed to [`run`]): stop accepting
-//! HTTP, let in-flight requests finish within `shutdown.drain_timeout_ms`,
-//! then stop the actors.
+//! Start-up: metrics recorder -> HTTP bind -> health monitor (supervised)
+//! -> pipeline (when routes are configured: router, producer, offset
+//! committer, partition consumers; see [`pipeline`]) -> HTTP listener.
+//! Shutdown (on the future passed to [`run`]): drain the pipeline (finish
+//! batches in flight, publish, commit) within `shutdown.drain_timeout_ms`,
+//! stop accepting HTTP, then stop the actors.
 //!
 //! Must run inside an actix `System` (see `main.rs`).
+
+pub mod pipeline;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -22,6 +26,13 @@ use crate::telemetry::{self, metrics as m};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RuntimeError {
+    /// The routes could not be built (an unknown handler).
+    #[error(transparent)]
+    Router(#[from] crate::handler::router::RouterError),
+    /// The brokers refused or could not be reached while starting the
+    /// pipeline.
+    #[error("starting the pipeline: {0}")]
+    Kafka(String),
     /// The HTTP listener could not bind.
     #[error("cannot listen on {bind} (http.bind): {source}")]
     HttpBind {
@@ -44,6 +55,7 @@ pub struct Started {
 /// `started`, when given, receives the bound addresses once everything is up.
 pub async fn run(
     config: Config,
+    handlers: crate::handler::router::HandlerRegistry,
     shutdown: impl Future<Output = ()>,
     started: Option<oneshot::Sender<Started>>,
 ) -> Result<(), RuntimeError> {
@@ -65,8 +77,19 @@ pub async fn run(
         None
     };
 
+    let consuming = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let monitor_config = Arc::clone(&config);
-    let health = Supervisor::start(move |_| HealthMonitor::new(monitor_config));
+    let monitor_consuming = Arc::clone(&consuming);
+    let health = Supervisor::start(move |_| HealthMonitor::new(monitor_config, monitor_consuming));
+
+    let pipeline = if config.routes.is_empty() {
+        None
+    } else {
+        let pipeline = pipeline::start(&config, &handlers).await?;
+        tracing::info!(partitions = pipeline.partitions(), "pipeline started");
+        consuming.store(true, std::sync::atomic::Ordering::SeqCst);
+        Some(pipeline)
+    };
 
     let http = match listener {
         Some(listener) => {
@@ -99,6 +122,10 @@ pub async fn run(
 
     shutdown.await;
     tracing::info!("shutting down");
+    if let Some(pipeline) = pipeline {
+        consuming.store(false, std::sync::atomic::Ordering::SeqCst);
+        pipeline.drain(config.shutdown.drain_timeout()).await;
+    }
     if let Some(http) = http {
         // Graceful: stops accepting, waits for in-flight requests up to the
         // server's shutdown timeout.

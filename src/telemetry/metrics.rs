@@ -22,8 +22,32 @@ pub const BROKER_COUNT: &str = "kafka_actors_broker_count";
 /// `status`.
 pub const HTTP_REQUESTS_TOTAL: &str = "kafka_actors_http_requests_total";
 
+/// Records fetched, labelled `topic`.
+pub const CONSUMER_RECORDS_TOTAL: &str = "kafka_actors_consumer_records_total";
+/// Records handled, labelled `route` and `outcome` (`handled`, a failure
+/// class, `unrouted_skipped`, `unrouted_dead_lettered`).
+pub const HANDLER_RECORDS_TOTAL: &str = "kafka_actors_handler_records_total";
+/// Time to route and handle one record, labelled `route`.
+pub const HANDLER_DURATION_SECONDS: &str = "kafka_actors_handler_duration_seconds";
+/// Output records acknowledged by the broker, labelled `topic`, `outcome`.
+pub const PRODUCER_RECORDS_TOTAL: &str = "kafka_actors_producer_records_total";
+/// Offset commits, labelled `outcome` (`ok` or an error code).
+pub const CONSUMER_COMMITS_TOTAL: &str = "kafka_actors_consumer_commits_total";
+/// Records between the handled position and the fetch high watermark,
+/// labelled `topic`, `partition`.
+pub const CONSUMER_LAG_RECORDS: &str = "kafka_actors_consumer_lag_records";
+/// Actor restarts, labelled `actor`.
+pub const ACTOR_RESTARTS_TOTAL: &str = "kafka_actors_actor_restarts_total";
+
 /// Every name above; the template test walks this list.
 pub const ALL: &[&str] = &[
+    CONSUMER_RECORDS_TOTAL,
+    HANDLER_RECORDS_TOTAL,
+    HANDLER_DURATION_SECONDS,
+    PRODUCER_RECORDS_TOTAL,
+    CONSUMER_COMMITS_TOTAL,
+    CONSUMER_LAG_RECORDS,
+    ACTOR_RESTARTS_TOTAL,
     BUILD_INFO,
     BROKER_UP,
     BROKER_CHECKS_TOTAL,

@@ -21,7 +21,9 @@ pub fn init_logging(config: &LogConfig) {
         .or_else(|_| EnvFilter::try_new(&config.level))
         .unwrap_or_else(|_| EnvFilter::new("info"))
         // Tansu logs every request at INFO and slows down with it on.
-        .add_directive("tansu=warn".parse().expect("a valid static directive"));
+        .add_directive("tansu=warn".parse().expect("a valid static directive"))
+        // rskafka logs every connection at INFO.
+        .add_directive("rskafka=warn".parse().expect("a valid static directive"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())

@@ -3,8 +3,12 @@
 //! in-process Tansu broker. One binary; random topic and group names per
 //! test; a deadline on every wait; the service's log printed on failure.
 
+// Test helpers unwrap: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used)]
+
 mod cli;
 mod harness;
 mod offsets;
+mod pipeline;
 mod service;
 mod support;

@@ -1,0 +1,194 @@
+//! The offset committer actor.
+//!
+//! **What it does**: commits the handled watermarks of every partition of
+//! this instance to the group coordinator (OffsetCommit through
+//! `kafka-protocol`).
+//!
+//! **Messages**: [`Commit`] (commit now and answer when the broker
+//! acknowledged: `enable_auto_commit = false`), [`Report`] (remember; the
+//! interval commits it: `enable_auto_commit = true`), [`Flush`] (commit
+//! whatever is pending; shutdown).
+//!
+//! **Ordering**: commits go out one at a time, in order; a partition's
+//! committed offset never goes backwards (a lower offset is ignored).
+//!
+//! **Supervision**: a failed commit leaves the offsets pending; the next one
+//! retries them. The coordinator connection is re-established on demand.
+//!
+//! **Metrics**: `kafka_actors_consumer_commits_total{outcome}`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use tokio::sync::Mutex;
+
+use crate::config::KafkaConfig;
+use crate::kafka::{Committer, GroupCoordinator, TopicPartition};
+use crate::telemetry::metrics as m;
+
+/// Commit these offsets now; answers once the broker acknowledged.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), String>")]
+pub struct Commit(pub BTreeMap<TopicPartition, i64>);
+
+/// Remember these offsets; the interval commits them.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Report(pub BTreeMap<TopicPartition, i64>);
+
+/// Commit whatever is pending now.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), String>")]
+pub struct Flush;
+
+#[derive(Debug, Default)]
+struct State {
+    coordinator: Option<GroupCoordinator>,
+    committed: BTreeMap<TopicPartition, i64>,
+    pending: BTreeMap<TopicPartition, i64>,
+}
+
+/// The offset committer; see the module documentation.
+#[derive(Debug)]
+pub struct OffsetCommitter {
+    kafka: KafkaConfig,
+    group: String,
+    committer: Committer,
+    interval: Option<Duration>,
+    state: Arc<Mutex<State>>,
+}
+
+impl OffsetCommitter {
+    /// A committer for `group`; with `interval`, pending offsets are
+    /// committed that often.
+    pub fn new(kafka: KafkaConfig, group: String, interval: Option<Duration>) -> Self {
+        Self {
+            kafka,
+            group,
+            committer: Committer::standalone(),
+            interval,
+            state: Arc::new(Mutex::new(State::default())),
+        }
+    }
+
+    fn merge(state: &mut State, offsets: BTreeMap<TopicPartition, i64>) {
+        for (tp, offset) in offsets {
+            let floor = state
+                .committed
+                .get(&tp)
+                .copied()
+                .max(state.pending.get(&tp).copied())
+                .unwrap_or(i64::MIN);
+            if offset > floor {
+                state.pending.insert(tp, offset);
+            }
+        }
+    }
+
+    /// Commits everything pending; the shared state's lock keeps commits in
+    /// order.
+    fn commit_pending(&self) -> impl Future<Output = Result<(), String>> + 'static {
+        let state = Arc::clone(&self.state);
+        let kafka = self.kafka.clone();
+        let group = self.group.clone();
+        let committer = self.committer.clone();
+        async move {
+            let mut state = state.lock().await;
+            if state.pending.is_empty() {
+                return Ok(());
+            }
+            if state.coordinator.is_none() {
+                let coordinator = GroupCoordinator::connect(&kafka, &group)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                state.coordinator = Some(coordinator);
+            }
+            let pending = state.pending.clone();
+            let result = match state.coordinator.as_mut() {
+                Some(c) => c.commit(&committer, &pending).await,
+                None => return Err("no coordinator".to_owned()),
+            };
+            match result {
+                Ok(()) => {
+                    for (tp, offset) in pending {
+                        if state.pending.get(&tp) == Some(&offset) {
+                            state.pending.remove(&tp);
+                        }
+                        state.committed.insert(tp, offset);
+                    }
+                    metrics::counter!(m::CONSUMER_COMMITS_TOTAL, "outcome" => "ok").increment(1);
+                    Ok(())
+                }
+                Err(e) => {
+                    metrics::counter!(m::CONSUMER_COMMITS_TOTAL, "outcome" => e.code())
+                        .increment(1);
+                    // Reconnect next time: the coordinator may have moved.
+                    state.coordinator = None;
+                    tracing::warn!(group = %group, error = %e, "offset commit failed; will retry");
+                    Err(e.to_string())
+                }
+            }
+        }
+    }
+}
+
+impl Actor for OffsetCommitter {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        if let Some(interval) = self.interval {
+            ctx.run_interval(interval, |act, ctx| {
+                ctx.spawn(act.commit_pending().into_actor(act).map(|_, _, _| ()));
+            });
+        }
+    }
+}
+
+impl Handler<Commit> for OffsetCommitter {
+    type Result = ResponseFuture<Result<(), String>>;
+
+    fn handle(&mut self, msg: Commit, _ctx: &mut Self::Context) -> Self::Result {
+        let state = Arc::clone(&self.state);
+        let commit = self.commit_pending();
+        Box::pin(async move {
+            Self::merge(&mut *state.lock().await, msg.0);
+            commit.await
+        })
+    }
+}
+
+impl Handler<Report> for OffsetCommitter {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, msg: Report, _ctx: &mut Self::Context) -> Self::Result {
+        let state = Arc::clone(&self.state);
+        Box::pin(async move { Self::merge(&mut *state.lock().await, msg.0) })
+    }
+}
+
+impl Handler<Flush> for OffsetCommitter {
+    type Result = ResponseFuture<Result<(), String>>;
+
+    fn handle(&mut self, _msg: Flush, _ctx: &mut Self::Context) -> Self::Result {
+        Box::pin(self.commit_pending())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn never_goes_backwards() {
+        let mut state = State::default();
+        let tp = ("t".to_owned(), 0);
+        state.committed.insert(tp.clone(), 10);
+        OffsetCommitter::merge(&mut state, BTreeMap::from([(tp.clone(), 5)]));
+        assert!(state.pending.is_empty());
+        OffsetCommitter::merge(&mut state, BTreeMap::from([(tp.clone(), 12)]));
+        OffsetCommitter::merge(&mut state, BTreeMap::from([(tp.clone(), 11)]));
+        assert_eq!(state.pending[&tp], 12);
+    }
+}
