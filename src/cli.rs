@@ -191,9 +191,6 @@ pub fn run(cli: Cli) -> Exit {
         Err(e) => return config_failed(&e),
     };
     telemetry::init_logging(&loaded.config.log);
-    for w in &loaded.warnings {
-        tracing::warn!(key = %w.key, source = %w.source, "{}", w.message);
-    }
     match cli.command {
         Command::Config(ConfigCommand::Check) => {
             emit(&match &loaded.file {

@@ -443,7 +443,7 @@ fn lz4_is_refused_in_the_default_build() {
 }
 
 #[test]
-fn acks_zero_is_refused_and_acks_one_warns() {
+fn acks_other_than_all_are_refused_with_the_reason() {
     Jail::expect_with(|jail| {
         jail.clear_env();
         jail.set_env("KAFKA_PRODUCER_ACKS", "0");
@@ -453,11 +453,24 @@ fn acks_zero_is_refused_and_acks_one_warns() {
     });
     Jail::expect_with(|jail| {
         jail.clear_env();
-        jail.set_env("KAFKA_PRODUCER_ACKS", "1");
+        jail.set_env("KAFKA_REQUIRED_ACKS", "leader");
+        let text = problems(&load_in_jail(None).unwrap_err());
+        assert!(
+            text.contains("acks=1 (leader) cannot be honoured"),
+            "{text}"
+        );
+        assert!(
+            text.contains("rskafka always produces with acks=all"),
+            "{text}"
+        );
+        assert!(text.contains("KAFKA_REQUIRED_ACKS"), "{text}");
+        Ok(())
+    });
+    Jail::expect_with(|jail| {
+        jail.clear_env();
+        jail.set_env("KAFKA_PRODUCER_ACKS", "-1");
         let loaded = load_in_jail(None).unwrap();
-        assert_eq!(loaded.config.producer.acks, Acks::Leader);
-        assert_eq!(loaded.warnings.len(), 1);
-        assert_eq!(loaded.warnings[0].key, "producer.acks");
+        assert_eq!(loaded.config.producer.acks, Acks::All);
         Ok(())
     });
 }

@@ -99,9 +99,6 @@ pub struct Loaded {
     pub provenance: Provenance,
     /// The TOML file that was read, if any.
     pub file: Option<PathBuf>,
-    /// Settings that are accepted but behave differently from what their
-    /// name suggests; logged at start-up.
-    pub warnings: Vec<Problem>,
 }
 
 /// Loads defaults, the TOML file and the environment, and validates the
@@ -164,16 +161,14 @@ pub fn load(options: &LoadOptions) -> Result<Loaded, ConfigError> {
         derive_defaults(&mut config, &provenance);
         config
     });
-    let mut warnings = Vec::new();
     if let Some(config) = &config {
-        validate::validate(config, &provenance, &mut problems, &mut warnings);
+        validate::validate(config, &provenance, &mut problems);
     }
     match config {
         Some(config) if problems.is_empty() => Ok(Loaded {
             config,
             provenance,
             file,
-            warnings,
         }),
         _ => Err(ConfigError { problems }),
     }

@@ -63,12 +63,7 @@ fn host_port_problem(server: &str) -> Option<String> {
     }
 }
 
-pub(crate) fn validate(
-    config: &Config,
-    provenance: &Provenance,
-    problems: &mut Vec<Problem>,
-    warnings: &mut Vec<Problem>,
-) {
+pub(crate) fn validate(config: &Config, provenance: &Provenance, problems: &mut Vec<Problem>) {
     let mut c = Check {
         provenance,
         problems,
@@ -206,25 +201,25 @@ pub(crate) fn validate(
     let prod = &config.producer;
     match prod.acks {
         Acks::All => {}
-        Acks::Leader => warnings.push(Problem::new(
+        Acks::Leader => c.fail(
             "producer.acks",
-            provenance.source_of("producer.acks"),
-            "acks=1 (leader) asked for; kafka-actors always waits for all in-sync replicas \
-             (rskafka sends acks=all), which is stronger",
-        )),
+            "acks=1 (leader) cannot be honoured: rskafka always produces with acks=all \
+             (every in-sync replica acknowledges); set acks = \"all\"",
+        ),
         Acks::None => c.fail(
             "producer.acks",
             "acks=0 (none) cannot be used: a record is committed only after its output is \
-             acknowledged by the broker; use all (or 1)",
+             acknowledged by the broker, and rskafka always produces with acks=all; \
+             set acks = \"all\"",
         ),
     }
     if matches!(prod.compression_type, Compression::Lz4 | Compression::Zstd) {
         c.fail(
             "producer.compression_type",
             format!(
-                "{} is not available in this build (its codec compiles C); \
-                 use none, gzip or snappy",
-                prod.compression_type.as_str()
+                "{codec} is not available in this build: it needs the cargo feature `{codec}`, \
+                 which does not exist yet; use none, gzip or snappy",
+                codec = prod.compression_type.as_str()
             ),
         );
     }
