@@ -50,6 +50,34 @@ pub enum Command {
     Produce(ProduceArgs),
     /// Print records of a topic from an offset or a time.
     Consume(ConsumeArgs),
+    /// Send one request and wait for its reply (matched by correlation id).
+    Request(RequestArgs),
+}
+
+/// `request` options.
+#[derive(Debug, Args)]
+pub struct RequestArgs {
+    /// Request topic.
+    #[arg(long, short)]
+    pub topic: String,
+    /// Topic the reply is expected on; sent as the `reply_to` header.
+    #[arg(long, short)]
+    pub reply_topic: String,
+    /// Event type of the request (envelope field and header).
+    #[arg(long)]
+    pub event_type: Option<String>,
+    /// Record key.
+    #[arg(long, short)]
+    pub key: Option<String>,
+    /// A header, `NAME=VALUE`; repeatable.
+    #[arg(long = "header", short = 'H', value_name = "NAME=VALUE", value_parser = parse_header)]
+    pub headers: Vec<(String, String)>,
+    /// The JSON payload, from this file (`-`: stdin, the default).
+    #[arg(long, short, default_value = "-")]
+    pub file: PathBuf,
+    /// How long to wait for the reply (`5s`, `1m`).
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
 }
 
 /// `produce` options.
@@ -210,6 +238,7 @@ pub fn run(cli: Cli) -> Exit {
         Command::Run(args) => block_on(run_service(loaded.config, args)),
         Command::Produce(args) => block_on(crate::cli_records::produce(loaded.config, args)),
         Command::Consume(args) => block_on(crate::cli_records::consume(loaded.config, args)),
+        Command::Request(args) => block_on(crate::cli_records::request(loaded.config, args)),
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use rskafka::client::partition::OffsetAt;
 use serde_json::json;
 
-use crate::cli::{ConsumeArgs, ProduceArgs, emit, emit_err};
+use crate::cli::{ConsumeArgs, ProduceArgs, RequestArgs, emit, emit_err};
 use crate::config::Config;
 use crate::exit::Exit;
 use crate::producer::{OutRecord, ProduceError, Producer};
@@ -225,4 +225,126 @@ pub(crate) async fn consume(config: Config, args: ConsumeArgs) -> Exit {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+}
+
+/// Sends one enveloped request with a fresh correlation id and `reply_to`,
+/// then reads the reply topic (from its end before the request was sent)
+/// until the reply with that correlation id arrives.
+pub(crate) async fn request(config: Config, args: RequestArgs) -> Exit {
+    let input = {
+        let mut buf = Vec::new();
+        let read = if args.file.as_os_str() == "-" {
+            std::io::stdin().read_to_end(&mut buf).map(|_| buf)
+        } else {
+            std::fs::read(&args.file)
+        };
+        match read {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                emit_err(&format!(
+                    "kafka-actors: cannot read {}: {e}",
+                    args.file.display()
+                ));
+                return Exit::Failure;
+            }
+        }
+    };
+    let payload: serde_json::Value = match serde_json::from_slice(&input) {
+        Ok(v) => v,
+        Err(e) => {
+            emit_err(&format!(
+                "kafka-actors: the request payload is not JSON: {e}"
+            ));
+            return Exit::Failure;
+        }
+    };
+    let producer = match Producer::connect(&config.kafka, config.producer.compression_type).await {
+        Ok(p) => p,
+        Err(e) => return failed(&e),
+    };
+    // Where the reply topic ends now: the reply comes after.
+    let partitions = match producer.partitions(&args.reply_topic).await {
+        Ok(n) => n,
+        Err(e) => return failed(&e),
+    };
+    let mut readers = Vec::new();
+    for p in 0..partitions {
+        let pc = match producer.partition_client(&args.reply_topic, p).await {
+            Ok(pc) => pc,
+            Err(e) => return failed(&e),
+        };
+        match pc.get_offset(OffsetAt::Latest).await {
+            Ok(end) => readers.push((pc, end)),
+            Err(e) => {
+                emit_err(&format!("kafka-actors: {}/{p}: {e}", args.reply_topic));
+                return Exit::Unavailable;
+            }
+        }
+    }
+
+    let correlation_id = uuid::Uuid::new_v4().to_string();
+    let mut envelope = json!({"correlation_id": correlation_id, "payload": payload});
+    let mut headers: BTreeMap<String, Vec<u8>> = args
+        .headers
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_bytes().to_vec()))
+        .collect();
+    headers.insert(
+        "correlation_id".to_owned(),
+        correlation_id.as_bytes().to_vec(),
+    );
+    headers.insert("reply_to".to_owned(), args.reply_topic.as_bytes().to_vec());
+    if let Some(t) = &args.event_type {
+        envelope["event_type"] = json!(t);
+        headers.insert("event_type".to_owned(), t.as_bytes().to_vec());
+    }
+    let sent_at = Instant::now();
+    let record = OutRecord {
+        topic: args.topic.clone(),
+        partition: None,
+        key: args.key.as_ref().map(|k| k.as_bytes().to_vec()),
+        value: Some(envelope.to_string().into_bytes()),
+        headers,
+    };
+    if let Some(Err(e)) = producer.send(vec![record]).await.into_iter().next() {
+        return failed(&e);
+    }
+
+    let deadline = sent_at + args.timeout;
+    while Instant::now() < deadline {
+        for (pc, next) in &mut readers {
+            let fetched = pc.fetch_records(*next, 1..i32::MAX, 50).await;
+            let (records, _) = match fetched {
+                Ok(r) => r,
+                Err(e) => {
+                    emit_err(&format!("kafka-actors: reading {}: {e}", args.reply_topic));
+                    return Exit::Unavailable;
+                }
+            };
+            for r in records {
+                if r.offset < *next {
+                    continue;
+                }
+                *next = r.offset + 1;
+                let matches = r
+                    .record
+                    .headers
+                    .get("correlation_id")
+                    .is_some_and(|v| v.as_slice() == correlation_id.as_bytes());
+                if matches {
+                    emit(&render(&args.reply_topic, pc.partition(), &r, true));
+                    emit_err(&format!(
+                        "kafka-actors: reply {correlation_id} after {} ms",
+                        sent_at.elapsed().as_millis()
+                    ));
+                    return Exit::Ok;
+                }
+            }
+        }
+    }
+    emit_err(&format!(
+        "kafka-actors: no reply with correlation id {correlation_id} on {} within {:?}",
+        args.reply_topic, args.timeout
+    ));
+    Exit::NoReply
 }

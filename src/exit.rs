@@ -14,6 +14,8 @@ pub enum Exit {
     Config = 3,
     /// The brokers could not be reached or answered with an error.
     Unavailable = 4,
+    /// `request`: no reply arrived within the timeout.
+    NoReply = 5,
 }
 
 impl From<Exit> for std::process::ExitCode {
@@ -29,4 +31,5 @@ Exit codes:
   1  runtime failure (see the log)
   2  command-line usage error
   3  invalid configuration (every problem is listed, with its key and source)
-  4  brokers unreachable, or they answered with an error";
+  4  brokers unreachable, or they answered with an error
+  5  request: no reply within --timeout";

@@ -346,3 +346,76 @@ async fn graceful_restart_handles_no_record_twice_and_a_crash_loses_none() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_command_waits_for_its_reply_or_times_out() {
+    bounded(async {
+        let broker = TestBroker::start().await.unwrap();
+        let client = testkit::client(broker.bootstrap(), Duration::from_secs(20))
+            .await
+            .unwrap();
+        let t = topics(&client, 2).await;
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_config(
+            &dir,
+            &t,
+            "handler = \"jq\"\nprogram = '{doubled: (.n * 2)}'",
+        );
+        let payload = dir.path().join("payload.json");
+        std::fs::write(&payload, r#"{"n": 21}"#).unwrap();
+        let bootstrap = broker.bootstrap().to_owned();
+        let (requests, responses) = (t.requests.clone(), t.responses.clone());
+
+        let (answered, unanswered) = tokio::task::spawn_blocking(move || {
+            let env = [("KAFKA_BOOTSTRAP_SERVERS", bootstrap.as_str())];
+            let file = payload.to_string_lossy().into_owned();
+            // Nobody serves the requests yet: the request times out.
+            let unanswered = crate::support::run_cli(
+                &[
+                    "request",
+                    "-t",
+                    &requests,
+                    "-r",
+                    &responses,
+                    "--file",
+                    &file,
+                    "--timeout",
+                    "1s",
+                ],
+                &env,
+            );
+            let mut service = start(&bootstrap, &path);
+            let answered = crate::support::run_cli(
+                &[
+                    "request",
+                    "-t",
+                    &requests,
+                    "-r",
+                    &responses,
+                    "--file",
+                    &file,
+                    "--timeout",
+                    "30s",
+                ],
+                &env,
+            );
+            let exit = service.terminate(Duration::from_secs(30));
+            assert!(exit.success(), "exit {exit}");
+            (answered, unanswered)
+        })
+        .await
+        .unwrap();
+
+        let (status, _, err) = unanswered;
+        assert_eq!(status.code(), Some(5), "{err}");
+        assert!(err.contains("no reply with correlation id"), "{err}");
+
+        let (status, out, err) = answered;
+        assert!(status.success(), "{out}\n{err}");
+        let reply: Value = serde_json::from_str(out.trim()).unwrap();
+        let body: Value = serde_json::from_str(reply["value"].as_str().unwrap()).unwrap();
+        assert_eq!(body["payload"], json!({"doubled": 42}), "{out}");
+        assert_eq!(reply["headers"]["correlation_id"], body["correlation_id"]);
+    })
+    .await;
+}
