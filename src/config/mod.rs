@@ -227,6 +227,10 @@ pub struct ConsumerConfig {
     pub fetch_min_bytes: u32,
     /// Upper bound on one fetch response, in bytes.
     pub fetch_max_bytes: u32,
+    /// Upper bound on the data of one partition in a fetch (Java's
+    /// `max.partition.fetch.bytes`). Each partition consumer fetches its own
+    /// partition, so this bounds its memory and what a fetch re-reads.
+    pub max_partition_fetch_bytes: u32,
     /// Longest the broker holds a fetch waiting for `fetch_min_bytes`.
     pub fetch_max_wait_ms: u64,
 }
@@ -244,6 +248,8 @@ impl Default for ConsumerConfig {
             fetch_min_bytes: 1,
             // Same as the Java client's fetch.max.bytes.
             fetch_max_bytes: 52_428_800,
+            // Same as the Java client's max.partition.fetch.bytes.
+            max_partition_fetch_bytes: 1_048_576,
             fetch_max_wait_ms: 500,
         }
     }

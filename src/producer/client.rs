@@ -264,15 +264,21 @@ impl Producer {
                 },
             ));
         }
-        for ((topic, partition), batch) in batches {
-            let (indices, records): (Vec<usize>, Vec<Record>) = batch.into_iter().unzip();
-            let outcome = match self.partition_client(&topic, partition).await {
-                Ok(pc) => pc
-                    .produce(records, self.compression)
-                    .await
-                    .map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            };
+        // One produce request per partition, all in flight at once.
+        let sends = batches
+            .into_iter()
+            .map(|((topic, partition), batch)| async move {
+                let (indices, records): (Vec<usize>, Vec<Record>) = batch.into_iter().unzip();
+                let outcome = match self.partition_client(&topic, partition).await {
+                    Ok(pc) => pc
+                        .produce(records, self.compression)
+                        .await
+                        .map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                };
+                (topic, partition, indices, outcome)
+            });
+        for (topic, partition, indices, outcome) in futures_util::future::join_all(sends).await {
             match outcome {
                 Ok(offsets) => {
                     for (i, offset) in indices.into_iter().zip(offsets) {
