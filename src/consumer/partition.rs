@@ -75,6 +75,11 @@ pub struct PartitionConsumer {
     restarts: u32,
     /// Drained: the supervisor's restart must not start consuming again.
     drained: bool,
+    /// Records fetched but not yet handed out (a fetch returned more than
+    /// `max_poll_records`): the next batch takes them without fetching.
+    /// Re-fetching from the middle of a record batch would re-read it, and
+    /// Tansu answers such a fetch with nothing.
+    buffered: Vec<InRecord>,
 }
 
 impl std::fmt::Debug for PartitionConsumer {
@@ -92,6 +97,7 @@ struct BatchDone {
     offsets: Vec<i64>,
     next: i64,
     high_watermark: i64,
+    rest: Vec<InRecord>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -133,10 +139,12 @@ impl PartitionConsumer {
             draining: Vec::new(),
             restarts: 0,
             drained: false,
+            buffered: Vec::new(),
         }
     }
 
-    fn batch(&self) -> impl Future<Output = Result<BatchDone, BatchError>> + 'static {
+    fn batch(&mut self) -> impl Future<Output = Result<BatchDone, BatchError>> + 'static {
+        let buffered = std::mem::take(&mut self.buffered);
         let client = Arc::clone(&self.client);
         let router = Arc::clone(&self.router);
         let producer = Arc::clone(&self.producer);
@@ -148,57 +156,65 @@ impl PartitionConsumer {
             let c = &settings.consumer;
             let max_wait = i32::try_from(c.fetch_max_wait_ms).unwrap_or(i32::MAX);
             let min = i32::try_from(c.fetch_min_bytes).unwrap_or(1);
-            let max = i32::try_from(c.fetch_max_bytes)
+            let max = i32::try_from(c.max_partition_fetch_bytes.min(c.fetch_max_bytes))
                 .unwrap_or(i32::MAX)
                 .max(min + 1);
-            let fetched = match client.fetch_records(next, min..max, max_wait).await {
-                Err(RsError::ServerError {
-                    protocol_error: ProtocolError::OffsetOutOfRange,
-                    ..
-                }) => {
-                    let at = match c.auto_offset_reset {
-                        OffsetReset::Earliest => OffsetAt::Earliest,
-                        OffsetReset::Latest => OffsetAt::Latest,
-                    };
-                    let reset =
-                        client
-                            .get_offset(at)
-                            .await
-                            .map_err(|source| BatchError::Fetch {
-                                offset: next,
-                                source,
-                            })?;
-                    tracing::warn!(topic = %topic, partition, offset = next, reset, "offset out of range; reset");
-                    return Ok(BatchDone {
-                        offsets: Vec::new(),
-                        next: reset,
-                        high_watermark: reset,
-                    });
-                }
-                other => other.map_err(|source| BatchError::Fetch {
-                    offset: next,
-                    source,
-                })?,
+            let (mut records, high_watermark) = if buffered.is_empty() {
+                let fetched = match client.fetch_records(next, min..max, max_wait).await {
+                    Err(RsError::ServerError {
+                        protocol_error: ProtocolError::OffsetOutOfRange,
+                        ..
+                    }) => {
+                        let at = match c.auto_offset_reset {
+                            OffsetReset::Earliest => OffsetAt::Earliest,
+                            OffsetReset::Latest => OffsetAt::Latest,
+                        };
+                        let reset =
+                            client
+                                .get_offset(at)
+                                .await
+                                .map_err(|source| BatchError::Fetch {
+                                    offset: next,
+                                    source,
+                                })?;
+                        tracing::warn!(topic = %topic, partition, offset = next, reset, "offset out of range; reset");
+                        return Ok(BatchDone {
+                            offsets: Vec::new(),
+                            next: reset,
+                            high_watermark: reset,
+                            rest: Vec::new(),
+                        });
+                    }
+                    other => other.map_err(|source| BatchError::Fetch {
+                        offset: next,
+                        source,
+                    })?,
+                };
+                let (records, high_watermark) = fetched;
+                let records: Vec<InRecord> = records
+                    .into_iter()
+                    .filter(|r| r.offset >= next)
+                    .map(|r| InRecord {
+                        topic: topic.clone(),
+                        partition,
+                        offset: r.offset,
+                        key: r.record.key,
+                        value: r.record.value,
+                        headers: r.record.headers,
+                    })
+                    .collect();
+                (records, high_watermark)
+            } else {
+                // No fetch, so no new high watermark.
+                (buffered, i64::MIN)
             };
-            let (records, high_watermark) = fetched;
-            let records: Vec<InRecord> = records
-                .into_iter()
-                .filter(|r| r.offset >= next)
-                .take(c.max_poll_records as usize)
-                .map(|r| InRecord {
-                    topic: topic.clone(),
-                    partition,
-                    offset: r.offset,
-                    key: r.record.key,
-                    value: r.record.value,
-                    headers: r.record.headers,
-                })
-                .collect();
+            let rest = records.split_off(records.len().min(c.max_poll_records as usize));
             if records.is_empty() {
                 return Ok(BatchDone {
                     offsets: Vec::new(),
                     next,
                     high_watermark,
+                    rest,
                 });
             }
             metrics::counter!(m::CONSUMER_RECORDS_TOTAL, "topic" => topic.clone())
@@ -234,6 +250,7 @@ impl PartitionConsumer {
                 offsets: records.iter().map(|r| r.offset).collect(),
                 next,
                 high_watermark,
+                rest,
             })
         }
     }
@@ -341,6 +358,7 @@ impl Supervised for PartitionConsumer {
         self.watermark = Watermark::new(from);
         self.next = from;
         self.busy = false;
+        self.buffered.clear();
         self.restarts += 1;
         metrics::counter!(m::ACTOR_RESTARTS_TOTAL, "actor" => "partition_consumer").increment(1);
         tracing::warn!(topic = %self.topic, partition = self.partition, from, restarts = self.restarts, "partition consumer restarting");
@@ -373,12 +391,15 @@ impl Handler<Poll> for PartitionConsumer {
                         act.watermark = Watermark::new(done.next);
                     }
                     act.next = done.next;
-                    metrics::gauge!(
-                        m::CONSUMER_LAG_RECORDS,
-                        "topic" => act.topic.clone(),
-                        "partition" => act.partition.to_string()
-                    )
-                    .set((done.high_watermark - act.next).max(0) as f64);
+                    act.buffered = done.rest;
+                    if done.high_watermark != i64::MIN {
+                        metrics::gauge!(
+                            m::CONSUMER_LAG_RECORDS,
+                            "topic" => act.topic.clone(),
+                            "partition" => act.partition.to_string()
+                        )
+                        .set((done.high_watermark - act.next).max(0) as f64);
+                    }
                     if !done.offsets.is_empty() {
                         let offsets = std::collections::BTreeMap::from([(
                             (act.topic.clone(), act.partition),

@@ -67,8 +67,14 @@ reply_topic = "{responses}"
 }
 
 fn start(bootstrap: &str, config: &std::path::Path) -> Service {
+    start_with(bootstrap, config, &[])
+}
+
+fn start_with(bootstrap: &str, config: &std::path::Path, env: &[(&str, &str)]) -> Service {
     let config = config.to_string_lossy().into_owned();
-    let mut service = Service::start(bootstrap, &[], &[("KAFKA_ACTORS_CONFIG", config.as_str())]);
+    let mut env = env.to_vec();
+    env.push(("KAFKA_ACTORS_CONFIG", config.as_str()));
+    let mut service = Service::start(bootstrap, &[], &env);
     service.wait_for_status("/health/ready", 200, READY_WITHIN);
     service
 }
@@ -416,6 +422,47 @@ async fn request_command_waits_for_its_reply_or_times_out() {
         let body: Value = serde_json::from_str(reply["value"].as_str().unwrap()).unwrap();
         assert_eq!(body["payload"], json!({"doubled": 42}), "{out}");
         assert_eq!(reply["headers"]["correlation_id"], body["correlation_id"]);
+    })
+    .await;
+}
+
+/// A fetch returns whole record batches; with `max_poll_records` smaller
+/// than a batch, the rest is handed out without fetching again (fetching
+/// from the middle of a batch re-reads it, and Tansu answers nothing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_larger_than_max_poll_records_are_handled_in_pieces() {
+    bounded(async {
+        let broker = TestBroker::start().await.unwrap();
+        let config = testkit::kafka_config(broker.bootstrap());
+        let client = testkit::client(broker.bootstrap(), Duration::from_secs(20))
+            .await
+            .unwrap();
+        let t = topics(&client, 2).await;
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_config(&dir, &t, "handler = \"echo\"");
+        let producer = Producer::connect(&config, kafka_actors::config::Compression::None)
+            .await
+            .unwrap();
+        // One send: one record batch per partition, about 50 records each.
+        publish(&producer, &t.requests, 0, 100).await;
+        let bootstrap = broker.bootstrap().to_owned();
+        let mut service = tokio::task::spawn_blocking(move || {
+            start_with(
+                &bootstrap,
+                &path,
+                &[("KAFKA_ACTORS_CONSUMER__MAX_POLL_RECORDS", "7")],
+            )
+        })
+        .await
+        .unwrap();
+        let responses = read_all(&client, &t.responses, 2, 100, Duration::from_secs(60)).await;
+        let counts = correlation_counts(&responses);
+        assert_eq!(counts.len(), 100, "distinct replies");
+        assert!(counts.values().all(|n| *n == 1), "duplicates: {counts:?}");
+        let exit = tokio::task::spawn_blocking(move || service.terminate(Duration::from_secs(30)))
+            .await
+            .unwrap();
+        assert!(exit.success(), "exit {exit}");
     })
     .await;
 }
