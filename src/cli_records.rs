@@ -12,14 +12,22 @@ use crate::config::Config;
 use crate::exit::Exit;
 use crate::producer::{OutRecord, ProduceError, Producer};
 
-fn read_input(args: &ProduceArgs) -> std::io::Result<Vec<u8>> {
-    let mut buf = Vec::new();
-    if args.file.as_os_str() == "-" {
-        std::io::stdin().read_to_end(&mut buf)?;
+/// The whole of `file`, or of stdin for `-`; a read error is reported and
+/// becomes the failure exit code.
+fn read_input(file: &std::path::Path) -> Result<Vec<u8>, Exit> {
+    let read = if file.as_os_str() == "-" {
+        let mut buf = Vec::new();
+        std::io::stdin().read_to_end(&mut buf).map(|_| buf)
     } else {
-        buf = std::fs::read(&args.file)?;
-    }
-    Ok(buf)
+        std::fs::read(file)
+    };
+    read.map_err(|e| {
+        emit_err(&format!(
+            "kafka-actors: cannot read {}: {e}",
+            file.display()
+        ));
+        Exit::Failure
+    })
 }
 
 fn failed(e: &ProduceError) -> Exit {
@@ -31,15 +39,9 @@ fn failed(e: &ProduceError) -> Exit {
 }
 
 pub(crate) async fn produce(config: Config, args: ProduceArgs) -> Exit {
-    let input = match read_input(&args) {
+    let input = match read_input(&args.file) {
         Ok(input) => input,
-        Err(e) => {
-            emit_err(&format!(
-                "kafka-actors: cannot read {}: {e}",
-                args.file.display()
-            ));
-            return Exit::Failure;
-        }
+        Err(exit) => return exit,
     };
     let values: Vec<Vec<u8>> = if args.lines {
         input
@@ -231,23 +233,9 @@ pub(crate) async fn consume(config: Config, args: ConsumeArgs) -> Exit {
 /// then reads the reply topic (from its end before the request was sent)
 /// until the reply with that correlation id arrives.
 pub(crate) async fn request(config: Config, args: RequestArgs) -> Exit {
-    let input = {
-        let mut buf = Vec::new();
-        let read = if args.file.as_os_str() == "-" {
-            std::io::stdin().read_to_end(&mut buf).map(|_| buf)
-        } else {
-            std::fs::read(&args.file)
-        };
-        match read {
-            Ok(bytes) => bytes,
-            Err(e) => {
-                emit_err(&format!(
-                    "kafka-actors: cannot read {}: {e}",
-                    args.file.display()
-                ));
-                return Exit::Failure;
-            }
-        }
+    let input = match read_input(&args.file) {
+        Ok(input) => input,
+        Err(exit) => return exit,
     };
     let payload: serde_json::Value = match serde_json::from_slice(&input) {
         Ok(v) => v,

@@ -15,7 +15,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rskafka::BackoffConfig;
 use rskafka::client::partition::{Compression, OffsetAt, PartitionClient, UnknownTopicHandling};
 use rskafka::client::{Client, ClientBuilder};
 use rskafka::record::{Record, RecordAndOffset};
@@ -175,12 +174,7 @@ fn servers(bootstrap: &str) -> Vec<String> {
 pub async fn client(bootstrap: &str, deadline: Duration) -> Result<Client, TestkitError> {
     ClientBuilder::new(servers(bootstrap))
         .client_id("kafka-actors-test")
-        .backoff_config(BackoffConfig {
-            init_backoff: Duration::from_millis(20),
-            max_backoff: Duration::from_millis(500),
-            base: 2.0,
-            deadline: Some(deadline),
-        })
+        .backoff_config(crate::producer::client::backoff(deadline))
         .build()
         .await
         .map_err(|source| TestkitError::Client {
