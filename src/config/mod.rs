@@ -333,8 +333,11 @@ pub struct ProducerConfig {
     pub compression_type: Compression,
     /// How long a batch may wait for more records (seed 003: 1 ms).
     pub linger_ms: u64,
-    /// Largest batch in bytes (Kafka's default, 16 KiB).
+    /// Largest batch in bytes (Kafka's default, 16 KiB): a produce request
+    /// to one partition carries at most this much (and at least one record).
     pub batch_size: u32,
+    /// Largest batch in records.
+    pub batch_max_records: u32,
     /// Retries of a failed produce before it counts as an infrastructure
     /// failure.
     pub retries: u32,
@@ -349,6 +352,7 @@ impl Default for ProducerConfig {
             compression_type: Compression::Gzip,
             linger_ms: 1,
             batch_size: 16_384,
+            batch_max_records: 1000,
             retries: 3,
             retry_backoff_ms: 100,
         }
@@ -435,6 +439,10 @@ pub struct RouteConfig {
     pub dlq_topic: Option<String>,
     /// For `forward`: the topic records are republished to.
     pub forward_to: Option<String>,
+    /// Records of one input partition this route handles at once. 1 keeps
+    /// partition order; more spreads records over that many handler actors
+    /// by key, so records with the same key stay in order.
+    pub concurrency: u32,
 }
 
 impl Default for RouteConfig {
@@ -447,6 +455,7 @@ impl Default for RouteConfig {
             reply_topic: None,
             dlq_topic: None,
             forward_to: None,
+            concurrency: 1,
         }
     }
 }
@@ -471,6 +480,13 @@ pub struct PipelineConfig {
     /// Attempts to publish a batch's outputs before the partition stops and
     /// restarts from its committed offset.
     pub produce_attempts: u32,
+    /// Records of one partition fetched but not yet fully handled; at the
+    /// bound the partition stops fetching (backpressure).
+    pub max_in_flight_records: u32,
+    /// Bytes (keys and values) of one partition fetched but not yet fully
+    /// handled; at the bound the partition stops fetching. A partition holds
+    /// at most this plus one fetch (`consumer.max_partition_fetch_bytes`).
+    pub max_in_flight_bytes: u64,
 }
 
 impl Default for PipelineConfig {
@@ -478,6 +494,8 @@ impl Default for PipelineConfig {
         Self {
             unrouted: Unrouted::Skip,
             produce_attempts: 5,
+            max_in_flight_records: 2000,
+            max_in_flight_bytes: 2 * 1024 * 1024,
         }
     }
 }

@@ -230,6 +230,12 @@ pub(crate) fn validate(config: &Config, provenance: &Provenance, problems: &mut 
         1,
         u64::from(i32::MAX as u32),
     );
+    c.range(
+        "producer.batch_max_records",
+        u64::from(prod.batch_max_records),
+        1,
+        100_000,
+    );
     c.range("producer.retries", u64::from(prod.retries), 0, 1_000);
     c.range(
         "producer.retry_backoff_ms",
@@ -361,6 +367,7 @@ pub(crate) fn validate(config: &Config, provenance: &Provenance, problems: &mut 
                 "forward_to is only for handler = \"forward\"",
             );
         }
+        c.range(&key("concurrency"), u64::from(route.concurrency), 1, 256);
         if let Some(other) = taken.insert((topic.clone(), route.event_type.as_deref()), name) {
             c.fail(
                 &key("event_type"),
@@ -379,6 +386,18 @@ pub(crate) fn validate(config: &Config, provenance: &Provenance, problems: &mut 
         u64::from(config.pipeline.produce_attempts),
         1,
         100,
+    );
+    c.range(
+        "pipeline.max_in_flight_records",
+        u64::from(config.pipeline.max_in_flight_records),
+        1,
+        1_000_000,
+    );
+    c.range(
+        "pipeline.max_in_flight_bytes",
+        config.pipeline.max_in_flight_bytes,
+        1024,
+        1 << 34,
     );
 
     // [http], [health], [log], [shutdown]

@@ -33,7 +33,8 @@ use crate::telemetry::metrics as m;
 #[rtype(result = "Result<(), String>")]
 pub struct Commit(pub BTreeMap<TopicPartition, i64>);
 
-/// Remember these offsets; the interval commits them.
+/// A partition's new watermark: committed at once, or on the interval with
+/// auto-commit.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct Report(pub BTreeMap<TopicPartition, i64>);
@@ -58,6 +59,10 @@ pub struct OffsetCommitter {
     committer: Committer,
     interval: Option<Duration>,
     state: Arc<Mutex<State>>,
+    /// A commit triggered by [`Report`] is in flight.
+    committing: bool,
+    /// Offsets arrived while it was: commit again when it is done.
+    again: bool,
 }
 
 impl OffsetCommitter {
@@ -70,7 +75,30 @@ impl OffsetCommitter {
             committer: Committer::standalone(),
             interval,
             state: Arc::new(Mutex::new(State::default())),
+            committing: false,
+            again: false,
         }
+    }
+
+    /// Commits what is pending now, or right after the commit in flight.
+    fn commit_soon(&mut self, ctx: &mut Context<Self>) {
+        if self.committing {
+            self.again = true;
+            return;
+        }
+        self.committing = true;
+        ctx.spawn(
+            self.commit_pending()
+                .into_actor(self)
+                .map(|result, act, ctx| {
+                    act.committing = false;
+                    if std::mem::take(&mut act.again) {
+                        act.commit_soon(ctx);
+                    } else if result.is_err() {
+                        ctx.run_later(Duration::from_secs(1), |act, ctx| act.commit_soon(ctx));
+                    }
+                }),
+        );
     }
 
     fn merge(state: &mut State, offsets: BTreeMap<TopicPartition, i64>) {
@@ -160,11 +188,16 @@ impl Handler<Commit> for OffsetCommitter {
 }
 
 impl Handler<Report> for OffsetCommitter {
-    type Result = ResponseFuture<()>;
+    type Result = ();
 
-    fn handle(&mut self, msg: Report, _ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: Report, ctx: &mut Self::Context) {
         let state = Arc::clone(&self.state);
-        Box::pin(async move { Self::merge(&mut *state.lock().await, msg.0) })
+        let merge = async move { Self::merge(&mut *state.lock().await, msg.0) }.into_actor(self);
+        if self.interval.is_some() {
+            ctx.spawn(merge);
+        } else {
+            ctx.spawn(merge.map(|(), act, ctx| act.commit_soon(ctx)));
+        }
     }
 }
 

@@ -1,30 +1,41 @@
 //! The partition consumer actor: one per consumed (topic, partition).
 //!
-//! **What it does**: fetches a batch (at most `max_poll_records`, bounded by
-//! `fetch_max_bytes`), processes its records in offset order
-//! ([`super::process`]), publishes every output and dead letter, and only
-//! when the broker acknowledged them all counts the records as handled and
-//! commits the watermark (after every batch, or through the committer's
-//! interval with `enable_auto_commit`).
+//! **What it does**: fetches ahead from its partition, hands the records in
+//! batches of at most `consumer.max_poll_records` to its handler workers,
+//! and counts a record as handled only when the producer pool reports every
+//! output and dead letter of its batch acknowledged by the broker. The
+//! committable watermark — the lowest offset not yet handled — goes to the
+//! offset committer as it moves (committed at once with
+//! `enable_auto_commit = false`, on the interval otherwise).
 //!
-//! **Messages**: in: [`Drain`] (finish the batch in flight, commit, stop);
-//! internal `Poll`.
+//! **Messages**: in: [`Drain`] (stop fetching, let the records in flight
+//! finish, commit, stop); internal `Poll`. Out: [`HandleBatch`] to its
+//! workers, [`Report`] and [`Commit`] to the committer.
 //!
-//! **Ordering**: one batch in flight per partition, records in offset order;
-//! outputs of one batch are published before the next batch is fetched.
-//! That is also the backpressure: a slow partition stops fetching, the
-//! others go on, and memory per partition is bounded by one fetch.
+//! **Ordering**: records reach the workers in offset order. A partition has
+//! one worker per unit of its routes' `concurrency`; a record goes to the
+//! worker its key hashes to (keyless records: by offset), so with one worker
+//! the partition's order is kept and with more each key's.
+//!
+//! **Backpressure**: the next fetch is sent while earlier records are being
+//! handled, but only while fewer than `pipeline.max_in_flight_records`
+//! records and `pipeline.max_in_flight_bytes` bytes of this partition are in
+//! flight. A slow partition stops fetching; the others go on. Memory per
+//! partition is bounded by those limits plus one fetch
+//! (`consumer.max_partition_fetch_bytes`).
 //!
 //! **Supervision**: a fetch or publish that fails past its retries stops
-//! the actor; its `Supervisor` restarts it from the watermark (records of
-//! the failed batch are handled again: at-least-once), after a backoff that
+//! the actor; its `Supervisor` restarts it from the watermark (the records
+//! in flight are handled again: at-least-once), after a backoff that
 //! doubles up to 5 s and is counted in `kafka_actors_actor_restarts_total`.
+//! Its workers survive the restart.
 //!
-//! **Metrics**: records consumed, handled by outcome, produced, handler
-//! latency, consumer lag from the fetch high watermark.
+//! **Metrics**: records consumed, records in flight, consumer lag from the
+//! fetch high watermark.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix::prelude::*;
 use rskafka::client::error::{Error as RsError, ProtocolError};
@@ -32,14 +43,16 @@ use rskafka::client::partition::{OffsetAt, PartitionClient};
 use tokio::sync::oneshot;
 
 use super::commit::{Commit, OffsetCommitter, Report};
-use super::process::{InRecord, Outcome, process};
 use super::watermark::Watermark;
 use crate::config::{ConsumerConfig, OffsetReset};
+use crate::handler::process::InRecord;
 use crate::handler::router::Router;
-use crate::producer::{ProduceError, Producer};
+use crate::handler::worker::{HandleBatch, HandlerWorker};
+use crate::producer::{ProduceError, ProducerPool, murmur2};
 use crate::telemetry::metrics as m;
 
-/// Finish the batch in flight, commit, and stop. Answers once stopped.
+/// Stop fetching, let the records in flight finish, commit, and stop.
+/// Answers once stopped.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct Drain;
@@ -53,10 +66,10 @@ struct Poll;
 pub struct Settings {
     /// The consumer settings.
     pub consumer: ConsumerConfig,
-    /// Attempts to publish a batch's outputs.
-    pub produce_attempts: u32,
-    /// Pause between publish attempts.
-    pub retry_backoff: Duration,
+    /// Records of one partition in flight before it stops fetching.
+    pub max_in_flight_records: usize,
+    /// Bytes of one partition in flight before it stops fetching.
+    pub max_in_flight_bytes: usize,
 }
 
 /// The partition consumer; see the module documentation.
@@ -65,21 +78,24 @@ pub struct PartitionConsumer {
     partition: i32,
     client: Arc<PartitionClient>,
     router: Arc<Router>,
-    producer: Arc<Producer>,
+    pool: Addr<ProducerPool>,
     committer: Addr<OffsetCommitter>,
     settings: Arc<Settings>,
+    /// Created on first start; they survive restarts.
+    workers: Vec<Addr<HandlerWorker>>,
     watermark: Watermark,
+    /// The next offset to fetch.
     next: i64,
-    busy: bool,
+    fetching: bool,
+    in_flight_records: usize,
+    in_flight_bytes: usize,
     draining: Vec<oneshot::Sender<()>>,
     restarts: u32,
     /// Drained: the supervisor's restart must not start consuming again.
     drained: bool,
-    /// Records fetched but not yet handed out (a fetch returned more than
-    /// `max_poll_records`): the next batch takes them without fetching.
-    /// Re-fetching from the middle of a record batch would re-read it, and
-    /// Tansu answers such a fetch with nothing.
-    buffered: Vec<InRecord>,
+    in_flight_gauge: metrics::Gauge,
+    lag_gauge: metrics::Gauge,
+    consumed: metrics::Counter,
 }
 
 impl std::fmt::Debug for PartitionConsumer {
@@ -88,28 +104,45 @@ impl std::fmt::Debug for PartitionConsumer {
             .field("topic", &self.topic)
             .field("partition", &self.partition)
             .field("next", &self.next)
+            .field("in_flight", &self.in_flight_records)
             .finish_non_exhaustive()
     }
 }
 
-/// What one batch did.
-struct BatchDone {
-    offsets: Vec<i64>,
-    next: i64,
-    high_watermark: i64,
-    rest: Vec<InRecord>,
+/// What one fetch brought.
+enum Fetched {
+    Records {
+        records: Vec<InRecord>,
+        high_watermark: i64,
+    },
+    /// The offset was out of range; consumption resets here.
+    Reset(i64),
 }
 
 #[derive(Debug, thiserror::Error)]
-enum BatchError {
+enum FetchError {
     #[error("fetching at offset {offset}: {source}")]
     Fetch {
         offset: i64,
         #[source]
         source: RsError,
     },
-    #[error("publishing outputs: {0}")]
-    Produce(#[from] ProduceError),
+}
+
+fn record_bytes(r: &InRecord) -> usize {
+    r.value.as_ref().map_or(0, Vec::len) + r.key.as_ref().map_or(0, Vec::len)
+}
+
+/// Which of `workers` handles `record`: by key, else by offset.
+fn worker_for(record: &InRecord, workers: usize) -> usize {
+    if workers <= 1 {
+        return 0;
+    }
+    let hash = match &record.key {
+        Some(key) => (murmur2(key) & 0x7fff_ffff) as u64,
+        None => record.offset.unsigned_abs(),
+    };
+    (hash % workers as u64) as usize
 }
 
 impl PartitionConsumer {
@@ -121,37 +154,43 @@ impl PartitionConsumer {
         start: i64,
         client: Arc<PartitionClient>,
         router: Arc<Router>,
-        producer: Arc<Producer>,
+        pool: Addr<ProducerPool>,
         committer: Addr<OffsetCommitter>,
         settings: Arc<Settings>,
     ) -> Self {
+        let labels = [
+            ("topic", topic.clone()),
+            ("partition", partition.to_string()),
+        ];
         Self {
+            in_flight_gauge: metrics::gauge!(m::CONSUMER_IN_FLIGHT_RECORDS, &labels),
+            lag_gauge: metrics::gauge!(m::CONSUMER_LAG_RECORDS, &labels),
+            consumed: metrics::counter!(m::CONSUMER_RECORDS_TOTAL, "topic" => topic.clone()),
             topic,
             partition,
             client,
             router,
-            producer,
+            pool,
             committer,
             settings,
+            workers: Vec::new(),
             watermark: Watermark::new(start),
             next: start,
-            busy: false,
+            fetching: false,
+            in_flight_records: 0,
+            in_flight_bytes: 0,
             draining: Vec::new(),
             restarts: 0,
             drained: false,
-            buffered: Vec::new(),
         }
     }
 
-    fn batch(&mut self) -> impl Future<Output = Result<BatchDone, BatchError>> + 'static {
-        let buffered = std::mem::take(&mut self.buffered);
+    fn fetch(&self) -> impl Future<Output = Result<Fetched, FetchError>> + 'static {
         let client = Arc::clone(&self.client);
-        let router = Arc::clone(&self.router);
-        let producer = Arc::clone(&self.producer);
         let settings = Arc::clone(&self.settings);
         let topic = self.topic.clone();
         let partition = self.partition;
-        let mut next = self.next;
+        let next = self.next;
         async move {
             let c = &settings.consumer;
             let max_wait = i32::try_from(c.fetch_max_wait_ms).unwrap_or(i32::MAX);
@@ -159,104 +198,142 @@ impl PartitionConsumer {
             let max = i32::try_from(c.max_partition_fetch_bytes.min(c.fetch_max_bytes))
                 .unwrap_or(i32::MAX)
                 .max(min + 1);
-            let (mut records, high_watermark) = if buffered.is_empty() {
-                let fetched = match client.fetch_records(next, min..max, max_wait).await {
-                    Err(RsError::ServerError {
-                        protocol_error: ProtocolError::OffsetOutOfRange,
-                        ..
-                    }) => {
-                        let at = match c.auto_offset_reset {
-                            OffsetReset::Earliest => OffsetAt::Earliest,
-                            OffsetReset::Latest => OffsetAt::Latest,
-                        };
-                        let reset =
-                            client
-                                .get_offset(at)
-                                .await
-                                .map_err(|source| BatchError::Fetch {
-                                    offset: next,
-                                    source,
-                                })?;
-                        tracing::warn!(topic = %topic, partition, offset = next, reset, "offset out of range; reset");
-                        return Ok(BatchDone {
-                            offsets: Vec::new(),
-                            next: reset,
-                            high_watermark: reset,
-                            rest: Vec::new(),
-                        });
-                    }
-                    other => other.map_err(|source| BatchError::Fetch {
-                        offset: next,
-                        source,
-                    })?,
-                };
-                let (records, high_watermark) = fetched;
-                let records: Vec<InRecord> = records
-                    .into_iter()
-                    .filter(|r| r.offset >= next)
-                    .map(|r| InRecord {
-                        topic: topic.clone(),
-                        partition,
-                        offset: r.offset,
-                        key: r.record.key,
-                        value: r.record.value,
-                        headers: r.record.headers,
-                    })
-                    .collect();
-                (records, high_watermark)
-            } else {
-                // No fetch, so no new high watermark.
-                (buffered, i64::MIN)
-            };
-            let rest = records.split_off(records.len().min(c.max_poll_records as usize));
-            if records.is_empty() {
-                return Ok(BatchDone {
-                    offsets: Vec::new(),
-                    next,
+            match client.fetch_records(next, min..max, max_wait).await {
+                Ok((records, high_watermark)) => Ok(Fetched::Records {
+                    records: records
+                        .into_iter()
+                        // A fetch starts at the batch holding `next`.
+                        .filter(|r| r.offset >= next)
+                        .map(|r| InRecord {
+                            topic: topic.clone(),
+                            partition,
+                            offset: r.offset,
+                            key: r.record.key,
+                            value: r.record.value,
+                            headers: r.record.headers,
+                        })
+                        .collect(),
                     high_watermark,
-                    rest,
-                });
-            }
-            metrics::counter!(m::CONSUMER_RECORDS_TOTAL, "topic" => topic.clone())
-                .increment(records.len() as u64);
-
-            let mut outputs = Vec::new();
-            let mut outcomes: std::collections::BTreeMap<(String, &'static str), u64> =
-                std::collections::BTreeMap::new();
-            for record in &records {
-                let started = Instant::now();
-                let processed = process(&router, record).await;
-                let route = processed.route.unwrap_or_else(|| "-".to_owned());
-                metrics::histogram!(m::HANDLER_DURATION_SECONDS, "route" => route.clone())
-                    .record(started.elapsed().as_secs_f64());
-                if let Outcome::Failed(kind) = processed.outcome {
-                    tracing::warn!(
-                        topic = %topic, partition, offset = record.offset, route = %route,
-                        kind = kind.as_str(), "handler failed; dead-lettering the record"
-                    );
+                }),
+                Err(RsError::ServerError {
+                    protocol_error: ProtocolError::OffsetOutOfRange,
+                    ..
+                }) => {
+                    let at = match c.auto_offset_reset {
+                        OffsetReset::Earliest => OffsetAt::Earliest,
+                        OffsetReset::Latest => OffsetAt::Latest,
+                    };
+                    let reset =
+                        client
+                            .get_offset(at)
+                            .await
+                            .map_err(|source| FetchError::Fetch {
+                                offset: next,
+                                source,
+                            })?;
+                    tracing::warn!(topic = %topic, partition, offset = next, reset, "offset out of range; reset");
+                    Ok(Fetched::Reset(reset))
                 }
-                *outcomes
-                    .entry((route, processed.outcome.as_str()))
-                    .or_default() += 1;
-                outputs.extend(processed.outputs);
+                Err(source) => Err(FetchError::Fetch {
+                    offset: next,
+                    source,
+                }),
             }
-            for ((route, outcome), n) in outcomes {
-                metrics::counter!(m::HANDLER_RECORDS_TOTAL, "route" => route, "outcome" => outcome)
-                    .increment(n);
-            }
-            publish(&producer, outputs, &settings).await?;
-            next = records.last().map_or(next, |r| r.offset + 1);
-            Ok(BatchDone {
-                offsets: records.iter().map(|r| r.offset).collect(),
-                next,
-                high_watermark,
-                rest,
-            })
         }
     }
 
+    fn below_bounds(&self) -> bool {
+        self.in_flight_records < self.settings.max_in_flight_records
+            && self.in_flight_bytes < self.settings.max_in_flight_bytes
+    }
+
+    /// Hands `records` (in offset order) to the workers.
+    fn dispatch(&mut self, records: Vec<InRecord>, ctx: &mut Context<Self>) {
+        let Some(last) = records.last().map(|r| r.offset) else {
+            return;
+        };
+        self.consumed.increment(records.len() as u64);
+        for r in &records {
+            if let Err(e) = self.watermark.start(r.offset) {
+                // Cannot happen: a fetch starts at `next` and offsets increase.
+                tracing::error!(topic = %self.topic, partition = self.partition, error = %e, "record out of order; skipped");
+            }
+        }
+        self.next = last + 1;
+        let per_batch = self.settings.consumer.max_poll_records.max(1) as usize;
+        let workers = self.workers.len();
+        let mut records = records.into_iter().peekable();
+        while records.peek().is_some() {
+            let mut lanes: Vec<Vec<InRecord>> = (0..workers).map(|_| Vec::new()).collect();
+            for r in records.by_ref().take(per_batch) {
+                lanes[worker_for(&r, workers)].push(r);
+            }
+            for (lane, batch) in lanes.into_iter().enumerate() {
+                if batch.is_empty() {
+                    continue;
+                }
+                let offsets: Vec<i64> = batch.iter().map(|r| r.offset).collect();
+                let bytes: usize = batch.iter().map(record_bytes).sum();
+                self.in_flight_records += offsets.len();
+                self.in_flight_bytes += bytes;
+                let (done, result) = oneshot::channel();
+                self.workers[lane].do_send(HandleBatch {
+                    records: batch,
+                    done,
+                });
+                ctx.spawn(
+                    async move {
+                        result.await.unwrap_or_else(|_| {
+                            Err(ProduceError::Produce {
+                                topic: String::new(),
+                                partition: -1,
+                                message: "the handler worker dropped the batch".to_owned(),
+                            })
+                        })
+                    }
+                    .into_actor(self)
+                    .map(move |result, act, ctx| act.finished(offsets, bytes, result, ctx)),
+                );
+            }
+        }
+        self.in_flight_gauge.set(self.in_flight_records as f64);
+    }
+
+    /// A batch is fully handled (or its outputs could not be published).
+    fn finished(
+        &mut self,
+        offsets: Vec<i64>,
+        bytes: usize,
+        result: Result<(), ProduceError>,
+        ctx: &mut Context<Self>,
+    ) {
+        if let Err(e) = result {
+            tracing::error!(
+                topic = %self.topic, partition = self.partition, from = self.watermark.committable(), error = %e,
+                "publishing outputs failed; restarting the partition consumer from its watermark"
+            );
+            ctx.stop();
+            return;
+        }
+        self.restarts = 0;
+        for offset in &offsets {
+            let _ = self.watermark.finish(*offset);
+        }
+        self.in_flight_records -= offsets.len();
+        self.in_flight_bytes -= bytes;
+        self.in_flight_gauge.set(self.in_flight_records as f64);
+        let offsets = BTreeMap::from([(
+            (self.topic.clone(), self.partition),
+            self.watermark.committable(),
+        )]);
+        // The committer commits at once (or on its interval with
+        // auto-commit), one commit in flight at a time.
+        self.committer.do_send(Report(offsets));
+        ctx.notify(Poll);
+    }
+
     fn finish_drain(&mut self, ctx: &mut Context<Self>) {
-        let offsets = std::collections::BTreeMap::from([(
+        let offsets = BTreeMap::from([(
             (self.topic.clone(), self.partition),
             self.watermark.committable(),
         )]);
@@ -287,48 +364,6 @@ impl PartitionConsumer {
     }
 }
 
-/// Publishes `outputs`, retrying the failed ones; every one must be
-/// acknowledged before the records they came from count as handled.
-async fn publish(
-    producer: &Producer,
-    mut outputs: Vec<crate::producer::OutRecord>,
-    settings: &Settings,
-) -> Result<(), ProduceError> {
-    let mut attempt = 1;
-    loop {
-        if outputs.is_empty() {
-            return Ok(());
-        }
-        let results = producer.send(outputs.clone()).await;
-        let mut failed = Vec::new();
-        let mut last = None;
-        let mut ok: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
-        for (record, result) in outputs.into_iter().zip(results) {
-            match result {
-                Ok(_) => *ok.entry(record.topic).or_default() += 1,
-                Err(e) => {
-                    failed.push(record);
-                    last = Some(e);
-                }
-            }
-        }
-        for (topic, n) in ok {
-            metrics::counter!(m::PRODUCER_RECORDS_TOTAL, "topic" => topic, "outcome" => "ok")
-                .increment(n);
-        }
-        match last {
-            None => return Ok(()),
-            Some(e) if attempt >= settings.produce_attempts => return Err(e),
-            Some(e) => {
-                tracing::warn!(error = %e, attempt, left = failed.len(), "publishing outputs failed; retrying");
-                tokio::time::sleep(settings.retry_backoff * attempt).await;
-                attempt += 1;
-                outputs = failed;
-            }
-        }
-    }
-}
-
 impl Actor for PartitionConsumer {
     type Context = Context<Self>;
 
@@ -337,7 +372,16 @@ impl Actor for PartitionConsumer {
             // Restarted by the supervisor after a drain: stay idle.
             return;
         }
-        tracing::debug!(topic = %self.topic, partition = self.partition, start = self.next, "partition consumer started");
+        if self.workers.is_empty() {
+            let n = self.router.concurrency(&self.topic);
+            self.workers = (0..n)
+                .map(|_| {
+                    let (router, pool) = (Arc::clone(&self.router), self.pool.clone());
+                    Supervisor::start(move |_| HandlerWorker::new(router, pool))
+                })
+                .collect();
+        }
+        tracing::debug!(topic = %self.topic, partition = self.partition, start = self.next, workers = self.workers.len(), "partition consumer started");
         if self.restarts == 0 {
             ctx.notify(Poll);
         } else {
@@ -353,12 +397,15 @@ impl Supervised for PartitionConsumer {
         if self.drained {
             return;
         }
-        // Start over from what was fully handled; the failed batch runs again.
+        // Start over from what was fully handled; the records in flight run
+        // again (their completions were dropped with the old context).
         let from = self.watermark.committable();
         self.watermark = Watermark::new(from);
         self.next = from;
-        self.busy = false;
-        self.buffered.clear();
+        self.fetching = false;
+        self.in_flight_records = 0;
+        self.in_flight_bytes = 0;
+        self.in_flight_gauge.set(0.0);
         self.restarts += 1;
         metrics::counter!(m::ACTOR_RESTARTS_TOTAL, "actor" => "partition_consumer").increment(1);
         tracing::warn!(topic = %self.topic, partition = self.partition, from, restarts = self.restarts, "partition consumer restarting");
@@ -369,64 +416,50 @@ impl Handler<Poll> for PartitionConsumer {
     type Result = ();
 
     fn handle(&mut self, _msg: Poll, ctx: &mut Self::Context) {
-        if self.busy {
+        if self.fetching || self.drained {
             return;
         }
         if !self.draining.is_empty() {
-            self.finish_drain(ctx);
+            if self.in_flight_records == 0 {
+                self.finish_drain(ctx);
+            }
             return;
         }
-        self.busy = true;
-        ctx.spawn(self.batch().into_actor(self).map(|result, act, ctx| {
-            act.busy = false;
+        if !self.below_bounds() {
+            return;
+        }
+        self.fetching = true;
+        ctx.spawn(self.fetch().into_actor(self).map(|result, act, ctx| {
+            act.fetching = false;
             match result {
-                Ok(done) => {
-                    act.restarts = 0;
-                    for offset in &done.offsets {
-                        // Offsets come in increasing order from one fetch.
-                        let _ = act.watermark.start(*offset);
-                        let _ = act.watermark.finish(*offset);
+                Ok(Fetched::Records {
+                    records,
+                    high_watermark,
+                }) => {
+                    if act.draining.is_empty() {
+                        act.dispatch(records, ctx);
                     }
-                    if done.offsets.is_empty() && done.next != act.next {
-                        act.watermark = Watermark::new(done.next);
+                    act.lag_gauge
+                        .set((high_watermark - act.watermark.committable()).max(0) as f64);
+                }
+                Ok(Fetched::Reset(offset)) => {
+                    if act.in_flight_records == 0 {
+                        act.watermark = Watermark::new(offset);
+                        act.next = offset;
+                    } else {
+                        // Let the records in flight finish first.
+                        tracing::warn!(topic = %act.topic, partition = act.partition, "offset reset while records are in flight; restarting");
+                        ctx.stop();
+                        return;
                     }
-                    act.next = done.next;
-                    act.buffered = done.rest;
-                    if done.high_watermark != i64::MIN {
-                        metrics::gauge!(
-                            m::CONSUMER_LAG_RECORDS,
-                            "topic" => act.topic.clone(),
-                            "partition" => act.partition.to_string()
-                        )
-                        .set((done.high_watermark - act.next).max(0) as f64);
-                    }
-                    if !done.offsets.is_empty() {
-                        let offsets = std::collections::BTreeMap::from([(
-                            (act.topic.clone(), act.partition),
-                            act.watermark.committable(),
-                        )]);
-                        let committer = act.committer.clone();
-                        let auto = act.settings.consumer.enable_auto_commit;
-                        // Commit before the next fetch, so a crash replays at
-                        // most the batches after the last commit.
-                        ctx.wait(
-                            async move {
-                                if auto {
-                                    let _ = committer.send(Report(offsets)).await;
-                                } else if let Ok(Err(e)) = committer.send(Commit(offsets)).await {
-                                    tracing::warn!(error = %e, "commit after batch failed; it will be retried");
-                                }
-                            }
-                            .into_actor(act),
-                        );
-                    }
-                    ctx.notify(Poll);
                 }
                 Err(e) => {
-                    tracing::error!(topic = %act.topic, partition = act.partition, error = %e, "batch failed; restarting the partition consumer");
+                    tracing::error!(topic = %act.topic, partition = act.partition, error = %e, "fetch failed; restarting the partition consumer");
                     ctx.stop();
+                    return;
                 }
             }
+            ctx.notify(Poll);
         }));
     }
 }
@@ -436,8 +469,10 @@ impl Handler<Drain> for PartitionConsumer {
 
     fn handle(&mut self, _msg: Drain, ctx: &mut Self::Context) -> Self::Result {
         let (tx, rx) = oneshot::channel();
-        self.draining.push(tx);
-        if !self.busy {
+        if self.drained {
+            let _ = tx.send(());
+        } else {
+            self.draining.push(tx);
             ctx.notify(Poll);
         }
         Box::pin(async move {

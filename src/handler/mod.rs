@@ -7,12 +7,18 @@
 //! - [`dead_letter`]: the dead-letter record of a failed request.
 //! - [`jq`]: jq programs through jaq (pure Rust), for the `jq` handler.
 //! - [`router`]: routes by topic and event type, and the handler registry.
+//! - [`process`]: what happens to one record: route, handle, outputs (no
+//!   actors, no I/O).
+//! - [`worker`]: the handler worker actor: runs [`process`] on the records a
+//!   partition consumer hands it, in order, and publishes their outputs.
 
 pub mod api;
 pub mod dead_letter;
 pub mod envelope;
 pub mod jq;
+pub mod process;
 pub mod router;
+pub mod worker;
 
 pub use api::{Context, Failure, FailureKind, Handler, HandlerError, invoke, typed};
 pub use router::{HandlerRegistry, Route, Router, RouterError};

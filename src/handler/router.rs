@@ -90,6 +90,8 @@ pub struct Route {
     pub dlq_topic: String,
     /// For forwarding routes: where outputs are republished.
     pub forward_to: Option<String>,
+    /// Records of one input partition handled at once.
+    pub concurrency: usize,
 }
 
 impl std::fmt::Debug for Route {
@@ -183,6 +185,7 @@ impl Router {
                     .clone()
                     .unwrap_or_else(|| dead_letter::default_topic(&topic)),
                 forward_to: route.forward_to.clone(),
+                concurrency: route.concurrency.max(1) as usize,
             });
             let entry = topics.entry(topic).or_default();
             match &route.event_type {
@@ -210,6 +213,20 @@ impl Router {
         event_type
             .and_then(|t| routes.by_type.get(t))
             .or(routes.any.as_ref())
+    }
+
+    /// Handler workers per partition of `topic`: the largest concurrency of
+    /// its routes (1 for a topic no route reads).
+    pub fn concurrency(&self, topic: &str) -> usize {
+        self.topics.get(topic).map_or(1, |routes| {
+            routes
+                .by_type
+                .values()
+                .chain(routes.any.iter())
+                .map(|r| r.concurrency)
+                .max()
+                .unwrap_or(1)
+        })
     }
 
     /// What to do with records no route takes.

@@ -88,9 +88,38 @@ pub enum ProduceError {
     Codec(&'static str),
 }
 
-struct TopicHandle {
+/// A topic's partition clients and its partitioner, resolved once.
+pub struct TopicHandle {
     partitions: Vec<Arc<PartitionClient>>,
     partitioner: Partitioner,
+}
+
+impl std::fmt::Debug for TopicHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TopicHandle")
+            .field("partitions", &self.partitions.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl TopicHandle {
+    /// Where a record with `key` (or an `explicit` partition) goes, and
+    /// that partition's client.
+    pub fn place(
+        &self,
+        key: Option<&[u8]>,
+        explicit: Option<i32>,
+    ) -> Result<(i32, Arc<PartitionClient>), PartitionError> {
+        let count = self.partitions.len() as i32;
+        let p = self.partitioner.partition(key, explicit, count)?;
+        self.partitions
+            .get(usize::try_from(p).unwrap_or(usize::MAX))
+            .map(|pc| (p, Arc::clone(pc)))
+            .ok_or(PartitionError::PartitionOutOfRange {
+                partition: p,
+                partitions: count,
+            })
+    }
 }
 
 /// Produces records; cheap to share behind an `Arc`.
@@ -156,8 +185,13 @@ impl Producer {
         &self.client
     }
 
+    /// The codec produce requests use.
+    pub fn compression(&self) -> RsCompression {
+        self.compression
+    }
+
     /// Partition clients of `topic`, resolved once.
-    async fn topic(&self, topic: &str) -> Result<Arc<TopicHandle>, ProduceError> {
+    pub async fn topic(&self, topic: &str) -> Result<Arc<TopicHandle>, ProduceError> {
         let mut topics = self.topics.lock().await;
         if let Some(handle) = topics.get(topic) {
             return Ok(Arc::clone(handle));

@@ -2,6 +2,9 @@
 //!
 //! - [`client`]: a producer over rskafka with deadlines and per-record
 //!   results.
+//! - [`pool`]: the producer pool actor: per-partition queues with linger
+//!   and batch limits, one request in flight per partition, per-publish
+//!   acknowledgements.
 //! - [`partitioner`]: where a record goes, bit-compatible with the Java
 //!   client's default partitioner so every client agrees on key placement.
 //!
@@ -10,6 +13,8 @@
 
 pub mod client;
 pub mod partitioner;
+pub mod pool;
 
-pub use client::{OutRecord, ProduceError, Producer, Written};
+pub use client::{OutRecord, ProduceError, Producer, TopicHandle, Written};
 pub use partitioner::{PartitionError, Partitioner, murmur2, partition_for_key};
+pub use pool::{Flush, PoolSettings, ProducerPool, Publish};

@@ -1,6 +1,7 @@
-//! Starts the pipeline: router, producer, offset committer, and one
-//! supervised partition consumer per partition of every routed topic,
-//! spread over one arbiter (thread) per core. Stops it in order.
+//! Starts the pipeline: router, offset committer, and on each of one
+//! arbiter (thread) per core a producer pool and a share of the supervised
+//! partition consumers (one per partition of every routed topic, each with
+//! its handler workers). Stops it in order.
 //!
 //! Every partition of the routed topics is consumed by this instance
 //! (static assignment); group membership will start and stop partition
@@ -18,12 +19,13 @@ use crate::consumer::commit::{Flush, OffsetCommitter};
 use crate::consumer::partition::{Drain, PartitionConsumer, Settings};
 use crate::handler::router::{HandlerRegistry, Router};
 use crate::kafka::GroupCoordinator;
-use crate::producer::Producer;
+use crate::producer::{self, PoolSettings, Producer, ProducerPool};
 
 /// A running pipeline.
 pub struct Pipeline {
     consumers: Vec<Addr<PartitionConsumer>>,
     committer: Addr<OffsetCommitter>,
+    pools: Vec<Addr<ProducerPool>>,
     arbiters: Vec<Arbiter>,
 }
 
@@ -102,11 +104,23 @@ pub async fn start(config: &Config, registry: &HandlerRegistry) -> Result<Pipeli
     .start();
     let settings = Arc::new(Settings {
         consumer: config.consumer.clone(),
-        produce_attempts: config.pipeline.produce_attempts,
-        retry_backoff: Duration::from_millis(config.producer.retry_backoff_ms),
+        max_in_flight_records: config.pipeline.max_in_flight_records as usize,
+        max_in_flight_bytes: usize::try_from(config.pipeline.max_in_flight_bytes)
+            .unwrap_or(usize::MAX),
     });
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let arbiters: Vec<Arbiter> = (0..cores).map(|_| Arbiter::new()).collect();
+    // One pool per arbiter: compression and produce calls run on every core.
+    let pool_settings = PoolSettings::from_config(config);
+    let pools: Vec<Addr<ProducerPool>> = arbiters
+        .iter()
+        .map(|arbiter| {
+            let (producer, settings) = (Arc::clone(&producer), pool_settings.clone());
+            ProducerPool::start_in_arbiter(&arbiter.handle(), move |_| {
+                ProducerPool::new(producer, settings)
+            })
+        })
+        .collect();
 
     let mut consumers = Vec::with_capacity(partitions.len());
     for (i, (topic, partition)) in partitions.into_iter().enumerate() {
@@ -131,22 +145,23 @@ pub async fn start(config: &Config, registry: &HandlerRegistry) -> Result<Pipeli
             }
         };
         tracing::info!(topic = %topic, partition, start, group = %group, "consuming");
-        let (router, producer, committer, settings) = (
+        let (router, pool, committer, settings) = (
             Arc::clone(&router),
-            Arc::clone(&producer),
+            pools[i % pools.len()].clone(),
             committer.clone(),
             Arc::clone(&settings),
         );
         let arbiter = &arbiters[i % arbiters.len()];
         consumers.push(Supervisor::start_in_arbiter(&arbiter.handle(), move |_| {
             PartitionConsumer::new(
-                topic, partition, start, client, router, producer, committer, settings,
+                topic, partition, start, client, router, pool, committer, settings,
             )
         }));
     }
     Ok(Pipeline {
         consumers,
         committer,
+        pools,
         arbiters,
     })
 }
@@ -157,15 +172,18 @@ impl Pipeline {
         self.consumers.len()
     }
 
-    /// Stops fetching, lets every partition finish its batch in flight and
-    /// commit, within `timeout`; then flushes the committer and stops the
+    /// Stops fetching, lets every partition finish its records in flight
+    /// (their outputs acknowledged) and commit, and flushes the producer
+    /// pools, within `timeout`; then flushes the committer and stops the
     /// arbiters.
     pub async fn drain(self, timeout: Duration) {
         let drains = self.consumers.iter().map(|c| c.send(Drain));
-        if tokio::time::timeout(timeout, futures_util::future::join_all(drains))
-            .await
-            .is_err()
-        {
+        let flushes = self.pools.iter().map(|p| p.send(producer::Flush));
+        let all = async {
+            futures_util::future::join_all(drains).await;
+            futures_util::future::join_all(flushes).await;
+        };
+        if tokio::time::timeout(timeout, all).await.is_err() {
             tracing::warn!(
                 ?timeout,
                 "partitions did not drain in time; their in-flight records will be handled again after restart"

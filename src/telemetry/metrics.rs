@@ -36,6 +36,9 @@ pub const CONSUMER_COMMITS_TOTAL: &str = "kafka_actors_consumer_commits_total";
 /// Records between the handled position and the fetch high watermark,
 /// labelled `topic`, `partition`.
 pub const CONSUMER_LAG_RECORDS: &str = "kafka_actors_consumer_lag_records";
+/// Records of a partition fetched and not yet fully handled, labelled
+/// `topic`, `partition`.
+pub const CONSUMER_IN_FLIGHT_RECORDS: &str = "kafka_actors_consumer_in_flight_records";
 /// Actor restarts, labelled `actor`.
 pub const ACTOR_RESTARTS_TOTAL: &str = "kafka_actors_actor_restarts_total";
 
@@ -47,6 +50,7 @@ pub const ALL: &[&str] = &[
     PRODUCER_RECORDS_TOTAL,
     CONSUMER_COMMITS_TOTAL,
     CONSUMER_LAG_RECORDS,
+    CONSUMER_IN_FLIGHT_RECORDS,
     ACTOR_RESTARTS_TOTAL,
     BUILD_INFO,
     BROKER_UP,
@@ -87,6 +91,30 @@ pub(crate) fn describe_all() {
         HTTP_REQUESTS_TOTAL,
         "HTTP requests served, by route and status."
     );
+    describe_counter!(CONSUMER_RECORDS_TOTAL, "Records fetched, by topic.");
+    describe_counter!(
+        HANDLER_RECORDS_TOTAL,
+        "Records handled, by route and outcome."
+    );
+    describe_histogram!(
+        HANDLER_DURATION_SECONDS,
+        Unit::Seconds,
+        "Time to route and handle one record, by route."
+    );
+    describe_counter!(
+        PRODUCER_RECORDS_TOTAL,
+        "Output records acknowledged or failed, by topic and outcome."
+    );
+    describe_counter!(CONSUMER_COMMITS_TOTAL, "Offset commits, by outcome.");
+    describe_gauge!(
+        CONSUMER_LAG_RECORDS,
+        "Records between the handled position and the high watermark."
+    );
+    describe_gauge!(
+        CONSUMER_IN_FLIGHT_RECORDS,
+        "Records fetched and not yet fully handled, by partition."
+    );
+    describe_counter!(ACTOR_RESTARTS_TOTAL, "Actor restarts, by actor.");
 }
 
 #[cfg(test)]

@@ -1,15 +1,16 @@
 //! What happens to one consumed record: route it, run its handler behind
 //! the panic boundary, and turn the result into output records (replies,
-//! forwards, or a dead letter). No actors, no I/O: the partition consumer
-//! publishes the outputs and only then counts the record as handled.
+//! forwards, or a dead letter). No actors, no I/O: the handler worker
+//! publishes the outputs, and the partition consumer counts the record as
+//! handled only once the broker acknowledged them.
 
 use std::collections::BTreeMap;
 
+use super::api::{Context, Failure, FailureKind, invoke};
+use super::dead_letter::{self, Origin};
+use super::envelope;
+use super::router::Router;
 use crate::config::Unrouted;
-use crate::handler::api::{Context, Failure, FailureKind, invoke};
-use crate::handler::dead_letter::{self, Origin};
-use crate::handler::envelope;
-use crate::handler::router::Router;
 use crate::producer::OutRecord;
 
 /// A consumed record, as the pipeline sees it.

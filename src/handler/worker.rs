@@ -1,0 +1,168 @@
+//! The handler worker actor.
+//!
+//! **What it does**: runs [`process`] on every record a partition consumer
+//! hands it (route, handler behind the panic boundary, outputs), then gives
+//! the batch's outputs — replies, forwards, dead letters — to the producer
+//! pool in one [`Publish`]. The pool answers the partition consumer
+//! directly once the broker acknowledged them.
+//!
+//! **Messages**: in: [`HandleBatch`]; out: [`Publish`] to the pool of its
+//! own arbiter.
+//!
+//! **Ordering**: batches are handled one at a time, in arrival order, and
+//! records of a batch in their order, so a worker never reorders. A
+//! partition consumer has `concurrency` workers (the largest of its topic's
+//! routes) and sends every record with the same key to the same one: with
+//! one worker the partition's order is kept, with more the order of each
+//! key.
+//!
+//! **Supervision**: a handler that panics is caught at the boundary (the
+//! record is dead-lettered with kind `panic`); the worker then restarts,
+//! pausing 100 ms, doubling up to 5 s while panics repeat, counted in
+//! `kafka_actors_actor_restarts_total{actor="handler_worker"}`. Its mailbox
+//! survives the restart, so no record is lost or reordered.
+//!
+//! **Metrics**: `kafka_actors_handler_records_total{route,outcome}`,
+//! `kafka_actors_handler_duration_seconds{route}`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use tokio::sync::oneshot;
+
+use super::api::FailureKind;
+use super::process::{InRecord, Outcome, process};
+use super::router::Router;
+use crate::producer::{ProduceError, ProducerPool, Publish};
+use crate::telemetry::metrics as m;
+
+/// Handle these records (in order) and publish their outputs; `done` gets
+/// the outcome of the publish.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct HandleBatch {
+    /// Records, in offset order.
+    pub records: Vec<InRecord>,
+    /// Gets `Ok(())` once every output was acknowledged by the broker.
+    pub done: oneshot::Sender<Result<(), ProduceError>>,
+}
+
+/// The handler worker; see the module documentation.
+pub struct HandlerWorker {
+    router: Arc<Router>,
+    pool: Addr<ProducerPool>,
+    restarts: u32,
+    durations: HashMap<String, metrics::Histogram>,
+}
+
+impl std::fmt::Debug for HandlerWorker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HandlerWorker")
+            .field("restarts", &self.restarts)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Pause before a restarted worker takes records again.
+pub fn restart_backoff(restarts: u32) -> Duration {
+    Duration::from_millis(100 * 2u64.pow(restarts.saturating_sub(1).min(6)))
+        .min(Duration::from_secs(5))
+}
+
+impl HandlerWorker {
+    /// A worker routing with `router` and publishing through `pool`.
+    pub fn new(router: Arc<Router>, pool: Addr<ProducerPool>) -> Self {
+        Self {
+            router,
+            pool,
+            restarts: 0,
+            durations: HashMap::new(),
+        }
+    }
+}
+
+impl Actor for HandlerWorker {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        if self.restarts > 0 {
+            // Hold the mailbox back for the backoff.
+            ctx.wait(tokio::time::sleep(restart_backoff(self.restarts)).into_actor(self));
+        }
+    }
+}
+
+impl Supervised for HandlerWorker {
+    fn restarting(&mut self, _ctx: &mut Self::Context) {
+        self.restarts += 1;
+        metrics::counter!(m::ACTOR_RESTARTS_TOTAL, "actor" => "handler_worker").increment(1);
+        tracing::warn!(
+            restarts = self.restarts,
+            backoff = ?restart_backoff(self.restarts),
+            "handler worker restarting after a panic"
+        );
+    }
+}
+
+impl Handler<HandleBatch> for HandlerWorker {
+    type Result = ();
+
+    fn handle(&mut self, msg: HandleBatch, ctx: &mut Self::Context) {
+        let router = Arc::clone(&self.router);
+        let records = msg.records;
+        let done = msg.done;
+        // `wait`: the next batch starts only after this one.
+        ctx.wait(
+            async move {
+                let mut outputs = Vec::new();
+                let mut results = Vec::with_capacity(records.len());
+                for record in &records {
+                    let started = Instant::now();
+                    let processed = process(&router, record).await;
+                    if let Outcome::Failed(kind) = processed.outcome {
+                        tracing::warn!(
+                            topic = %record.topic, partition = record.partition, offset = record.offset,
+                            route = processed.route.as_deref().unwrap_or("-"),
+                            kind = kind.as_str(), "handler failed; dead-lettering the record"
+                        );
+                    }
+                    results.push((processed.route, processed.outcome, started.elapsed()));
+                    outputs.extend(processed.outputs);
+                }
+                (outputs, results)
+            }
+            .into_actor(self)
+            .map(move |(outputs, results), act, ctx| {
+                act.pool.do_send(Publish {
+                    records: outputs,
+                    done,
+                });
+                let mut panicked = false;
+                let mut outcomes: HashMap<(Option<String>, &'static str), u64> = HashMap::new();
+                for (route, outcome, elapsed) in results {
+                    panicked |= outcome == Outcome::Failed(FailureKind::Panic);
+                    let label = route.clone().unwrap_or_else(|| "-".to_owned());
+                    act.durations
+                        .entry(label.clone())
+                        .or_insert_with(|| {
+                            metrics::histogram!(m::HANDLER_DURATION_SECONDS, "route" => label)
+                        })
+                        .record(elapsed.as_secs_f64());
+                    *outcomes.entry((route, outcome.as_str())).or_default() += 1;
+                }
+                for ((route, outcome), n) in outcomes {
+                    let route = route.unwrap_or_else(|| "-".to_owned());
+                    metrics::counter!(m::HANDLER_RECORDS_TOTAL, "route" => route, "outcome" => outcome)
+                        .increment(n);
+                }
+                if panicked {
+                    ctx.stop();
+                } else {
+                    act.restarts = 0;
+                }
+            }),
+        );
+    }
+}

@@ -1,0 +1,418 @@
+//! The producer pool actor: every output of the pipeline (replies,
+//! forwards, dead letters) goes through it.
+//!
+//! **What it does**: keeps one queue per target (topic, partition), places
+//! records with the Java-compatible partitioner, and sends each queue as
+//! rskafka produce requests of at most `producer.batch_size` bytes and
+//! `producer.batch_max_records` records. A queue that is not full waits
+//! `producer.linger_ms` for more records before it is sent; records that
+//! arrive while a request is in flight go in the next one. Every produce is
+//! acknowledged by all in-sync replicas (rskafka sends acks=all).
+//!
+//! **Messages**: in: [`Publish`] (records, and a channel that gets `Ok`
+//! once the broker acknowledged every one of them, or the first error once
+//! each was tried `pipeline.produce_attempts` times); [`Flush`] (answers
+//! when nothing is queued or in flight).
+//!
+//! **Ordering**: one request in flight per target partition, and a failed
+//! request is retried before anything queued behind it, so records of one
+//! [`Publish`] — and of successive ones — keep their order in each
+//! partition. That is what keeps replies to one key in request order.
+//!
+//! **Supervision**: the pool holds no state a restart could rebuild
+//! (queued records belong to callers waiting on them), so it does not
+//! restart; produce failures are retried with backoff and reported to the
+//! caller, whose partition consumer restarts from its watermark.
+//!
+//! **Metrics**: `kafka_actors_producer_records_total{topic,outcome}`.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use rskafka::client::partition::PartitionClient;
+use rskafka::record::Record;
+use tokio::sync::oneshot;
+
+use super::client::{OutRecord, ProduceError, Producer, TopicHandle};
+use crate::config::Config;
+use crate::telemetry::metrics as m;
+
+/// Publish these records; `done` gets the outcome once every one of them
+/// was acknowledged (or failed for good).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Publish {
+    /// The records, in the order they must keep per partition.
+    pub records: Vec<OutRecord>,
+    /// Gets `Ok(())` when all were acknowledged, else the first error.
+    pub done: oneshot::Sender<Result<(), ProduceError>>,
+}
+
+/// Answers once nothing is queued or in flight.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Flush;
+
+/// Batching and retry settings of the pool.
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    /// How long a queue that is not full waits for more records.
+    pub linger: Duration,
+    /// Largest request to one partition, in bytes (at least one record).
+    pub batch_bytes: usize,
+    /// Largest request to one partition, in records.
+    pub batch_records: usize,
+    /// Attempts per request before its records fail.
+    pub attempts: u32,
+    /// Pause before the second attempt; doubles each time.
+    pub retry_backoff: Duration,
+}
+
+impl PoolSettings {
+    /// The settings from `[producer]` and `[pipeline]`.
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            linger: Duration::from_millis(config.producer.linger_ms),
+            batch_bytes: config.producer.batch_size as usize,
+            batch_records: config.producer.batch_max_records as usize,
+            attempts: config.pipeline.produce_attempts,
+            retry_backoff: Duration::from_millis(config.producer.retry_backoff_ms),
+        }
+    }
+}
+
+struct Queued {
+    publish: u64,
+    record: Record,
+    bytes: usize,
+}
+
+struct PartitionQueue {
+    client: Arc<PartitionClient>,
+    queue: VecDeque<Queued>,
+    queued_bytes: usize,
+    in_flight: bool,
+    linger_armed: bool,
+}
+
+struct Pending {
+    remaining: usize,
+    error: Option<ProduceError>,
+    done: Option<oneshot::Sender<Result<(), ProduceError>>>,
+}
+
+type Target = (String, i32);
+
+/// The producer pool; see the module documentation.
+pub struct ProducerPool {
+    producer: Arc<Producer>,
+    settings: PoolSettings,
+    topics: HashMap<String, Arc<TopicHandle>>,
+    queues: HashMap<Target, PartitionQueue>,
+    pending: HashMap<u64, Pending>,
+    next_id: u64,
+    flushes: Vec<oneshot::Sender<()>>,
+}
+
+impl std::fmt::Debug for ProducerPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProducerPool")
+            .field("queues", &self.queues.len())
+            .field("pending", &self.pending.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn record_bytes(r: &OutRecord) -> usize {
+    // Value, key and headers, plus Kafka's per-record overhead (about 20 B).
+    r.value.as_ref().map_or(0, Vec::len)
+        + r.key.as_ref().map_or(0, Vec::len)
+        + r.headers
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 2)
+            .sum::<usize>()
+        + 20
+}
+
+impl ProducerPool {
+    /// A pool producing through `producer`.
+    pub fn new(producer: Arc<Producer>, settings: PoolSettings) -> Self {
+        Self {
+            producer,
+            settings,
+            topics: HashMap::new(),
+            queues: HashMap::new(),
+            pending: HashMap::new(),
+            next_id: 0,
+            flushes: Vec::new(),
+        }
+    }
+
+    fn idle(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    fn settle(&mut self, publish: u64, error: Option<ProduceError>) {
+        let Some(p) = self.pending.get_mut(&publish) else {
+            return;
+        };
+        if p.error.is_none() {
+            p.error = error;
+        }
+        p.remaining = p.remaining.saturating_sub(1);
+        if p.remaining == 0
+            && let Some(p) = self.pending.remove(&publish)
+            && let Some(done) = p.done
+        {
+            let _ = done.send(p.error.map_or(Ok(()), Err));
+        }
+    }
+
+    fn answer_flushes(&mut self) {
+        if self.idle() {
+            for f in self.flushes.drain(..) {
+                let _ = f.send(());
+            }
+        }
+    }
+
+    /// Queues `records` of publish `id`, whose topics are all resolved.
+    fn enqueue(&mut self, id: u64, records: Vec<OutRecord>, ctx: &mut Context<Self>) {
+        let mut touched: Vec<Target> = Vec::new();
+        for r in records {
+            let placed = match self.topics.get(&r.topic) {
+                Some(handle) => handle
+                    .place(r.key.as_deref(), r.partition)
+                    .map_err(|source| ProduceError::Partition {
+                        topic: r.topic.clone(),
+                        source,
+                    }),
+                None => Err(ProduceError::UnknownTopic {
+                    topic: r.topic.clone(),
+                }),
+            };
+            let (partition, client) = match placed {
+                Ok(p) => p,
+                Err(e) => {
+                    metrics::counter!(m::PRODUCER_RECORDS_TOTAL, "topic" => r.topic.clone(), "outcome" => "error")
+                        .increment(1);
+                    self.settle(id, Some(e));
+                    continue;
+                }
+            };
+            let bytes = record_bytes(&r);
+            let target = (r.topic, partition);
+            let q = self
+                .queues
+                .entry(target.clone())
+                .or_insert_with(|| PartitionQueue {
+                    client,
+                    queue: VecDeque::new(),
+                    queued_bytes: 0,
+                    in_flight: false,
+                    linger_armed: false,
+                });
+            q.queue.push_back(Queued {
+                publish: id,
+                record: Record {
+                    key: r.key,
+                    value: r.value,
+                    headers: r.headers,
+                    timestamp: chrono::Utc::now(),
+                },
+                bytes,
+            });
+            q.queued_bytes += bytes;
+            if !touched.contains(&target) {
+                touched.push(target);
+            }
+        }
+        for target in touched {
+            self.maybe_send(target, ctx);
+        }
+    }
+
+    /// Sends `target`'s queue now if it is full or linger is off; else
+    /// arms the linger timer.
+    fn maybe_send(&mut self, target: Target, ctx: &mut Context<Self>) {
+        let settings = &self.settings;
+        let Some(q) = self.queues.get_mut(&target) else {
+            return;
+        };
+        if q.in_flight || q.queue.is_empty() {
+            return;
+        }
+        let full =
+            q.queued_bytes >= settings.batch_bytes || q.queue.len() >= settings.batch_records;
+        if full || settings.linger.is_zero() {
+            self.send(target, ctx);
+        } else if !q.linger_armed {
+            q.linger_armed = true;
+            ctx.run_later(settings.linger, move |act, ctx| {
+                if let Some(q) = act.queues.get_mut(&target) {
+                    q.linger_armed = false;
+                }
+                act.send(target, ctx);
+            });
+        }
+    }
+
+    /// Sends one request from `target`'s queue, if none is in flight.
+    fn send(&mut self, target: Target, ctx: &mut Context<Self>) {
+        let settings = self.settings.clone();
+        let compression = self.producer.compression();
+        let Some(q) = self.queues.get_mut(&target) else {
+            return;
+        };
+        if q.in_flight || q.queue.is_empty() {
+            return;
+        }
+        let mut batch = Vec::new();
+        let mut bytes = 0;
+        while let Some(next) = q.queue.front() {
+            if !batch.is_empty()
+                && (bytes + next.bytes > settings.batch_bytes
+                    || batch.len() >= settings.batch_records)
+            {
+                break;
+            }
+            bytes += next.bytes;
+            if let Some(item) = q.queue.pop_front() {
+                batch.push(item);
+            }
+        }
+        q.queued_bytes -= bytes;
+        q.in_flight = true;
+        let client = Arc::clone(&q.client);
+        let (publishes, records): (Vec<u64>, Vec<Record>) =
+            batch.into_iter().map(|b| (b.publish, b.record)).unzip();
+        let (topic, partition) = target.clone();
+        let request = async move {
+            let mut attempt = 1;
+            loop {
+                match client.produce(records.clone(), compression).await {
+                    Ok(_) => return Ok(()),
+                    Err(e) if attempt >= settings.attempts => return Err(e.to_string()),
+                    Err(e) => {
+                        tracing::warn!(
+                            topic = %topic, partition, attempt, records = records.len(), error = %e,
+                            "produce failed; retrying"
+                        );
+                        tokio::time::sleep(settings.retry_backoff * 2u32.pow(attempt - 1)).await;
+                        attempt += 1;
+                    }
+                }
+            }
+        };
+        ctx.spawn(request.into_actor(self).map(move |result, act, ctx| {
+            let (topic, partition) = target.clone();
+            let n = publishes.len() as u64;
+            match result {
+                Ok(()) => {
+                    metrics::counter!(m::PRODUCER_RECORDS_TOTAL, "topic" => topic, "outcome" => "ok")
+                        .increment(n);
+                    for id in publishes {
+                        act.settle(id, None);
+                    }
+                }
+                Err(message) => {
+                    tracing::error!(topic = %topic, partition, records = n, error = %message, "produce failed for good");
+                    metrics::counter!(m::PRODUCER_RECORDS_TOTAL, "topic" => topic.clone(), "outcome" => "error")
+                        .increment(n);
+                    for id in publishes {
+                        act.settle(
+                            id,
+                            Some(ProduceError::Produce {
+                                topic: topic.clone(),
+                                partition,
+                                message: message.clone(),
+                            }),
+                        );
+                    }
+                }
+            }
+            if let Some(q) = act.queues.get_mut(&target) {
+                q.in_flight = false;
+            }
+            // What queued up meanwhile has waited long enough.
+            act.send(target, ctx);
+            act.answer_flushes();
+        }));
+    }
+}
+
+impl Actor for ProducerPool {
+    type Context = Context<Self>;
+
+    // Callers send with `do_send`, which does not wait on the mailbox
+    // capacity: arrival order is send order, and callers bound what they
+    // publish themselves.
+    fn started(&mut self, _ctx: &mut Self::Context) {}
+}
+
+impl Handler<Publish> for ProducerPool {
+    type Result = ();
+
+    fn handle(&mut self, msg: Publish, ctx: &mut Self::Context) {
+        if msg.records.is_empty() {
+            let _ = msg.done.send(Ok(()));
+            return;
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        self.pending.insert(
+            id,
+            Pending {
+                remaining: msg.records.len(),
+                error: None,
+                done: Some(msg.done),
+            },
+        );
+        let unknown: Vec<String> = msg
+            .records
+            .iter()
+            .filter(|r| !self.topics.contains_key(&r.topic))
+            .map(|r| r.topic.clone())
+            .collect();
+        if unknown.is_empty() {
+            self.enqueue(id, msg.records, ctx);
+            return;
+        }
+        // Resolve new topics first; `wait` holds later messages back so
+        // arrival order is kept.
+        let producer = Arc::clone(&self.producer);
+        let records = msg.records;
+        ctx.wait(
+            async move {
+                let mut resolved = Vec::new();
+                for topic in unknown {
+                    if let Ok(handle) = producer.topic(&topic).await {
+                        resolved.push((topic, handle));
+                    }
+                }
+                resolved
+            }
+            .into_actor(self)
+            .map(move |resolved, act, ctx| {
+                act.topics.extend(resolved);
+                act.enqueue(id, records, ctx);
+                act.answer_flushes();
+            }),
+        );
+    }
+}
+
+impl Handler<Flush> for ProducerPool {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _msg: Flush, _ctx: &mut Self::Context) -> Self::Result {
+        let (tx, rx) = oneshot::channel();
+        self.flushes.push(tx);
+        self.answer_flushes();
+        Box::pin(async move {
+            let _ = rx.await;
+        })
+    }
+}
