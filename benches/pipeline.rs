@@ -1,18 +1,25 @@
 //! End-to-end pipeline benchmark: the real `kafka-actors` binary with one
 //! echo route (6 partitions, ~250-byte JSON requests, commits on), against
-//! a ceiling measured in the same run on the same broker: raw produce, then
-//! fetch back, with no processing.
+//! two ceilings measured in the same run on the same broker: the broker
+//! ceiling (produce N, then fetch them back) and the relay ceiling (the
+//! pipeline's own shape — requests in, fetched and produced again, read
+//! back — done by a raw rskafka loop with no parsing, actors or commits).
+//! The relay ceiling is the like-for-like one: the pipeline makes the broker
+//! do twice the work of produce-then-fetch.
 //!
 //! ```sh
 //! cargo bench --bench pipeline --features embedded-broker                      # embedded Tansu
 //! KAFKA_ACTORS_TEST_BOOTSTRAP=127.0.0.1:9092 cargo bench --bench pipeline --features embedded-broker
 //! ```
 //!
-//! Prints: ceiling records/s; pipeline throughput (backlog of N requests →
-//! N replies) and its ratio to the ceiling; latency p50/p99/p99.9 from
-//! request produce to reply consume at a fixed rate; the service's peak RSS.
-//! Environment: `BENCH_RECORDS` (default 50000), `BENCH_RATE` (default
-//! 2000/s), `BENCH_SECONDS` (default 10). No asserts: figures.
+//! Prints: both ceilings in records/s; pipeline throughput (N requests
+//! produced into the running service → N replies read back) and its ratio to
+//! each ceiling; latency p50/p99/p99.9 from request produce to reply consume
+//! at a fixed rate, for the raw relay (the floor on this machine) and for the
+//! service, with their ratio; the service's peak RSS.
+//! Environment: `BENCH_RECORDS` (default 100000), `BENCH_RATE` (default
+//! 2000/s), `BENCH_SECONDS` (default 10), `BENCH_SERVICE_BIN` (another build
+//! of the service to run, e.g. the static musl binary). No asserts: figures.
 
 // A benchmark prints its figures and unwraps its set-up.
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
@@ -74,8 +81,10 @@ async fn clients(producer: &Producer, topic: &str) -> Vec<Arc<PartitionClient>> 
     out
 }
 
-/// Reads every partition from its current start until `n` records arrived
-/// (or `within` passed); calls `each` on every record value.
+/// Reads every partition from `starts` until `n` records arrived (or
+/// `within` passed); calls `each` on every record value as it arrives. Each
+/// partition is read by its own loop, so an idle partition's long poll never
+/// delays another's records.
 async fn read_n(
     parts: &[Arc<PartitionClient>],
     starts: &[i64],
@@ -84,27 +93,148 @@ async fn read_n(
     mut each: impl FnMut(&[u8]),
 ) -> u64 {
     let deadline = Instant::now() + within;
-    let mut next = starts.to_vec();
-    let mut seen = 0;
-    while seen < n && Instant::now() < deadline {
-        let fetches = parts
-            .iter()
-            .zip(&next)
-            .map(|(pc, o)| pc.fetch_records(*o, 1..4_000_000, 20));
-        let results = futures_util::future::join_all(fetches).await;
-        for (i, r) in results.into_iter().enumerate() {
-            let (records, _) = r.unwrap();
-            let from = next[i];
-            for rec in records.into_iter().filter(|r| r.offset >= from) {
-                next[i] = rec.offset + 1;
-                if let Some(v) = &rec.record.value {
-                    each(v);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<Vec<u8>>>();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut loops = Vec::new();
+    for (pc, start) in parts.iter().zip(starts) {
+        let (pc, tx, stop, mut next) = (Arc::clone(pc), tx.clone(), Arc::clone(&stop), *start);
+        loops.push(tokio::spawn(async move {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < deadline {
+                let (records, _) = pc.fetch_records(next, 1..4_000_000, 20).await.unwrap();
+                let from = next;
+                let values: Vec<Vec<u8>> = records
+                    .into_iter()
+                    .filter(|r| r.offset >= from)
+                    .map(|r| {
+                        next = r.offset + 1;
+                        r.record.value.unwrap_or_default()
+                    })
+                    .collect();
+                if !values.is_empty() && tx.send(values).is_err() {
+                    return;
                 }
-                seen += 1;
             }
+        }));
+    }
+    drop(tx);
+    let mut seen = 0;
+    while seen < n {
+        let Ok(Some(values)) = tokio::time::timeout_at(deadline.into(), rx.recv()).await else {
+            break;
+        };
+        for v in values {
+            each(&v);
+            seen += 1;
         }
     }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for l in loops {
+        let _ = l.await;
+    }
     seen
+}
+
+/// The raw relay: per partition, fetch from `from` (a fresh topic, from
+/// offset 0) and produce the same records to the same partition of `to`, with rskafka
+/// alone: no parsing, no actors, no commits. Runs until `n` records were
+/// relayed.
+async fn relay(from: &[Arc<PartitionClient>], to: &[Arc<PartitionClient>], n: u64) {
+    let done = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut loops = Vec::new();
+    for (src, dst) in from.iter().zip(to) {
+        let (src, dst, done) = (Arc::clone(src), Arc::clone(dst), Arc::clone(&done));
+        loops.push(tokio::spawn(async move {
+            // Both relays read fresh topics.
+            let mut next = 0;
+            while done.load(std::sync::atomic::Ordering::Relaxed) < n {
+                let (records, _) = src.fetch_records(next, 1..1_048_576, 20).await.unwrap();
+                let from = next;
+                let batch: Vec<rskafka::record::Record> = records
+                    .into_iter()
+                    .filter(|r| r.offset >= from)
+                    .map(|r| {
+                        next = r.offset + 1;
+                        r.record
+                    })
+                    .collect();
+                if batch.is_empty() {
+                    continue;
+                }
+                let count = batch.len() as u64;
+                dst.produce(
+                    batch,
+                    rskafka::client::partition::Compression::NoCompression,
+                )
+                .await
+                .unwrap();
+                done.fetch_add(count, std::sync::atomic::Ordering::Relaxed);
+            }
+        }));
+    }
+    for l in loops {
+        l.await.unwrap();
+    }
+}
+
+/// Sends `rate` requests/s for `seconds` to `topic` (sequence numbers from
+/// `first`), reads the replies from `out`, and returns each request's
+/// round trip in ms, sorted.
+async fn latencies(
+    config: &kafka_actors::config::KafkaConfig,
+    topic: &str,
+    out: &[Arc<PartitionClient>],
+    first: u64,
+    rate: u64,
+    seconds: u64,
+) -> Vec<f64> {
+    let starts = ends(out).await;
+    let total = rate * seconds;
+    let epoch = Instant::now();
+    let sender = {
+        let producer = Producer::connect(config, Compression::None).await.unwrap();
+        let topic = topic.to_owned();
+        tokio::spawn(async move {
+            let tick = Duration::from_millis(5);
+            let per_tick = (rate as f64 * tick.as_secs_f64()).max(1.0) as u64;
+            let mut sent = 0u64;
+            let mut interval = tokio::time::interval(tick);
+            while sent < total {
+                interval.tick().await;
+                let batch: Vec<OutRecord> = (sent..(sent + per_tick).min(total))
+                    .map(|i| OutRecord {
+                        topic: topic.clone(),
+                        ..request(first + i, epoch.elapsed().as_nanos())
+                    })
+                    .collect();
+                sent += batch.len() as u64;
+                for r in producer.send(batch).await {
+                    r.unwrap();
+                }
+            }
+        })
+    };
+    let mut out_ms = Vec::with_capacity(total as usize);
+    let mut seen: HashMap<u64, ()> = HashMap::new();
+    read_n(
+        out,
+        &starts,
+        total,
+        Duration::from_secs(seconds + 60),
+        |v| {
+            let now = epoch.elapsed().as_nanos();
+            if let Ok(json) = serde_json::from_slice::<serde_json::Value>(v) {
+                let sent = json["payload"]["sent_ns"].as_u64().unwrap_or(0) as u128;
+                let seq = json["payload"]["seq"].as_u64().unwrap_or(0);
+                if seen.insert(seq, ()).is_none() {
+                    out_ms.push((now.saturating_sub(sent)) as f64 / 1e6);
+                }
+            }
+        },
+    )
+    .await;
+    sender.await.unwrap();
+    out_ms.sort_by(|a, b| a.total_cmp(b));
+    out_ms
 }
 
 async fn ends(parts: &[Arc<PartitionClient>]) -> Vec<i64> {
@@ -132,7 +262,12 @@ fn start_service(
     http: &str,
     log: &std::path::Path,
 ) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_kafka-actors"))
+    // BENCH_SERVICE_BIN runs another build of the service (the static musl
+    // binary, for the musl-versus-glibc comparison).
+    let bin = std::env::var("BENCH_SERVICE_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_kafka-actors").to_owned());
+    println!("service binary: {bin}");
+    Command::new(bin)
         .args(["--config", &config.to_string_lossy(), "run"])
         .env("KAFKA_BOOTSTRAP_SERVERS", bootstrap)
         .env("KAFKA_ACTORS_HTTP__BIND", http)
@@ -169,7 +304,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 fn main() {
-    let n = env_or("BENCH_RECORDS", 50_000);
+    let n = env_or("BENCH_RECORDS", 100_000);
     let rate = env_or("BENCH_RATE", 2_000);
     let seconds = env_or("BENCH_SECONDS", 10);
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -188,17 +323,42 @@ fn main() {
             broker.bootstrap()
         );
 
-        // Ceiling: produce N, fetch N back, no processing.
+        // Broker ceiling: produce N, then fetch N back.
         let raw = testkit::unique_name("bench-raw");
         testkit::create_topics(&client, &[raw.as_str()], PARTITIONS, 1).await.unwrap();
         let raw_parts = clients(&producer, &raw).await;
         let t = Instant::now();
         produce_all(&producer, &raw, n).await;
         let read = read_n(&raw_parts, &[0; PARTITIONS as usize], n, Duration::from_secs(300), |_| {}).await;
-        let ceiling = read as f64 / t.elapsed().as_secs_f64();
-        println!("ceiling (produce {n} then fetch them back)      {ceiling:>10.0} records/s");
+        let broker_ceiling = read as f64 / t.elapsed().as_secs_f64();
+        println!("broker ceiling (produce {n}, then fetch them)     {broker_ceiling:>10.0} records/s");
 
-        // Pipeline: a backlog of N requests -> N replies, commits on.
+        // Relay ceiling: the pipeline's shape with no processing: produce N
+        // requests, a raw rskafka loop fetches and re-produces them, read N.
+        let relayed = testkit::unique_name("bench-relay");
+        testkit::create_topics(&client, &[relayed.as_str()], PARTITIONS, 1).await.unwrap();
+        let relay_parts = clients(&producer, &relayed).await;
+        let raw_in = testkit::unique_name("bench-relay-in");
+        testkit::create_topics(&client, &[raw_in.as_str()], PARTITIONS, 1).await.unwrap();
+        let raw_in_parts = clients(&producer, &raw_in).await;
+        let t = Instant::now();
+        let feed = {
+            let producer = Producer::connect(&config, Compression::None).await.unwrap();
+            let raw_in = raw_in.clone();
+            tokio::spawn(async move { produce_all(&producer, &raw_in, n).await })
+        };
+        let relaying = {
+            let (from, to) = (raw_in_parts.clone(), relay_parts.clone());
+            tokio::spawn(async move { relay(&from, &to, n).await })
+        };
+        let read = read_n(&relay_parts, &[0; PARTITIONS as usize], n, Duration::from_secs(300), |_| {}).await;
+        let ceiling = read as f64 / t.elapsed().as_secs_f64();
+        feed.await.unwrap();
+        relaying.await.unwrap();
+        println!("relay ceiling (produce -> raw fetch+produce -> read) {ceiling:>8.0} records/s");
+
+        // Pipeline: N requests in -> N replies out, commits on, with the
+        // service already running (start-up is not part of the figure).
         let req = testkit::unique_name("bench-req");
         let resp = testkit::unique_name("bench-resp");
         let dlq = format!("{req}.dlq");
@@ -206,88 +366,75 @@ fn main() {
         testkit::create_topics(&client, &[dlq.as_str()], 1, 1).await.unwrap();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bench.toml");
+        // Defaults everywhere but the codec: the ceiling produces uncompressed.
         std::fs::write(
             &path,
             format!(
-                "[consumer]\ngroup_id = \"{}\"\nfetch_max_wait_ms = 20\nmax_poll_records = 2000\n\
+                "[consumer]\ngroup_id = \"{}\"\n\
                  [producer]\ncompression_type = \"none\"\n\
                  [routes.bench]\ntopic = \"{req}\"\nhandler = \"echo\"\nreply_topic = \"{resp}\"\n",
                 testkit::unique_name("bench-group")
             ),
         )
         .unwrap();
-        produce_all(&producer, &req, n).await;
         let resp_parts = clients(&producer, &resp).await;
         let http = format!(
             "127.0.0.1:{}",
             std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
         );
-        let t = Instant::now();
         let log = dir.path().join("service.log");
         let mut service = start_service(broker.bootstrap(), &path, &http, &log);
         let pid = service.id();
-        let got = read_n(&resp_parts, &[0; PARTITIONS as usize], n, Duration::from_secs(300), |_| {}).await;
-        let elapsed = t.elapsed().as_secs_f64();
-        let throughput = got as f64 / elapsed;
-        println!(
-            "pipeline (backlog {n} -> {got} replies, incl. start-up) {throughput:>10.0} records/s = {:.2} x ceiling",
-            throughput / ceiling
-        );
-
-        // Latency at a fixed rate, request produce -> reply consume.
         tokio::task::spawn_blocking({
             let http = http.clone();
             move || wait_ready(&http)
         })
         .await
         .unwrap();
-        let starts = ends(&resp_parts).await;
-        let total = rate * seconds;
-        let epoch = Instant::now();
-        let sender = {
+        let t = Instant::now();
+        let requests = {
             let producer = Producer::connect(&config, Compression::None).await.unwrap();
             let req = req.clone();
-            tokio::spawn(async move {
-                let tick = Duration::from_millis(5);
-                let per_tick = (rate as f64 * tick.as_secs_f64()).max(1.0) as u64;
-                let mut sent = 0u64;
-                let mut interval = tokio::time::interval(tick);
-                while sent < total {
-                    interval.tick().await;
-                    let batch: Vec<OutRecord> = (sent..(sent + per_tick).min(total))
-                        .map(|i| OutRecord {
-                            topic: req.clone(),
-                            ..request(n + i, epoch.elapsed().as_nanos())
-                        })
-                        .collect();
-                    sent += batch.len() as u64;
-                    for r in producer.send(batch).await {
-                        r.unwrap();
-                    }
-                }
-            })
+            tokio::spawn(async move { produce_all(&producer, &req, n).await })
         };
-        let mut latencies = Vec::with_capacity(total as usize);
-        let mut seen: HashMap<u64, ()> = HashMap::new();
-        read_n(&resp_parts, &starts, total, Duration::from_secs(seconds + 60), |v| {
-            let now = epoch.elapsed().as_nanos();
-            if let Ok(json) = serde_json::from_slice::<serde_json::Value>(v) {
-                let sent = json["payload"]["sent_ns"].as_u64().unwrap_or(0) as u128;
-                let seq = json["payload"]["seq"].as_u64().unwrap_or(0);
-                if seen.insert(seq, ()).is_none() {
-                    latencies.push((now.saturating_sub(sent)) as f64 / 1e6);
-                }
-            }
-        })
-        .await;
-        sender.await.unwrap();
-        latencies.sort_by(|a, b| a.total_cmp(b));
+        let got = read_n(&resp_parts, &[0; PARTITIONS as usize], n, Duration::from_secs(300), |_| {}).await;
+        let elapsed = t.elapsed().as_secs_f64();
+        requests.await.unwrap();
+        let throughput = got as f64 / elapsed;
         println!(
-            "latency at {rate}/s for {seconds}s ({} replies): p50 {:.2} ms  p99 {:.2} ms  p99.9 {:.2} ms",
-            latencies.len(),
-            percentile(&latencies, 0.5),
-            percentile(&latencies, 0.99),
-            percentile(&latencies, 0.999)
+            "pipeline ({n} requests in -> {got} replies out)   {throughput:>10.0} records/s = {:.2} x relay ceiling, {:.2} x broker ceiling",
+            throughput / ceiling,
+            throughput / broker_ceiling
+        );
+
+        // Latency at a fixed rate, request produce -> reply consume: the
+        // raw relay first (the floor on this machine), then the service.
+        let total = rate * seconds;
+        let lat_in = testkit::unique_name("bench-lat-in");
+        let lat_out = testkit::unique_name("bench-lat-out");
+        testkit::create_topics(&client, &[lat_in.as_str(), lat_out.as_str()], PARTITIONS, 1).await.unwrap();
+        let lat_in_parts = clients(&producer, &lat_in).await;
+        let lat_out_parts = clients(&producer, &lat_out).await;
+        let relaying = {
+            let (from, to) = (lat_in_parts.clone(), lat_out_parts.clone());
+            tokio::spawn(async move { relay(&from, &to, total).await })
+        };
+        let floor = latencies(&config, &lat_in, &lat_out_parts, 0, rate, seconds).await;
+        relaying.await.unwrap();
+        let service_lat = latencies(&config, &req, &resp_parts, n, rate, seconds).await;
+        for (what, l) in [("raw relay", &floor), ("pipeline ", &service_lat)] {
+            println!(
+                "latency {what} at {rate}/s for {seconds}s ({} replies): p50 {:.2} ms  p99 {:.2} ms  p99.9 {:.2} ms",
+                l.len(),
+                percentile(l, 0.5),
+                percentile(l, 0.99),
+                percentile(l, 0.999)
+            );
+        }
+        println!(
+            "latency pipeline / raw relay: p50 {:.2} x  p99 {:.2} x",
+            percentile(&service_lat, 0.5) / percentile(&floor, 0.5),
+            percentile(&service_lat, 0.99) / percentile(&floor, 0.99)
         );
         match peak_rss_kib(pid) {
             Some(kib) => println!("service peak RSS: {:.1} MiB", kib as f64 / 1024.0),

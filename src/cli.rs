@@ -153,6 +153,11 @@ pub struct RunArgs {
     /// Needs a build with `--features embedded-broker`.
     #[arg(long)]
     pub embedded_broker: bool,
+    /// Send this many demo requests per second to the first route that has
+    /// a reply topic, and log what comes back every 5 s (the quickstart's
+    /// traffic; see config/quickstart.toml).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub demo_rate: Option<u32>,
 }
 
 /// `config` subcommands.
@@ -445,11 +450,37 @@ async fn run_service(config: Config, args: RunArgs) -> Exit {
         return Exit::Usage;
     }
 
+    if args.demo_rate.is_some()
+        && let Err(e) = crate::demo::target(&config)
+    {
+        emit_err(&format!("kafka-actors: {e}"));
+        return Exit::Usage;
+    }
+    let stop_demo = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+    if let Some(rate) = args.demo_rate {
+        let (config, stop) = (config.clone(), std::sync::Arc::clone(&stop_demo));
+        actix_rt::spawn(async move {
+            // Once the service is up (topics created, consuming).
+            if started_rx.await.is_ok()
+                && let Err(e) = crate::demo::run(&config, rate, stop).await
+            {
+                tracing::error!(error = %e, "demo load stopped");
+            }
+        });
+    }
+    let shutdown = {
+        let stop = std::sync::Arc::clone(&stop_demo);
+        async move {
+            shutdown_signal().await;
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    };
     match runtime::run(
         config,
         crate::handler::HandlerRegistry::with_builtins(),
-        shutdown_signal(),
-        None,
+        shutdown,
+        Some(started_tx),
     )
     .await
     {
@@ -458,6 +489,12 @@ async fn run_service(config: Config, args: RunArgs) -> Exit {
             tracing::error!(error = %e, "service failed");
             match e {
                 runtime::RuntimeError::Router(_) => Exit::Config,
+                runtime::RuntimeError::Topics(e)
+                    if e.kind() == crate::kafka::ErrorKind::Permanent =>
+                {
+                    Exit::Config
+                }
+                runtime::RuntimeError::Topics(_) => Exit::Unavailable,
                 runtime::RuntimeError::Kafka(_) => Exit::Unavailable,
                 _ => Exit::Failure,
             }

@@ -4,24 +4,24 @@
 //!
 //! ```text
 //!                      actix System (main thread)
-//!  ┌──────────────────────────────────────────────────────────────┐
-//!  │ runtime::run ── owns start-up and shutdown order             │
-//!  │    │                                                         │
-//!  │    ├── Supervisor<HealthMonitor> ── every check_interval:    │
-//!  │    │        connect → ApiVersions → Metadata (kafka::cluster)│
-//!  │    │                                                         │
-//!  │    └── HTTP (actix-web, 1 worker)                            │
-//!  │           /health  /health/live  /health/ready  ──ask──▶ HealthMonitor
-//!  │           /metrics  (Prometheus text from the recorder)      │
-//!  └──────────────────────────────────────────────────────────────┘
-//!        │ kafka-protocol frames, TCP_NODELAY, deadline per call
-//!        ▼
+//!  runtime::run ── start-up and shutdown order
+//!    ├── Supervisor<HealthMonitor>   broker checks → /health, readiness
+//!    ├── topics::TopicManager        create + verify declared topics
+//!    ├── HTTP (actix-web)            /health* /metrics
+//!    └── pipeline, per Arbiter (one per core):
+//!          ProducerPool ◀──Publish── HandlerWorker × concurrency ◀──HandleBatch──┐
+//!            │ produce (acks=all)        (route, handler, panic boundary)         │
+//!            └──ack──────────────────────────────────────────▶ PartitionConsumer ─┘
+//!                                                        fetch ahead │ Report(watermark)
+//!                                                                    ▼
+//!                                                             OffsetCommitter
+//!        │ rskafka (produce/fetch) and kafka-protocol (groups, offsets, admin),
+//!        ▼ TCP_NODELAY, a deadline on every call
 //!   Kafka brokers (Apache Kafka 4.x, or embedded Tansu for tests)
 //! ```
 //!
-//! The planned tree (partition consumers, handlers, producer pool, DLQ
-//! retrier, group membership, topic manager, admin API) is described in
-//! `docs/ARCHITECTURE.md`; only what is listed here exists in this version.
+//! `docs/ARCHITECTURE.md` describes each part and what later issues add
+//! (consumer groups, retry topics, admin API).
 //!
 //! # Layout
 //!
@@ -29,6 +29,7 @@
 //! - [`config`]: configuration types, layered loading (defaults → TOML →
 //!   seed variables → `KAFKA_ACTORS_*`), validation with provenance.
 //! - [`consumer`]: consuming partitions; the committable-offset watermark.
+//! - [`demo`]: the quickstart's demo load (`run --demo-rate N`).
 //! - [`kafka`]: adapters over the Kafka protocol: one connection
 //!   ([`kafka::wire`]), cluster operations ([`kafka::cluster`]).
 //! - [`handler`]: handling requests; the request envelope and replies.
@@ -37,6 +38,8 @@
 //! - [`http`]: the HTTP listener for health and metrics.
 //! - [`runtime`]: builds and supervises the actor tree; shutdown order.
 //! - [`telemetry`]: logging set-up; every metric name.
+//! - [`topics`]: the topic manager: validate, create, verify and align the
+//!   declared topics (seed 003).
 //! - [`exit`]: the documented process exit codes.
 //! - `embedded` (feature `embedded-broker`): in-process Tansu broker.
 //! - `testkit` (feature `testkit`): the test harness of seed 004.
@@ -45,6 +48,7 @@ pub mod cli;
 mod cli_records;
 pub mod config;
 pub mod consumer;
+pub mod demo;
 #[cfg(feature = "embedded-broker")]
 pub mod embedded;
 pub mod exit;
@@ -57,3 +61,4 @@ pub mod runtime;
 pub mod telemetry;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod topics;

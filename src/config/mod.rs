@@ -333,11 +333,15 @@ pub struct ProducerConfig {
     pub compression_type: Compression,
     /// How long a batch may wait for more records (seed 003: 1 ms).
     pub linger_ms: u64,
-    /// Largest batch in bytes (Kafka's default, 16 KiB): a produce request
-    /// to one partition carries at most this much (and at least one record).
+    /// Batch size in bytes (Kafka's default, 16 KiB): a partition's queue
+    /// this full is sent without waiting `linger_ms`.
     pub batch_size: u32,
-    /// Largest batch in records.
+    /// A partition's queue with this many records is sent without waiting
+    /// `linger_ms`.
     pub batch_max_records: u32,
+    /// Largest produce request to one partition, in bytes (Kafka's
+    /// `max.request.size`, 1 MiB); at least one record.
+    pub max_request_bytes: u32,
     /// Retries of a failed produce before it counts as an infrastructure
     /// failure.
     pub retries: u32,
@@ -353,6 +357,7 @@ impl Default for ProducerConfig {
             linger_ms: 1,
             batch_size: 16_384,
             batch_max_records: 1000,
+            max_request_bytes: 1_048_576,
             retries: 3,
             retry_backoff_ms: 100,
         }
@@ -484,8 +489,9 @@ pub struct PipelineConfig {
     /// bound the partition stops fetching (backpressure).
     pub max_in_flight_records: u32,
     /// Bytes (keys and values) of one partition fetched but not yet fully
-    /// handled; at the bound the partition stops fetching. A partition holds
-    /// at most this plus one fetch (`consumer.max_partition_fetch_bytes`).
+    /// handled; at the bound the partition stops fetching, and a fetch asks
+    /// for no more than what is left of it (at least 64 KiB; a record batch
+    /// larger than that still comes whole, as Kafka guarantees progress).
     pub max_in_flight_bytes: u64,
 }
 
@@ -494,8 +500,8 @@ impl Default for PipelineConfig {
         Self {
             unrouted: Unrouted::Skip,
             produce_attempts: 5,
-            max_in_flight_records: 2000,
-            max_in_flight_bytes: 2 * 1024 * 1024,
+            max_in_flight_records: 1000,
+            max_in_flight_bytes: 256 * 1024,
         }
     }
 }

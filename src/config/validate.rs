@@ -231,6 +231,12 @@ pub(crate) fn validate(config: &Config, provenance: &Provenance, problems: &mut 
         u64::from(i32::MAX as u32),
     );
     c.range(
+        "producer.max_request_bytes",
+        u64::from(prod.max_request_bytes),
+        1024,
+        u64::from(i32::MAX as u32),
+    );
+    c.range(
         "producer.batch_max_records",
         u64::from(prod.batch_max_records),
         1,

@@ -20,9 +20,9 @@
 //! **Backpressure**: the next fetch is sent while earlier records are being
 //! handled, but only while fewer than `pipeline.max_in_flight_records`
 //! records and `pipeline.max_in_flight_bytes` bytes of this partition are in
-//! flight. A slow partition stops fetching; the others go on. Memory per
-//! partition is bounded by those limits plus one fetch
-//! (`consumer.max_partition_fetch_bytes`).
+//! flight, and a fetch asks for no more bytes than that budget has left (at
+//! least 64 KiB). A slow partition stops fetching; the others go on. Memory
+//! per partition is bounded by those limits plus one fetch.
 //!
 //! **Supervision**: a fetch or publish that fails past its retries stops
 //! the actor; its `Supervisor` restarts it from the watermark (the records
@@ -129,6 +129,9 @@ enum FetchError {
     },
 }
 
+/// The smallest fetch, whatever the in-flight budget has left.
+const MIN_FETCH_BYTES: usize = 64 * 1024;
+
 fn record_bytes(r: &InRecord) -> usize {
     r.value.as_ref().map_or(0, Vec::len) + r.key.as_ref().map_or(0, Vec::len)
 }
@@ -186,6 +189,12 @@ impl PartitionConsumer {
     }
 
     fn fetch(&self) -> impl Future<Output = Result<Fetched, FetchError>> + 'static {
+        // Ask for no more than the in-flight budget has left.
+        let budget = self
+            .settings
+            .max_in_flight_bytes
+            .saturating_sub(self.in_flight_bytes)
+            .max(MIN_FETCH_BYTES);
         let client = Arc::clone(&self.client);
         let settings = Arc::clone(&self.settings);
         let topic = self.topic.clone();
@@ -195,9 +204,11 @@ impl PartitionConsumer {
             let c = &settings.consumer;
             let max_wait = i32::try_from(c.fetch_max_wait_ms).unwrap_or(i32::MAX);
             let min = i32::try_from(c.fetch_min_bytes).unwrap_or(1);
-            let max = i32::try_from(c.max_partition_fetch_bytes.min(c.fetch_max_bytes))
-                .unwrap_or(i32::MAX)
-                .max(min + 1);
+            let max = i32::try_from(
+                (c.max_partition_fetch_bytes.min(c.fetch_max_bytes) as usize).min(budget),
+            )
+            .unwrap_or(i32::MAX)
+            .max(min + 1);
             match client.fetch_records(next, min..max, max_wait).await {
                 Ok((records, high_watermark)) => Ok(Fetched::Records {
                     records: records
@@ -283,13 +294,18 @@ impl PartitionConsumer {
                 });
                 ctx.spawn(
                     async move {
-                        result.await.unwrap_or_else(|_| {
-                            Err(ProduceError::Produce {
+                        match result.await {
+                            // Every output acknowledged, or the first failure.
+                            Ok(results) => results
+                                .into_iter()
+                                .find_map(Result::err)
+                                .map_or(Ok(()), Err),
+                            Err(_) => Err(ProduceError::Produce {
                                 topic: String::new(),
                                 partition: -1,
                                 message: "the handler worker dropped the batch".to_owned(),
-                            })
-                        })
+                            }),
+                        }
                     }
                     .into_actor(self)
                     .map(move |result, act, ctx| act.finished(offsets, bytes, result, ctx)),
@@ -478,5 +494,41 @@ impl Handler<Drain> for PartitionConsumer {
         Box::pin(async move {
             let _ = rx.await;
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(key: Option<&str>, offset: i64) -> InRecord {
+        InRecord {
+            topic: "t".into(),
+            partition: 0,
+            offset,
+            key: key.map(|k| k.as_bytes().to_vec()),
+            value: None,
+            headers: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn one_worker_takes_everything_and_a_key_always_goes_to_the_same_worker() {
+        assert_eq!(worker_for(&rec(Some("a"), 1), 1), 0);
+        assert_eq!(worker_for(&rec(None, 7), 1), 0);
+        for key in ["a", "b", "user-17", ""] {
+            let first = worker_for(&rec(Some(key), 0), 4);
+            assert!(first < 4);
+            for offset in 1..50 {
+                assert_eq!(worker_for(&rec(Some(key), offset), 4), first, "{key}");
+            }
+        }
+        // Keys spread over the workers; keyless records go by offset.
+        let used: std::collections::BTreeSet<usize> = (0..100)
+            .map(|i| worker_for(&rec(Some(&format!("k{i}")), 0), 4))
+            .collect();
+        assert_eq!(used.len(), 4);
+        let keyless: Vec<usize> = (0..4).map(|o| worker_for(&rec(None, o), 4)).collect();
+        assert_eq!(keyless, vec![0, 1, 2, 3]);
     }
 }

@@ -35,7 +35,7 @@ use tokio::sync::oneshot;
 use super::api::FailureKind;
 use super::process::{InRecord, Outcome, process};
 use super::router::Router;
-use crate::producer::{ProduceError, ProducerPool, Publish};
+use crate::producer::{ProducerPool, Publish, Results};
 use crate::telemetry::metrics as m;
 
 /// Handle these records (in order) and publish their outputs; `done` gets
@@ -45,8 +45,9 @@ use crate::telemetry::metrics as m;
 pub struct HandleBatch {
     /// Records, in offset order.
     pub records: Vec<InRecord>,
-    /// Gets `Ok(())` once every output was acknowledged by the broker.
-    pub done: oneshot::Sender<Result<(), ProduceError>>,
+    /// Gets the result of every output (replies, forwards, dead letters)
+    /// once each was acknowledged by the broker or failed for good.
+    pub done: oneshot::Sender<Results>,
 }
 
 /// The handler worker; see the module documentation.
@@ -164,5 +165,19 @@ impl Handler<HandleBatch> for HandlerWorker {
                 }
             }),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restart_backoff_doubles_from_100_ms_up_to_5_s() {
+        assert_eq!(restart_backoff(1), Duration::from_millis(100));
+        assert_eq!(restart_backoff(2), Duration::from_millis(200));
+        assert_eq!(restart_backoff(4), Duration::from_millis(800));
+        assert_eq!(restart_backoff(7), Duration::from_secs(5));
+        assert_eq!(restart_backoff(1000), Duration::from_secs(5));
     }
 }

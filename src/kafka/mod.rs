@@ -7,9 +7,13 @@
 //!   OffsetFetch, OffsetCommit).
 //! - [`cluster`]: cluster-level operations built on it: connect to the first
 //!   reachable bootstrap server, describe brokers and topics.
+//! - [`admin`]: topic administration (CreateTopics with configs,
+//!   DescribeConfigs, CreatePartitions, IncrementalAlterConfigs,
+//!   DeleteTopics) with per-topic errors.
 //!
 //! Every call has a deadline: nothing here retries forever.
 
+pub mod admin;
 pub mod cluster;
 pub mod offsets;
 pub mod wire;

@@ -17,4 +17,4 @@ pub mod pool;
 
 pub use client::{OutRecord, ProduceError, Producer, TopicHandle, Written};
 pub use partitioner::{PartitionError, Partitioner, murmur2, partition_for_key};
-pub use pool::{Flush, PoolSettings, ProducerPool, Publish};
+pub use pool::{Flush, PoolSettings, ProducerPool, Publish, Results};

@@ -3,16 +3,17 @@
 //!
 //! **What it does**: keeps one queue per target (topic, partition), places
 //! records with the Java-compatible partitioner, and sends each queue as
-//! rskafka produce requests of at most `producer.batch_size` bytes and
-//! `producer.batch_max_records` records. A queue that is not full waits
-//! `producer.linger_ms` for more records before it is sent; records that
-//! arrive while a request is in flight go in the next one. Every produce is
+//! rskafka produce requests of at most `producer.max_request_bytes`. A queue
+//! holding less than `producer.batch_size` bytes and
+//! `producer.batch_max_records` records waits `producer.linger_ms` for more
+//! before it is sent; records that arrive while a request is in flight go
+//! in the next one. Every produce is
 //! acknowledged by all in-sync replicas (rskafka sends acks=all).
 //!
-//! **Messages**: in: [`Publish`] (records, and a channel that gets `Ok`
-//! once the broker acknowledged every one of them, or the first error once
-//! each was tried `pipeline.produce_attempts` times); [`Flush`] (answers
-//! when nothing is queued or in flight).
+//! **Messages**: in: [`Publish`] (records, and a channel that gets every
+//! record's result — where it was written, or why not after
+//! `pipeline.produce_attempts` attempts — once all of them are settled);
+//! [`Flush`] (answers when nothing is queued or in flight).
 //!
 //! **Ordering**: one request in flight per target partition, and a failed
 //! request is retried before anything queued behind it, so records of one
@@ -35,19 +36,22 @@ use rskafka::client::partition::PartitionClient;
 use rskafka::record::Record;
 use tokio::sync::oneshot;
 
-use super::client::{OutRecord, ProduceError, Producer, TopicHandle};
+use super::client::{OutRecord, ProduceError, Producer, TopicHandle, Written};
 use crate::config::Config;
 use crate::telemetry::metrics as m;
 
-/// Publish these records; `done` gets the outcome once every one of them
-/// was acknowledged (or failed for good).
+/// Every record's result, in the order of [`Publish::records`].
+pub type Results = Vec<Result<Written, ProduceError>>;
+
+/// Publish these records; `done` gets every record's result once each was
+/// acknowledged or failed for good.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct Publish {
     /// The records, in the order they must keep per partition.
     pub records: Vec<OutRecord>,
-    /// Gets `Ok(())` when all were acknowledged, else the first error.
-    pub done: oneshot::Sender<Result<(), ProduceError>>,
+    /// Gets one result per record, in order.
+    pub done: oneshot::Sender<Results>,
 }
 
 /// Answers once nothing is queued or in flight.
@@ -60,10 +64,12 @@ pub struct Flush;
 pub struct PoolSettings {
     /// How long a queue that is not full waits for more records.
     pub linger: Duration,
-    /// Largest request to one partition, in bytes (at least one record).
+    /// A queue this full (bytes) is sent without lingering.
     pub batch_bytes: usize,
-    /// Largest request to one partition, in records.
+    /// A queue this full (records) is sent without lingering.
     pub batch_records: usize,
+    /// Largest request to one partition, in bytes (at least one record).
+    pub max_request_bytes: usize,
     /// Attempts per request before its records fail.
     pub attempts: u32,
     /// Pause before the second attempt; doubles each time.
@@ -77,6 +83,7 @@ impl PoolSettings {
             linger: Duration::from_millis(config.producer.linger_ms),
             batch_bytes: config.producer.batch_size as usize,
             batch_records: config.producer.batch_max_records as usize,
+            max_request_bytes: config.producer.max_request_bytes as usize,
             attempts: config.pipeline.produce_attempts,
             retry_backoff: Duration::from_millis(config.producer.retry_backoff_ms),
         }
@@ -85,6 +92,7 @@ impl PoolSettings {
 
 struct Queued {
     publish: u64,
+    index: usize,
     record: Record,
     bytes: usize,
 }
@@ -99,8 +107,8 @@ struct PartitionQueue {
 
 struct Pending {
     remaining: usize,
-    error: Option<ProduceError>,
-    done: Option<oneshot::Sender<Result<(), ProduceError>>>,
+    results: Vec<Option<Result<Written, ProduceError>>>,
+    done: Option<oneshot::Sender<Results>>,
 }
 
 type Target = (String, i32);
@@ -154,19 +162,33 @@ impl ProducerPool {
         self.pending.is_empty()
     }
 
-    fn settle(&mut self, publish: u64, error: Option<ProduceError>) {
+    fn settle(&mut self, publish: u64, index: usize, result: Result<Written, ProduceError>) {
         let Some(p) = self.pending.get_mut(&publish) else {
             return;
         };
-        if p.error.is_none() {
-            p.error = error;
+        if let Some(slot) = p.results.get_mut(index) {
+            *slot = Some(result);
         }
         p.remaining = p.remaining.saturating_sub(1);
         if p.remaining == 0
             && let Some(p) = self.pending.remove(&publish)
             && let Some(done) = p.done
         {
-            let _ = done.send(p.error.map_or(Ok(()), Err));
+            let results = p
+                .results
+                .into_iter()
+                // Every slot was settled: `remaining` counted them.
+                .map(|r| {
+                    r.unwrap_or_else(|| {
+                        Err(ProduceError::Produce {
+                            topic: String::new(),
+                            partition: -1,
+                            message: "record was not produced (internal error)".to_owned(),
+                        })
+                    })
+                })
+                .collect();
+            let _ = done.send(results);
         }
     }
 
@@ -181,7 +203,7 @@ impl ProducerPool {
     /// Queues `records` of publish `id`, whose topics are all resolved.
     fn enqueue(&mut self, id: u64, records: Vec<OutRecord>, ctx: &mut Context<Self>) {
         let mut touched: Vec<Target> = Vec::new();
-        for r in records {
+        for (index, r) in records.into_iter().enumerate() {
             let placed = match self.topics.get(&r.topic) {
                 Some(handle) => handle
                     .place(r.key.as_deref(), r.partition)
@@ -198,7 +220,7 @@ impl ProducerPool {
                 Err(e) => {
                     metrics::counter!(m::PRODUCER_RECORDS_TOTAL, "topic" => r.topic.clone(), "outcome" => "error")
                         .increment(1);
-                    self.settle(id, Some(e));
+                    self.settle(id, index, Err(e));
                     continue;
                 }
             };
@@ -216,6 +238,7 @@ impl ProducerPool {
                 });
             q.queue.push_back(Queued {
                 publish: id,
+                index,
                 record: Record {
                     key: r.key,
                     value: r.value,
@@ -272,10 +295,7 @@ impl ProducerPool {
         let mut batch = Vec::new();
         let mut bytes = 0;
         while let Some(next) = q.queue.front() {
-            if !batch.is_empty()
-                && (bytes + next.bytes > settings.batch_bytes
-                    || batch.len() >= settings.batch_records)
-            {
+            if !batch.is_empty() && bytes + next.bytes > settings.max_request_bytes {
                 break;
             }
             bytes += next.bytes;
@@ -286,14 +306,16 @@ impl ProducerPool {
         q.queued_bytes -= bytes;
         q.in_flight = true;
         let client = Arc::clone(&q.client);
-        let (publishes, records): (Vec<u64>, Vec<Record>) =
-            batch.into_iter().map(|b| (b.publish, b.record)).unzip();
+        let (publishes, records): (Vec<(u64, usize)>, Vec<Record>) = batch
+            .into_iter()
+            .map(|b| ((b.publish, b.index), b.record))
+            .unzip();
         let (topic, partition) = target.clone();
         let request = async move {
             let mut attempt = 1;
             loop {
                 match client.produce(records.clone(), compression).await {
-                    Ok(_) => return Ok(()),
+                    Ok(offsets) => return Ok(offsets),
                     Err(e) if attempt >= settings.attempts => return Err(e.to_string()),
                     Err(e) => {
                         tracing::warn!(
@@ -310,21 +332,22 @@ impl ProducerPool {
             let (topic, partition) = target.clone();
             let n = publishes.len() as u64;
             match result {
-                Ok(()) => {
+                Ok(offsets) => {
                     metrics::counter!(m::PRODUCER_RECORDS_TOTAL, "topic" => topic, "outcome" => "ok")
                         .increment(n);
-                    for id in publishes {
-                        act.settle(id, None);
+                    for ((id, index), offset) in publishes.into_iter().zip(offsets) {
+                        act.settle(id, index, Ok(Written { partition, offset }));
                     }
                 }
                 Err(message) => {
                     tracing::error!(topic = %topic, partition, records = n, error = %message, "produce failed for good");
                     metrics::counter!(m::PRODUCER_RECORDS_TOTAL, "topic" => topic.clone(), "outcome" => "error")
                         .increment(n);
-                    for id in publishes {
+                    for (id, index) in publishes {
                         act.settle(
                             id,
-                            Some(ProduceError::Produce {
+                            index,
+                            Err(ProduceError::Produce {
                                 topic: topic.clone(),
                                 partition,
                                 message: message.clone(),
@@ -357,7 +380,7 @@ impl Handler<Publish> for ProducerPool {
 
     fn handle(&mut self, msg: Publish, ctx: &mut Self::Context) {
         if msg.records.is_empty() {
-            let _ = msg.done.send(Ok(()));
+            let _ = msg.done.send(Vec::new());
             return;
         }
         let id = self.next_id;
@@ -366,7 +389,7 @@ impl Handler<Publish> for ProducerPool {
             id,
             Pending {
                 remaining: msg.records.len(),
-                error: None,
+                results: (0..msg.records.len()).map(|_| None).collect(),
                 done: Some(msg.done),
             },
         );

@@ -1,7 +1,7 @@
 //! Builds and supervises the actor tree; owns start-up and shutdown order.
 //!
 //! Start-up: metrics recorder -> HTTP bind -> health monitor (supervised)
-//! -> pipeline (when routes are configured: router, producer, offset
+//! -> declared topics created and verified ([`crate::topics`]) -> pipeline (when routes are configured: router, producer, offset
 //! committer, partition consumers; see [`pipeline`]) -> HTTP listener.
 //! Shutdown (on the future passed to [`run`]): drain the pipeline (finish
 //! batches in flight, publish, commit) within `shutdown.drain_timeout_ms`,
@@ -33,6 +33,9 @@ pub enum RuntimeError {
     /// pipeline.
     #[error("starting the pipeline: {0}")]
     Kafka(String),
+    /// Declared topics could not be created or verified.
+    #[error("topics: {0}")]
+    Topics(#[from] crate::topics::TopicError),
     /// The HTTP listener could not bind.
     #[error("cannot listen on {bind} (http.bind): {source}")]
     HttpBind {
@@ -81,6 +84,18 @@ pub async fn run(
     let monitor_config = Arc::clone(&config);
     let monitor_consuming = Arc::clone(&consuming);
     let health = Supervisor::start(move |_| HealthMonitor::new(monitor_config, monitor_consuming));
+
+    // Seed 003's start-up step: create the declared topics that are missing
+    // (skipped when topic_manager.auto_create is off), then verify them.
+    if !config.topics.is_empty() {
+        let report = crate::topics::TopicManager::new().ensure(&config).await?;
+        tracing::info!(
+            required = report.required_topics.len(),
+            created = report.created_topics.len(),
+            status = ?report.status,
+            "declared topics checked"
+        );
+    }
 
     let pipeline = if config.routes.is_empty() {
         None

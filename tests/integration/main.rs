@@ -8,7 +8,9 @@
 
 mod cli;
 mod harness;
+mod library;
 mod offsets;
 mod pipeline;
 mod service;
 mod support;
+mod topics;

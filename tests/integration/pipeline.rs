@@ -16,12 +16,12 @@ use crate::support::{Service, bounded};
 
 const READY_WITHIN: Duration = Duration::from_secs(30);
 
-struct Topics {
-    requests: String,
-    responses: String,
+pub(crate) struct Topics {
+    pub(crate) requests: String,
+    pub(crate) responses: String,
 }
 
-async fn topics(client: &Client, partitions: i32) -> Topics {
+pub(crate) async fn topics(client: &Client, partitions: i32) -> Topics {
     let requests = testkit::unique_name("req");
     let responses = testkit::unique_name("resp");
     let dlq = format!("{requests}.dlq");
@@ -99,7 +99,7 @@ async fn publish(producer: &Producer, topic: &str, from: usize, to: usize) {
 
 /// Every record of `topic` (all partitions) from the start, until `want`
 /// records were read or `within` passed.
-async fn read_all(
+pub(crate) async fn read_all(
     client: &Client,
     topic: &str,
     partitions: i32,
@@ -136,7 +136,7 @@ async fn read_all(
     out
 }
 
-fn correlation_counts(responses: &[(i32, Value)]) -> BTreeMap<String, usize> {
+pub(crate) fn correlation_counts(responses: &[(i32, Value)]) -> BTreeMap<String, usize> {
     let mut counts = BTreeMap::new();
     for (_, v) in responses {
         let id = v["correlation_id"].as_str().unwrap_or_default().to_owned();
