@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use kafka_actors::testkit::TestBroker;
 
-use crate::support::{Service, bounded, free_port, http_get};
+use crate::support::{Service, bounded, free_port, http_get, wait_until};
 
 const READY_WITHIN: Duration = Duration::from_secs(30);
 
@@ -83,18 +83,65 @@ fn not_ready_while_the_brokers_are_unreachable_but_live() {
     assert!(exit.success(), "exit {exit}");
 }
 
-/// The quickstart: `run --embedded-broker` brings its own broker.
+/// The quickstart, as the README's first command runs it:
+/// `--config config/quickstart.toml run --embedded-broker --demo-rate N`
+/// brings its own broker, creates its topics, and traffic flows.
 #[test]
-fn quickstart_with_the_embedded_broker_becomes_ready() {
+fn quickstart_with_the_embedded_broker_shows_traffic() {
     // The bootstrap given here is ignored in favour of the embedded broker.
     let dead = format!("127.0.0.1:{}", free_port());
-    let mut service = Service::start(&dead, &["--embedded-broker"], &[]);
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/config/quickstart.toml");
+    let mut service = Service::start(
+        &dead,
+        &["--embedded-broker", "--demo-rate", "50"],
+        &[("KAFKA_ACTORS_CONFIG", config)],
+    );
     let body = service.wait_for_status("/health", 200, READY_WITHIN);
     let health: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_ne!(health["bootstrap_servers"], dead.as_str(), "{body}");
     assert_eq!(
         health["components"]["brokers"]["cluster_id"], "kafka-actors-embedded",
         "{body}"
+    );
+    // Requests handled, replies acknowledged, offsets committed.
+    let value = |metrics: &str, prefix: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    };
+    let http = service.http.clone();
+    let mut last = String::new();
+    wait_until("demo traffic in the metrics", READY_WITHIN, || {
+        last = http_get(&http, "/metrics")
+            .map(|(_, b)| b)
+            .unwrap_or_default();
+        value(
+            &last,
+            r#"kafka_actors_handler_records_total{route="greet",outcome="handled"}"#,
+        ) >= 20.0
+            && value(
+                &last,
+                r#"kafka_actors_producer_records_total{topic="demo.responses",outcome="ok"}"#,
+            ) >= 20.0
+            && value(
+                &last,
+                r#"kafka_actors_consumer_commits_total{outcome="ok"}"#,
+            ) >= 1.0
+    });
+    // The demo's own report: replies came back to it.
+    wait_until("the demo's report", READY_WITHIN, || {
+        service
+            .log()
+            .lines()
+            .any(|l| l.contains("demo: last 5 s") && !l.contains("replies=0 "))
+    });
+    assert!(
+        service.log().contains(r#"\"greeting\":\"hello, user-"#),
+        "{}",
+        service.log()
     );
     let exit = service.terminate(Duration::from_secs(20));
     assert!(exit.success(), "exit {exit}\n{}", service.log());
