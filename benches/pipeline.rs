@@ -73,10 +73,20 @@ async fn produce_all(producer: &Producer, topic: &str, n: u64) {
     }
 }
 
-async fn clients(producer: &Producer, topic: &str) -> Vec<Arc<PartitionClient>> {
+/// One partition client per partition, each on its own connection: a
+/// broker answers one request per connection at a time, so readers sharing
+/// a connection would wait on each other's long polls.
+async fn clients(
+    config: &kafka_actors::config::KafkaConfig,
+    topic: &str,
+) -> Vec<Arc<PartitionClient>> {
     let mut out = Vec::new();
     for p in 0..PARTITIONS {
-        out.push(producer.partition_client(topic, p).await.unwrap());
+        out.push(
+            kafka_actors::consumer::partition::connect(config, topic, p)
+                .await
+                .unwrap(),
+        );
     }
     out
 }
@@ -326,7 +336,7 @@ fn main() {
         // Broker ceiling: produce N, then fetch N back.
         let raw = testkit::unique_name("bench-raw");
         testkit::create_topics(&client, &[raw.as_str()], PARTITIONS, 1).await.unwrap();
-        let raw_parts = clients(&producer, &raw).await;
+        let raw_parts = clients(&config, &raw).await;
         let t = Instant::now();
         produce_all(&producer, &raw, n).await;
         let read = read_n(&raw_parts, &[0; PARTITIONS as usize], n, Duration::from_secs(300), |_| {}).await;
@@ -337,10 +347,10 @@ fn main() {
         // requests, a raw rskafka loop fetches and re-produces them, read N.
         let relayed = testkit::unique_name("bench-relay");
         testkit::create_topics(&client, &[relayed.as_str()], PARTITIONS, 1).await.unwrap();
-        let relay_parts = clients(&producer, &relayed).await;
+        let relay_parts = clients(&config, &relayed).await;
         let raw_in = testkit::unique_name("bench-relay-in");
         testkit::create_topics(&client, &[raw_in.as_str()], PARTITIONS, 1).await.unwrap();
-        let raw_in_parts = clients(&producer, &raw_in).await;
+        let raw_in_parts = clients(&config, &raw_in).await;
         let t = Instant::now();
         let feed = {
             let producer = Producer::connect(&config, Compression::None).await.unwrap();
@@ -377,7 +387,7 @@ fn main() {
             ),
         )
         .unwrap();
-        let resp_parts = clients(&producer, &resp).await;
+        let resp_parts = clients(&config, &resp).await;
         let http = format!(
             "127.0.0.1:{}",
             std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -413,8 +423,8 @@ fn main() {
         let lat_in = testkit::unique_name("bench-lat-in");
         let lat_out = testkit::unique_name("bench-lat-out");
         testkit::create_topics(&client, &[lat_in.as_str(), lat_out.as_str()], PARTITIONS, 1).await.unwrap();
-        let lat_in_parts = clients(&producer, &lat_in).await;
-        let lat_out_parts = clients(&producer, &lat_out).await;
+        let lat_in_parts = clients(&config, &lat_in).await;
+        let lat_out_parts = clients(&config, &lat_out).await;
         let relaying = {
             let (from, to) = (lat_in_parts.clone(), lat_out_parts.clone());
             tokio::spawn(async move { relay(&from, &to, total).await })

@@ -98,10 +98,9 @@ pub async fn run(config: &Config, rate: u32, stop: Arc<AtomicBool>) -> Result<()
 
     // Readers: one per reply partition, from its end.
     for p in 0..partitions {
-        let pc = producer
-            .partition_client(&target.reply_topic, p)
+        let pc = crate::consumer::partition::connect(&config.kafka, &target.reply_topic, p)
             .await
-            .map_err(|e| DemoError::Kafka(e.to_string()))?;
+            .map_err(|e| DemoError::Kafka(format!("{}/{p}: {e}", target.reply_topic)))?;
         let (window, sent_at, stop) =
             (Arc::clone(&window), Arc::clone(&sent_at), Arc::clone(&stop));
         actix_rt::spawn(async move {

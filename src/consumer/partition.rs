@@ -38,13 +38,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
+use rskafka::client::ClientBuilder;
 use rskafka::client::error::{Error as RsError, ProtocolError};
-use rskafka::client::partition::{OffsetAt, PartitionClient};
+use rskafka::client::partition::{OffsetAt, PartitionClient, UnknownTopicHandling};
 use tokio::sync::oneshot;
 
 use super::commit::{Commit, OffsetCommitter, Report};
 use super::watermark::Watermark;
-use crate::config::{ConsumerConfig, OffsetReset};
+use crate::config::{ConsumerConfig, KafkaConfig, OffsetReset};
 use crate::handler::process::InRecord;
 use crate::handler::router::Router;
 use crate::handler::worker::{HandleBatch, HandlerWorker};
@@ -91,6 +92,8 @@ pub struct PartitionConsumer {
     in_flight_bytes: usize,
     draining: Vec<oneshot::Sender<()>>,
     restarts: u32,
+    /// Bumped on every restart: a completion from before it is ignored.
+    generation: u64,
     /// Drained: the supervisor's restart must not start consuming again.
     drained: bool,
     in_flight_gauge: metrics::Gauge,
@@ -127,6 +130,30 @@ enum FetchError {
         #[source]
         source: RsError,
     },
+}
+
+/// A partition client on a connection of its own.
+///
+/// A Kafka broker answers the requests of one connection one at a time, and
+/// a fetch waits up to `fetch_max_wait_ms` for data: fetches of several
+/// partitions (or produce requests) sharing a connection would queue behind
+/// an idle partition's wait. So every partition consumer fetches over its
+/// own connection, and produce requests never share one with a fetch.
+pub async fn connect(
+    config: &KafkaConfig,
+    topic: &str,
+    partition: i32,
+) -> Result<Arc<PartitionClient>, RsError> {
+    let client = ClientBuilder::new(config.bootstrap_servers.clone())
+        .client_id(config.client_id.clone())
+        .backoff_config(crate::producer::client::backoff(config.request_timeout()))
+        .build()
+        .await?;
+    Ok(Arc::new(
+        client
+            .partition_client(topic, partition, UnknownTopicHandling::Error)
+            .await?,
+    ))
 }
 
 /// The smallest fetch, whatever the in-flight budget has left.
@@ -184,6 +211,7 @@ impl PartitionConsumer {
             in_flight_bytes: 0,
             draining: Vec::new(),
             restarts: 0,
+            generation: 0,
             drained: false,
         }
     }
@@ -272,6 +300,7 @@ impl PartitionConsumer {
         }
         self.next = last + 1;
         let per_batch = self.settings.consumer.max_poll_records.max(1) as usize;
+        let generation = self.generation;
         let workers = self.workers.len();
         let mut records = records.into_iter().peekable();
         while records.peek().is_some() {
@@ -308,7 +337,11 @@ impl PartitionConsumer {
                         }
                     }
                     .into_actor(self)
-                    .map(move |result, act, ctx| act.finished(offsets, bytes, result, ctx)),
+                    .map(move |result, act, ctx| {
+                        if act.generation == generation {
+                            act.finished(offsets, bytes, result, ctx);
+                        }
+                    }),
                 );
             }
         }
@@ -422,6 +455,7 @@ impl Supervised for PartitionConsumer {
         self.in_flight_records = 0;
         self.in_flight_bytes = 0;
         self.in_flight_gauge.set(0.0);
+        self.generation += 1;
         self.restarts += 1;
         metrics::counter!(m::ACTOR_RESTARTS_TOTAL, "actor" => "partition_consumer").increment(1);
         tracing::warn!(topic = %self.topic, partition = self.partition, from, restarts = self.restarts, "partition consumer restarting");
@@ -445,7 +479,11 @@ impl Handler<Poll> for PartitionConsumer {
             return;
         }
         self.fetching = true;
-        ctx.spawn(self.fetch().into_actor(self).map(|result, act, ctx| {
+        let generation = self.generation;
+        ctx.spawn(self.fetch().into_actor(self).map(move |result, act, ctx| {
+            if act.generation != generation {
+                return;
+            }
             act.fetching = false;
             match result {
                 Ok(Fetched::Records {

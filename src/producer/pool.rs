@@ -118,6 +118,9 @@ pub struct ProducerPool {
     producer: Arc<Producer>,
     settings: PoolSettings,
     topics: HashMap<String, Arc<TopicHandle>>,
+    /// Why a topic could not be resolved, for the records of the publish
+    /// that asked (the next publish tries again).
+    unresolved: HashMap<String, ProduceError>,
     queues: HashMap<Target, PartitionQueue>,
     pending: HashMap<u64, Pending>,
     next_id: u64,
@@ -151,6 +154,7 @@ impl ProducerPool {
             producer,
             settings,
             topics: HashMap::new(),
+            unresolved: HashMap::new(),
             queues: HashMap::new(),
             pending: HashMap::new(),
             next_id: 0,
@@ -211,8 +215,18 @@ impl ProducerPool {
                         topic: r.topic.clone(),
                         source,
                     }),
-                None => Err(ProduceError::UnknownTopic {
-                    topic: r.topic.clone(),
+                None => Err(match self.unresolved.get(&r.topic) {
+                    Some(ProduceError::UnknownTopic { topic }) => ProduceError::UnknownTopic {
+                        topic: topic.clone(),
+                    },
+                    Some(e) => ProduceError::Produce {
+                        topic: r.topic.clone(),
+                        partition: -1,
+                        message: e.to_string(),
+                    },
+                    None => ProduceError::UnknownTopic {
+                        topic: r.topic.clone(),
+                    },
                 }),
             };
             let (partition, client) = match placed {
@@ -393,7 +407,7 @@ impl Handler<Publish> for ProducerPool {
                 done: Some(msg.done),
             },
         );
-        let unknown: Vec<String> = msg
+        let unknown: std::collections::BTreeSet<String> = msg
             .records
             .iter()
             .filter(|r| !self.topics.contains_key(&r.topic))
@@ -411,15 +425,25 @@ impl Handler<Publish> for ProducerPool {
             async move {
                 let mut resolved = Vec::new();
                 for topic in unknown {
-                    if let Ok(handle) = producer.topic(&topic).await {
-                        resolved.push((topic, handle));
-                    }
+                    let handle = producer.topic(&topic).await;
+                    resolved.push((topic, handle));
                 }
                 resolved
             }
             .into_actor(self)
             .map(move |resolved, act, ctx| {
-                act.topics.extend(resolved);
+                act.unresolved.clear();
+                for (topic, handle) in resolved {
+                    match handle {
+                        Ok(handle) => {
+                            act.topics.insert(topic, handle);
+                        }
+                        Err(e) => {
+                            tracing::warn!(topic = %topic, error = %e, "cannot resolve output topic");
+                            act.unresolved.insert(topic, e);
+                        }
+                    }
+                }
                 act.enqueue(id, records, ctx);
                 act.answer_flushes();
             }),

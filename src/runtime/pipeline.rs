@@ -110,24 +110,29 @@ pub async fn start(config: &Config, registry: &HandlerRegistry) -> Result<Pipeli
     });
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let arbiters: Vec<Arbiter> = (0..cores).map(|_| Arbiter::new()).collect();
-    // One pool per arbiter: compression and produce calls run on every core.
+    // One pool per arbiter, each with its own connections: compression and
+    // produce calls run on every core, and produce requests never queue
+    // behind a fetch's wait on a shared connection.
     let pool_settings = PoolSettings::from_config(config);
-    let pools: Vec<Addr<ProducerPool>> = arbiters
-        .iter()
-        .map(|arbiter| {
-            let (producer, settings) = (Arc::clone(&producer), pool_settings.clone());
-            ProducerPool::start_in_arbiter(&arbiter.handle(), move |_| {
-                ProducerPool::new(producer, settings)
-            })
-        })
-        .collect();
+    let mut pools: Vec<Addr<ProducerPool>> = Vec::with_capacity(arbiters.len());
+    for arbiter in &arbiters {
+        let producer = Arc::new(
+            Producer::connect(&config.kafka, config.producer.compression_type)
+                .await
+                .map_err(kafka_error)?,
+        );
+        let settings = pool_settings.clone();
+        pools.push(ProducerPool::start_in_arbiter(
+            &arbiter.handle(),
+            move |_| ProducerPool::new(producer, settings),
+        ));
+    }
 
     let mut consumers = Vec::with_capacity(partitions.len());
     for (i, (topic, partition)) in partitions.into_iter().enumerate() {
-        let client = producer
-            .partition_client(&topic, partition)
+        let client = crate::consumer::partition::connect(&config.kafka, &topic, partition)
             .await
-            .map_err(kafka_error)?;
+            .map_err(|e| RuntimeError::Kafka(format!("{topic}/{partition}: {e}")))?;
         let start = match committed
             .get(&(topic.clone(), partition))
             .copied()
