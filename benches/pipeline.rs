@@ -357,8 +357,10 @@ fn main() {
             let raw_in = raw_in.clone();
             tokio::spawn(async move { produce_all(&producer, &raw_in, n).await })
         };
+        // The relay produces over connections of its own (not the readers').
+        let relay_out = clients(&config, &relayed).await;
         let relaying = {
-            let (from, to) = (raw_in_parts.clone(), relay_parts.clone());
+            let (from, to) = (raw_in_parts.clone(), relay_out.clone());
             tokio::spawn(async move { relay(&from, &to, n).await })
         };
         let read = read_n(&relay_parts, &[0; PARTITIONS as usize], n, Duration::from_secs(300), |_| {}).await;
@@ -425,8 +427,9 @@ fn main() {
         testkit::create_topics(&client, &[lat_in.as_str(), lat_out.as_str()], PARTITIONS, 1).await.unwrap();
         let lat_in_parts = clients(&config, &lat_in).await;
         let lat_out_parts = clients(&config, &lat_out).await;
+        let relay_out = clients(&config, &lat_out).await;
         let relaying = {
-            let (from, to) = (lat_in_parts.clone(), lat_out_parts.clone());
+            let (from, to) = (lat_in_parts.clone(), relay_out.clone());
             tokio::spawn(async move { relay(&from, &to, total).await })
         };
         let floor = latencies(&config, &lat_in, &lat_out_parts, 0, rate, seconds).await;
