@@ -201,6 +201,62 @@ pub enum TopicsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// One topic: partitions with leaders and replicas, and its configs.
+    Describe {
+        /// The topic.
+        name: String,
+        /// Every config, not only those set on the topic.
+        #[arg(long)]
+        all: bool,
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create the declared topics that are missing ([topics.*]), or the one
+    /// named here; validates first, retries, then verifies.
+    Create {
+        /// A topic to create instead of the declared ones.
+        name: Option<String>,
+        /// Partitions of the named topic.
+        #[arg(long, default_value_t = 1, requires = "name")]
+        partitions: i32,
+        /// Replication factor of the named topic.
+        #[arg(long, default_value_t = 1, requires = "name")]
+        replication_factor: i16,
+        /// A topic config of the named topic, `retention.ms=86400000`
+        /// (repeatable).
+        #[arg(long = "topic-config", value_name = "KEY=VALUE", value_parser = parse_header, requires = "name")]
+        configs: Vec<(String, String)>,
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete topics (their records are gone for good: needs --yes).
+    Delete {
+        /// The topics.
+        #[arg(required = true)]
+        names: Vec<String>,
+        /// Confirm.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Check the declared topics against the cluster: exit 0 when every one
+    /// exists as declared, 1 when one is missing or differs.
+    Verify {
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make the cluster match the declared topics where that is safe:
+    /// create missing ones, add partitions, set differing configs.
+    Align {
+        /// Show the plan; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub(crate) fn emit(text: &str) {
@@ -239,6 +295,32 @@ pub fn run(cli: Cli) -> Exit {
         Command::Check(args) => block_on(check(loaded.config, args)),
         Command::Topics(TopicsCommand::List { internal, json }) => {
             block_on(list_topics(loaded.config, internal, json))
+        }
+        Command::Topics(TopicsCommand::Describe { name, all, json }) => {
+            block_on(crate::cli_topics::describe(loaded.config, name, all, json))
+        }
+        Command::Topics(TopicsCommand::Create {
+            name,
+            partitions,
+            replication_factor,
+            configs,
+            json,
+        }) => block_on(crate::cli_topics::create(
+            loaded.config,
+            name,
+            partitions,
+            replication_factor,
+            configs,
+            json,
+        )),
+        Command::Topics(TopicsCommand::Delete { names, yes }) => {
+            block_on(crate::cli_topics::delete(loaded.config, names, yes))
+        }
+        Command::Topics(TopicsCommand::Verify { json }) => {
+            block_on(crate::cli_topics::verify(loaded.config, json))
+        }
+        Command::Topics(TopicsCommand::Align { dry_run, json }) => {
+            block_on(crate::cli_topics::align(loaded.config, dry_run, json))
         }
         Command::Run(args) => block_on(run_service(loaded.config, args)),
         Command::Produce(args) => block_on(crate::cli_records::produce(loaded.config, args)),
@@ -499,5 +581,18 @@ async fn run_service(config: Config, args: RunArgs) -> Exit {
                 _ => Exit::Failure,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    /// clap's own consistency checks (unique flags, valid `requires`...),
+    /// which it otherwise runs only when a subcommand is parsed.
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
     }
 }

@@ -46,6 +46,7 @@
 
 pub mod cli;
 mod cli_records;
+mod cli_topics;
 pub mod config;
 pub mod consumer;
 pub mod demo;
