@@ -1,8 +1,10 @@
 //! The health monitor actor.
 //!
 //! **What it does**: checks broker connectivity (connect, ApiVersions,
-//! Metadata) at start and every `health.check_interval_ms`, keeps the last
-//! result, and answers [`GetHealth`] with a [`HealthReport`].
+//! Metadata) at start and every `health.check_interval_ms`, then, when
+//! topics are declared, verifies them against the cluster (seed 003's topic
+//! health: missing topics, drift); keeps the last results, and answers
+//! [`GetHealth`] with a [`HealthReport`].
 //!
 //! **Messages**: in: [`GetHealth`]; out: none (it publishes metrics).
 //!
@@ -28,7 +30,9 @@ use actix::prelude::*;
 use crate::config::Config;
 use crate::kafka::cluster;
 use crate::telemetry::metrics as m;
-pub use status::{BrokerCheck, HealthReport, Status};
+pub use status::{BrokerCheck, HealthReport, Status, TopicCheck, TopicsState};
+
+use crate::topics::TopicManager;
 
 /// Asks for the current health report.
 #[derive(Debug, Message)]
@@ -42,16 +46,27 @@ pub struct HealthMonitor {
     consuming: Arc<std::sync::atomic::AtomicBool>,
     last: Option<BrokerCheck>,
     checking: bool,
+    /// Verifies the declared topics (shared with start-up, so its
+    /// statistics count the topics created there); `None` without any.
+    topics: Option<Arc<TopicManager>>,
+    last_topics: Option<TopicCheck>,
 }
 
 impl HealthMonitor {
-    /// A monitor for `config`; `consuming` is set while the pipeline runs.
-    pub fn new(config: Arc<Config>, consuming: Arc<std::sync::atomic::AtomicBool>) -> Self {
+    /// A monitor for `config`; `consuming` is set while the pipeline runs;
+    /// `topics` verifies the declared topics, if any.
+    pub fn new(
+        config: Arc<Config>,
+        consuming: Arc<std::sync::atomic::AtomicBool>,
+        topics: Option<Arc<TopicManager>>,
+    ) -> Self {
         Self {
             config,
             consuming,
             last: None,
             checking: false,
+            topics,
+            last_topics: None,
         }
     }
 
@@ -61,13 +76,27 @@ impl HealthMonitor {
         }
         self.checking = true;
         let config = Arc::clone(&self.config);
+        let topics = self.topics.clone();
         let fut = async move {
             let started = Instant::now();
             let outcome = cluster::describe(&config.kafka).await;
-            (started.elapsed(), outcome)
+            let took = started.elapsed();
+            let topics = match (&topics, &outcome) {
+                (Some(manager), Ok(_)) => Some(match manager.verify(&config).await {
+                    Ok(report) => TopicCheck::Report(report),
+                    Err(e) => TopicCheck::Failed {
+                        error: e.to_string(),
+                    },
+                }),
+                _ => None,
+            };
+            (took, outcome, topics)
         };
-        ctx.spawn(fut.into_actor(self).map(|(took, outcome), act, _| {
+        ctx.spawn(fut.into_actor(self).map(|(took, outcome, topics), act, _| {
             act.checking = false;
+            if topics.is_some() {
+                act.last_topics = topics;
+            }
             metrics::histogram!(m::BROKER_CHECK_DURATION_SECONDS).record(took.as_secs_f64());
             let outcome = match outcome {
                 Ok(info) => {
@@ -121,9 +150,14 @@ impl Handler<GetHealth> for HealthMonitor {
     type Result = MessageResult<GetHealth>;
 
     fn handle(&mut self, _msg: GetHealth, _ctx: &mut Self::Context) -> Self::Result {
+        let topics = TopicsState {
+            check: self.last_topics.clone(),
+            statistics: self.topics.as_ref().map(|m| m.statistics()),
+        };
         MessageResult(status::report(
             &self.config,
             self.last.as_ref(),
+            &topics,
             self.consuming.load(std::sync::atomic::Ordering::SeqCst),
         ))
     }

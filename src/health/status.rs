@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::kafka::{BrokerInfo, ClusterInfo};
+use crate::topics::{TopicReport, TopicStatistics, TopicStatus};
 
 /// Overall or per-component status, as seed 003 spells it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -43,11 +44,29 @@ pub struct BrokersHealth {
     pub error: Option<String>,
 }
 
+/// The latest verification of the declared topics (seed 003's topic
+/// health), or why it could not run.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum TopicCheck {
+    /// `status`, `required_topics`, `existing_topics`, `missing_topics`,
+    /// `last_verification`, drift.
+    Report(TopicReport),
+    /// The verification failed (the brokers component says more).
+    Failed {
+        /// Why.
+        error: String,
+    },
+}
+
 /// Components of a health report.
 #[derive(Debug, Clone, Serialize)]
 pub struct Components {
     /// The broker connection.
     pub brokers: BrokersHealth,
+    /// The declared topics; absent when none are declared.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub topics: Option<TopicCheck>,
 }
 
 /// Seed 003's `configuration` block.
@@ -77,22 +96,71 @@ pub struct HealthReport {
     pub components: Components,
     /// Configuration summary.
     pub configuration: ConfigurationSummary,
+    /// Seed 003's statistics (`topics_created`, `topic_creation_errors`);
+    /// absent when no topics are declared.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub statistics: Option<TopicStatistics>,
+    /// Something in `reasons` stops the service from serving (as opposed to
+    /// drift, which only degrades it).
+    #[serde(skip)]
+    blocking: bool,
 }
 
 impl HealthReport {
     /// Ready to serve: the brokers are reachable and, when routes are
     /// configured, the partition consumers run.
     pub fn ready(&self) -> bool {
-        self.components.brokers.status == Status::Healthy && self.reasons.is_empty()
+        self.components.brokers.status == Status::Healthy && !self.blocking
     }
 }
 
-/// Builds the report from the configuration, the last broker check, and
-/// whether the pipeline consumes.
-pub fn report(config: &Config, check: Option<&BrokerCheck>, consuming: bool) -> HealthReport {
+/// What the monitor knows about the declared topics.
+#[derive(Debug, Clone, Default)]
+pub struct TopicsState {
+    /// The latest verification, if one ran.
+    pub check: Option<TopicCheck>,
+    /// The topic manager's counters.
+    pub statistics: Option<TopicStatistics>,
+}
+
+/// Builds the report from the configuration, the last broker check, the
+/// declared topics' state, and whether the pipeline consumes.
+///
+/// Unhealthy (and not ready): brokers unreachable or declared topics
+/// missing. Degraded: not consuming although routes exist (not ready), or
+/// topics that drifted from their declaration (still ready).
+pub fn report(
+    config: &Config,
+    check: Option<&BrokerCheck>,
+    topics: &TopicsState,
+    consuming: bool,
+) -> HealthReport {
     let mut reasons = Vec::new();
-    if !config.routes.is_empty() && !consuming {
+    let not_consuming = !config.routes.is_empty() && !consuming;
+    if not_consuming {
         reasons.push("partition consumers are not running".to_owned());
+    }
+    let mut missing = false;
+    let mut drifted = false;
+    match &topics.check {
+        Some(TopicCheck::Report(r)) if !r.missing_topics.is_empty() => {
+            reasons.push(format!(
+                "declared topics missing: {}",
+                r.missing_topics.join(", ")
+            ));
+            missing = true;
+        }
+        Some(TopicCheck::Report(r)) if r.status == TopicStatus::Degraded => {
+            for d in &r.drift {
+                reasons.push(format!("topic drift: {} ({})", d.message, d.key));
+            }
+            drifted = true;
+        }
+        Some(TopicCheck::Failed { error }) if check.is_some_and(|c| c.outcome.is_ok()) => {
+            reasons.push(format!("declared topics could not be verified: {error}"));
+            drifted = true;
+        }
+        _ => {}
     }
     let brokers = match check {
         None => {
@@ -129,20 +197,27 @@ pub fn report(config: &Config, check: Option<&BrokerCheck>, consuming: bool) -> 
         }
     };
     let status = match brokers.status {
-        Status::Healthy if !reasons.is_empty() => Status::Degraded,
+        Status::Healthy if missing => Status::Unhealthy,
+        Status::Healthy if not_consuming || drifted => Status::Degraded,
         other => other,
     };
+    let blocking = brokers.status != Status::Healthy || missing || not_consuming;
     HealthReport {
         status,
         reasons,
         bootstrap_servers: config.kafka.bootstrap_servers.join(","),
         consumer_running: consuming,
-        components: Components { brokers },
+        components: Components {
+            brokers,
+            topics: topics.check.clone(),
+        },
         configuration: ConfigurationSummary {
             auto_create_topics: config.topic_manager.auto_create,
             creation_retries: config.topic_manager.creation_retries,
             creation_timeout: config.topic_manager.creation_timeout_secs,
         },
+        statistics: topics.statistics.clone(),
+        blocking,
     }
 }
 
@@ -169,7 +244,7 @@ mod tests {
     #[test]
     fn status_follows_the_last_check() {
         let config = Config::default();
-        let r = report(&config, None, false);
+        let r = report(&config, None, &TopicsState::default(), false);
         assert_eq!(r.status, Status::Unhealthy);
         assert!(!r.ready());
         assert_eq!(r.reasons.len(), 1);
@@ -178,7 +253,7 @@ mod tests {
             at: SystemTime::now(),
             outcome: Ok(info()),
         };
-        let r = report(&config, Some(&ok), false);
+        let r = report(&config, Some(&ok), &TopicsState::default(), false);
         assert_eq!(r.status, Status::Healthy);
         assert!(r.ready());
         assert!(r.reasons.is_empty());
@@ -188,14 +263,78 @@ mod tests {
             at: SystemTime::now(),
             outcome: Err("refused".into()),
         };
-        let r = report(&config, Some(&bad), false);
+        let r = report(&config, Some(&bad), &TopicsState::default(), false);
         assert_eq!(r.status, Status::Unhealthy);
         assert!(r.reasons[0].contains("refused"));
     }
 
+    fn topics(missing: &[&str], drift: bool) -> TopicsState {
+        let drift = if drift {
+            vec![crate::topics::Drift {
+                topic: "orders".into(),
+                key: "topics.orders.partitions".into(),
+                kind: crate::topics::DriftKind::FewerPartitions {
+                    declared: 6,
+                    actual: 3,
+                },
+                message: "topic orders has 3 partitions, 6 declared".into(),
+            }]
+        } else {
+            Vec::new()
+        };
+        TopicsState {
+            check: Some(TopicCheck::Report(TopicReport {
+                status: if !missing.is_empty() {
+                    TopicStatus::Unhealthy
+                } else if drift.is_empty() {
+                    TopicStatus::Healthy
+                } else {
+                    TopicStatus::Degraded
+                },
+                required_topics: vec!["orders".into(), "replies".into()],
+                existing_topics: Vec::new(),
+                missing_topics: missing.iter().map(|m| (*m).to_owned()).collect(),
+                last_verification: Some(SystemTime::now()),
+                created_topics: Vec::new(),
+                created_concurrently: Vec::new(),
+                drift,
+                statistics: TopicStatistics::default(),
+            })),
+            statistics: Some(TopicStatistics {
+                topics_created: 2,
+                ..TopicStatistics::default()
+            }),
+        }
+    }
+
+    #[test]
+    fn missing_topics_are_unhealthy_and_not_ready_drift_only_degrades() {
+        let config = Config::default();
+        let ok = BrokerCheck {
+            at: SystemTime::now(),
+            outcome: Ok(info()),
+        };
+        let r = report(&config, Some(&ok), &topics(&[], false), false);
+        assert_eq!(r.status, Status::Healthy);
+        assert!(r.ready());
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["components"]["topics"]["status"], "healthy");
+        assert_eq!(v["statistics"]["topics_created"], 2);
+
+        let r = report(&config, Some(&ok), &topics(&["replies"], false), false);
+        assert_eq!(r.status, Status::Unhealthy);
+        assert!(!r.ready());
+        assert!(r.reasons[0].contains("replies"), "{:?}", r.reasons);
+
+        let r = report(&config, Some(&ok), &topics(&[], true), false);
+        assert_eq!(r.status, Status::Degraded);
+        assert!(r.ready());
+        assert!(r.reasons[0].contains("topics.orders.partitions"));
+    }
+
     #[test]
     fn serialises_in_seed_003_shape() {
-        let r = report(&Config::default(), None, false);
+        let r = report(&Config::default(), None, &TopicsState::default(), false);
         let v = serde_json::to_value(&r).unwrap();
         for key in [
             "status",

@@ -83,12 +83,17 @@ pub async fn run(
     let consuming = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let monitor_config = Arc::clone(&config);
     let monitor_consuming = Arc::clone(&consuming);
-    let health = Supervisor::start(move |_| HealthMonitor::new(monitor_config, monitor_consuming));
+    let topic_manager =
+        (!config.topics.is_empty()).then(|| Arc::new(crate::topics::TopicManager::new()));
+    let monitor_topics = topic_manager.clone();
+    let health = Supervisor::start(move |_| {
+        HealthMonitor::new(monitor_config, monitor_consuming, monitor_topics)
+    });
 
     // Seed 003's start-up step: create the declared topics that are missing
     // (skipped when topic_manager.auto_create is off), then verify them.
-    if !config.topics.is_empty() {
-        let report = crate::topics::TopicManager::new().ensure(&config).await?;
+    if let Some(manager) = &topic_manager {
+        let report = manager.ensure(&config).await?;
         tracing::info!(
             required = report.required_topics.len(),
             created = report.created_topics.len(),

@@ -103,6 +103,23 @@ fn quickstart_with_the_embedded_broker_shows_traffic() {
         health["components"]["brokers"]["cluster_id"], "kafka-actors-embedded",
         "{body}"
     );
+    // Seed 003's topic health and statistics: the three declared topics
+    // were created at start-up and verified by the health monitor.
+    let http = service.http.clone();
+    let mut health = serde_json::Value::Null;
+    wait_until("topic health in /health", READY_WITHIN, || {
+        health = http_get(&http, "/health")
+            .ok()
+            .and_then(|(_, b)| serde_json::from_str(&b).ok())
+            .unwrap_or_default();
+        health["components"]["topics"]["status"] == "healthy"
+    });
+    assert_eq!(health["statistics"]["topics_created"], 3, "{health}");
+    assert_eq!(
+        health["components"]["topics"]["missing_topics"],
+        serde_json::json!([]),
+        "{health}"
+    );
     // Requests handled, replies acknowledged, offsets committed.
     let value = |metrics: &str, prefix: &str| -> f64 {
         metrics
@@ -112,7 +129,6 @@ fn quickstart_with_the_embedded_broker_shows_traffic() {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0.0)
     };
-    let http = service.http.clone();
     let mut last = String::new();
     wait_until("demo traffic in the metrics", READY_WITHIN, || {
         last = http_get(&http, "/metrics")
