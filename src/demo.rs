@@ -52,12 +52,8 @@ pub fn target(config: &Config) -> Result<Target, DemoError> {
         .routes
         .iter()
         .find_map(|(name, route)| {
-            let reply_topic = route.reply_topic.clone()?;
-            let topic = config
-                .topics
-                .get(&route.topic)
-                .map(|spec| spec.topic_name(&route.topic).to_owned())
-                .unwrap_or_else(|| route.topic.clone());
+            let reply_topic = config.topic_name(route.reply_topic.as_deref()?);
+            let topic = config.topic_name(&route.topic);
             Some(Target {
                 route: name.clone(),
                 topic,

@@ -415,6 +415,18 @@ impl Default for TopicSpec {
     }
 }
 
+impl Config {
+    /// The Kafka name behind `name`: a declared topic's name when `name` is
+    /// the logical name of one (`[topics.<name>]`), else `name` itself. Route
+    /// topics (input, reply, dead-letter, forward) may use either.
+    pub fn topic_name(&self, name: &str) -> String {
+        self.topics
+            .get(name)
+            .map_or(name, |spec| spec.topic_name(name))
+            .to_owned()
+    }
+}
+
 impl TopicSpec {
     /// The Kafka topic name for a spec declared under `logical`.
     pub fn topic_name<'a>(&'a self, logical: &'a str) -> &'a str {
@@ -438,11 +450,14 @@ pub struct RouteConfig {
     /// For `jq`: the program that turns the payload into the reply (each
     /// output becomes one reply; none means no reply). Compiled at start-up.
     pub program: Option<String>,
-    /// Where replies go (a request's `reply_to` header wins).
+    /// Where replies go (a request's `reply_to` header wins); a topic name
+    /// or the logical name of a declared topic.
     pub reply_topic: Option<String>,
-    /// Where failed records go; `<topic>.dlq` when unset.
+    /// Where failed records go; `<topic>.dlq` when unset; a topic name or
+    /// the logical name of a declared topic.
     pub dlq_topic: Option<String>,
-    /// For `forward`: the topic records are republished to.
+    /// For `forward`: the topic records are republished to; a topic name or
+    /// the logical name of a declared topic.
     pub forward_to: Option<String>,
     /// Records of one input partition this route handles at once. 1 keeps
     /// partition order; more spreads records over that many handler actors

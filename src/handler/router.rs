@@ -171,20 +171,17 @@ impl Router {
                     registered: others.iter().map(|n| format!(", {n}")).collect(),
                 }
             })?;
-            let topic = config
-                .topics
-                .get(&route.topic)
-                .map(|spec| spec.topic_name(&route.topic).to_owned())
-                .unwrap_or_else(|| route.topic.clone());
+            let topic = config.topic_name(&route.topic);
             let ready = Arc::new(Route {
                 name: name.clone(),
                 handler,
-                reply_topic: route.reply_topic.clone(),
+                reply_topic: route.reply_topic.as_deref().map(|t| config.topic_name(t)),
                 dlq_topic: route
                     .dlq_topic
-                    .clone()
+                    .as_deref()
+                    .map(|t| config.topic_name(t))
                     .unwrap_or_else(|| dead_letter::default_topic(&topic)),
-                forward_to: route.forward_to.clone(),
+                forward_to: route.forward_to.as_deref().map(|t| config.topic_name(t)),
                 concurrency: route.concurrency.max(1) as usize,
             });
             let entry = topics.entry(topic).or_default();

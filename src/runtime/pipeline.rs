@@ -74,11 +74,18 @@ pub async fn start(config: &Config, registry: &HandlerRegistry) -> Result<Pipeli
         });
         let dlq = spec
             .dlq_topic
-            .clone()
+            .as_deref()
+            .map(|t| config.topic_name(t))
             .or_else(|| input.map(|t| crate::handler::dead_letter::default_topic(&t)));
         for (what, topic) in [
-            ("reply_topic", spec.reply_topic.clone()),
-            ("forward_to", spec.forward_to.clone()),
+            (
+                "reply_topic",
+                spec.reply_topic.as_deref().map(|t| config.topic_name(t)),
+            ),
+            (
+                "forward_to",
+                spec.forward_to.as_deref().map(|t| config.topic_name(t)),
+            ),
             ("dlq_topic", dlq),
         ] {
             let Some(topic) = topic else { continue };

@@ -11,6 +11,7 @@ mod harness;
 mod library;
 mod offsets;
 mod pipeline;
+mod seeds;
 mod service;
 mod support;
 mod topics;

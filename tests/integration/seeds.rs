@@ -1,0 +1,130 @@
+//! The seed documents' services, each run from its file under `config/`.
+
+use std::time::{Duration, Instant};
+
+use kafka_actors::kafka::cluster;
+use kafka_actors::testkit::{self, TestBroker};
+use rskafka::client::partition::UnknownTopicHandling;
+use serde_json::json;
+
+use crate::support::{Service, bounded, http_get};
+
+const READY_WITHIN: Duration = Duration::from_secs(60);
+
+/// Seed 003's service from `config/gigaoffice.toml`, with its topic names
+/// and consumer group overridden through seed 003's own variables (unique
+/// per run): topics created as declared, requests answered by correlation
+/// id, bad requests dead-lettered, topic health reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gigaoffice_service_creates_its_topics_answers_and_dead_letters() {
+    bounded(async {
+        let broker = TestBroker::start().await.unwrap();
+        let requests = testkit::unique_name("gigaoffice-requests");
+        let responses = testkit::unique_name("gigaoffice-responses");
+        let dlq = testkit::unique_name("gigaoffice-dlq");
+        let group = testkit::unique_name("gigaoffice-consumers");
+        let config = concat!(env!("CARGO_MANIFEST_DIR"), "/config/gigaoffice.toml");
+        let env: Vec<(&str, String)> = vec![
+            ("KAFKA_ACTORS_CONFIG", config.to_owned()),
+            ("KAFKA_TOPIC_REQUESTS", requests.clone()),
+            ("KAFKA_TOPIC_RESPONSES", responses.clone()),
+            ("KAFKA_TOPIC_DLQ", dlq.clone()),
+            ("KAFKA_CONSUMER_GROUP", group),
+            ("KAFKA_ACTORS_CONSUMER__FETCH_MAX_WAIT_MS", "100".to_owned()),
+        ];
+        let bootstrap = broker.bootstrap().to_owned();
+        let mut service = tokio::task::spawn_blocking(move || {
+            let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let mut service = Service::start(&bootstrap, &[], &env);
+            service.wait_for_status("/health/ready", 200, READY_WITHIN);
+            service
+        })
+        .await
+        .unwrap();
+
+        // The topics, as seed 003 declares them.
+        let listed = cluster::list_topics(&testkit::kafka_config(broker.bootstrap()))
+            .await
+            .unwrap();
+        for (topic, partitions) in [(&requests, 3), (&responses, 3), (&dlq, 1)] {
+            let found = listed.iter().find(|t| &t.name == topic);
+            assert_eq!(
+                found.map(|t| t.partitions),
+                Some(partitions),
+                "{topic}: {listed:?}"
+            );
+        }
+
+        // A request is answered with its correlation id (seed 004's flow).
+        let client = testkit::client(broker.bootstrap(), Duration::from_secs(20))
+            .await
+            .unwrap();
+        let id = testkit::unique_name("corr");
+        let started = Instant::now();
+        testkit::publish_test_event(
+            &client,
+            &requests,
+            1,
+            json!({"event_type": "document.generate", "payload": {"document": "q3-report"}}),
+            &id,
+        )
+        .await
+        .unwrap();
+        let response = testkit::consume_response(&client, &responses, 3, &id, READY_WITHIN)
+            .await
+            .unwrap()
+            .expect("a response with the request's correlation id");
+        eprintln!("gigaoffice request -> response in {:?}", started.elapsed());
+        assert_eq!(response.value["correlation_id"], id.as_str());
+        assert_eq!(response.value["payload"]["status"], "processed");
+        assert_eq!(
+            response.value["payload"]["request"]["document"],
+            "q3-report"
+        );
+
+        // A payload the handler refuses goes to the DLQ with its origin.
+        let bad = testkit::unique_name("bad");
+        let offset =
+            testkit::publish_test_event(&client, &requests, 0, json!({"payload": 42}), &bad)
+                .await
+                .unwrap();
+        let pc = client
+            .partition_client(dlq.as_str(), 0, UnknownTopicHandling::Retry)
+            .await
+            .unwrap();
+        let deadline = Instant::now() + READY_WITHIN;
+        let dead = loop {
+            let (records, _) = pc.fetch_records(0, 1..1_000_000, 100).await.unwrap();
+            if let Some(r) = records.into_iter().next() {
+                break r;
+            }
+            assert!(Instant::now() < deadline, "no dead letter in {dlq}");
+        };
+        let header = |n: &str| String::from_utf8(dead.record.headers[n].clone()).unwrap();
+        assert_eq!(header("dlq.original.topic"), requests);
+        assert_eq!(header("dlq.original.offset"), offset.to_string());
+        assert_eq!(header("dlq.error.kind"), "validation");
+        assert!(header("dlq.error.message").contains("JSON object"));
+
+        // Seed 003's topic health and statistics.
+        let http = service.http.clone();
+        let (status, body) =
+            tokio::task::spawn_blocking(move || http_get(&http, "/health").unwrap())
+                .await
+                .unwrap();
+        assert_eq!(status, 200, "{body}");
+        let health: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(health["statistics"]["topics_created"], 3, "{body}");
+        assert_eq!(
+            health["components"]["topics"]["missing_topics"],
+            json!([]),
+            "{body}"
+        );
+
+        let exit = tokio::task::spawn_blocking(move || service.terminate(Duration::from_secs(30)))
+            .await
+            .unwrap();
+        assert!(exit.success(), "exit {exit}");
+    })
+    .await;
+}
