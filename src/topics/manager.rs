@@ -399,6 +399,9 @@ enum StepError {
 #[derive(Debug, Default)]
 pub struct TopicManager {
     stats: Mutex<TopicStatistics>,
+    /// The drift and missing topics last logged: a verification logs only
+    /// what changed (the health monitor verifies on every check).
+    logged: Mutex<Option<(Vec<Drift>, Vec<String>)>>,
 }
 
 impl TopicManager {
@@ -605,7 +608,8 @@ impl TopicManager {
         Ok(AlignmentReport { applied, report })
     }
 
-    /// Builds the report, logs drift, and records the verification time.
+    /// Builds the report, logs drift and missing topics when they differ
+    /// from the last verification's, and records the verification time.
     fn report(
         &self,
         declared: &[Declared],
@@ -619,11 +623,28 @@ impl TopicManager {
             .iter()
             .partition(|d| inspection.topics.contains_key(&d.name));
         let drift = drift(declared, inspection);
-        for d in &drift {
-            tracing::warn!(topic = %d.topic, key = %d.key, "topic verification: {}", d.message);
-        }
-        for d in &missing {
-            tracing::warn!(topic = %d.name, key = %format!("topics.{}", d.logical), "topic verification: declared topic does not exist");
+        let now_wrong = (
+            drift.clone(),
+            missing.iter().map(|d| d.name.clone()).collect::<Vec<_>>(),
+        );
+        let previous = self
+            .logged
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .replace(now_wrong.clone());
+        if previous.as_ref() != Some(&now_wrong) {
+            for d in &drift {
+                tracing::warn!(topic = %d.topic, key = %d.key, "topic verification: {}", d.message);
+            }
+            for d in &missing {
+                tracing::warn!(topic = %d.name, key = %format!("topics.{}", d.logical), "topic verification: declared topic does not exist");
+            }
+            if drift.is_empty()
+                && missing.is_empty()
+                && previous.is_some_and(|(d, m)| !d.is_empty() || !m.is_empty())
+            {
+                tracing::info!("topic verification: every declared topic matches again");
+            }
         }
         let status = if !missing.is_empty() {
             TopicStatus::Unhealthy
