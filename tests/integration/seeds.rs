@@ -2,6 +2,7 @@
 
 use std::time::{Duration, Instant};
 
+use kafka_actors::kafka::admin::Admin;
 use kafka_actors::kafka::cluster;
 use kafka_actors::testkit::{self, TestBroker};
 use rskafka::client::partition::UnknownTopicHandling;
@@ -120,6 +121,129 @@ async fn gigaoffice_service_creates_its_topics_answers_and_dead_letters() {
             json!([]),
             "{body}"
         );
+
+        let exit = tokio::task::spawn_blocking(move || service.terminate(Duration::from_secs(30)))
+            .await
+            .unwrap();
+        assert!(exit.success(), "exit {exit}");
+    })
+    .await;
+}
+
+/// Seed 002's event bus from `config/event-bus.toml`: its five topics with
+/// their partitions and compaction, events routed by event type to their
+/// handlers, a bad event dead-lettered to `dead.letter.queue`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_bus_routes_events_by_type_and_dead_letters_failures() {
+    bounded(async {
+        let broker = TestBroker::start().await.unwrap();
+        let config = concat!(env!("CARGO_MANIFEST_DIR"), "/config/event-bus.toml");
+        let env: Vec<(&str, String)> = vec![
+            ("KAFKA_ACTORS_CONFIG", config.to_owned()),
+            ("KAFKA_CONSUMER_GROUP_ID", testkit::unique_name("xseven")),
+            ("KAFKA_ACTORS_CONSUMER__FETCH_MAX_WAIT_MS", "100".to_owned()),
+        ];
+        let bootstrap = broker.bootstrap().to_owned();
+        let mut service = tokio::task::spawn_blocking(move || {
+            let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let mut service = Service::start(&bootstrap, &[], &env);
+            service.wait_for_status("/health/ready", 200, READY_WITHIN);
+            service
+        })
+        .await
+        .unwrap();
+
+        let kafka = testkit::kafka_config(broker.bootstrap());
+        let listed = cluster::list_topics(&kafka).await.unwrap();
+        for (topic, partitions) in [
+            ("conversation.events", 3),
+            ("ai.responses", 6),
+            ("business.analytics", 2),
+            ("system.monitoring", 1),
+            ("dead.letter.queue", 1),
+        ] {
+            let found = listed.iter().find(|t| t.name == topic);
+            assert_eq!(found.map(|t| t.partitions), Some(partitions), "{topic}");
+        }
+        let mut admin = Admin::connect(&kafka, Duration::from_secs(30))
+            .await
+            .unwrap();
+        let names = ["conversation.events".to_owned()];
+        let configs = admin.describe_topic_configs(&names).await.unwrap();
+        let configs = configs["conversation.events"].as_ref().unwrap();
+        assert_eq!(
+            configs["cleanup.policy"].value.as_deref(),
+            Some("compact"),
+            "{configs:?}"
+        );
+
+        let client = testkit::client(broker.bootstrap(), Duration::from_secs(20))
+            .await
+            .unwrap();
+        let publish =
+            |topic: &'static str, event_type: &'static str, payload: serde_json::Value| {
+                let client = &client;
+                async move {
+                    let id = testkit::unique_name("evt");
+                    testkit::publish_test_event(
+                        client,
+                        topic,
+                        0,
+                        json!({"event_type": event_type, "payload": payload}),
+                        &id,
+                    )
+                    .await
+                    .unwrap();
+                    id
+                }
+            };
+
+        // conversation.ended and ai.response.generated feed analytics.
+        let ended = publish(
+            "conversation.events",
+            "conversation.ended",
+            json!({"conversation_id": "c-1", "message_count": 4}),
+        )
+        .await;
+        let tokens = publish(
+            "ai.responses",
+            "ai.response.generated",
+            json!({"model": "m-1", "tokens": 321}),
+        )
+        .await;
+        for (id, metric, field, value) in [
+            (&ended, "conversations.ended", "messages", json!(4)),
+            (&tokens, "ai.tokens", "tokens", json!(321)),
+        ] {
+            let update =
+                testkit::consume_response(&client, "business.analytics", 2, id, READY_WITHIN)
+                    .await
+                    .unwrap()
+                    .unwrap_or_else(|| panic!("no analytics update for {metric}"));
+            assert_eq!(
+                update.value["payload"]["metric"], metric,
+                "{:?}",
+                update.value
+            );
+            assert_eq!(update.value["payload"][field], value, "{:?}", update.value);
+        }
+
+        // An analytics update without a metric goes to dead.letter.queue.
+        let bad = publish(
+            "business.analytics",
+            "business.analytics.update",
+            json!({"value": 1}),
+        )
+        .await;
+        let dead = testkit::consume_response(&client, "dead.letter.queue", 1, &bad, READY_WITHIN)
+            .await
+            .unwrap()
+            .expect("the bad update in dead.letter.queue");
+        let header = |n: &str| String::from_utf8(dead.headers[n].clone()).unwrap();
+        assert_eq!(header("dlq.original.topic"), "business.analytics");
+        assert_eq!(header("dlq.route"), "business_analytics_update");
+        assert_eq!(header("dlq.error.kind"), "validation");
+        assert!(header("dlq.error.message").contains("needs a metric"));
 
         let exit = tokio::task::spawn_blocking(move || service.terminate(Duration::from_secs(30)))
             .await
