@@ -38,7 +38,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use rskafka::client::ClientBuilder;
 use rskafka::client::error::{Error as RsError, ProtocolError};
 use rskafka::client::partition::{OffsetAt, PartitionClient, UnknownTopicHandling};
 use tokio::sync::oneshot;
@@ -144,11 +143,7 @@ pub async fn connect(
     topic: &str,
     partition: i32,
 ) -> Result<Arc<PartitionClient>, RsError> {
-    let client = ClientBuilder::new(config.bootstrap_servers.clone())
-        .client_id(config.client_id.clone())
-        .backoff_config(crate::producer::client::backoff(config.request_timeout()))
-        .build()
-        .await?;
+    let client = crate::producer::client::rskafka_client(config).await?;
     Ok(Arc::new(
         client
             .partition_client(topic, partition, UnknownTopicHandling::Error)

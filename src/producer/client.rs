@@ -157,16 +157,24 @@ pub fn codec(compression: Compression) -> Result<RsCompression, ProduceError> {
     }
 }
 
+/// An rskafka client for `config`: its bootstrap servers and client id, and
+/// a backoff that gives up after the request timeout. Each client has
+/// connections of its own.
+pub async fn rskafka_client(config: &KafkaConfig) -> Result<Client, rskafka::client::error::Error> {
+    ClientBuilder::new(config.bootstrap_servers.clone())
+        .client_id(config.client_id.clone())
+        .backoff_config(backoff(config.request_timeout()))
+        .build()
+        .await
+}
+
 impl Producer {
     /// Connects to `config`'s bootstrap servers.
     pub async fn connect(
         config: &KafkaConfig,
         compression: Compression,
     ) -> Result<Self, ProduceError> {
-        let client = ClientBuilder::new(config.bootstrap_servers.clone())
-            .client_id(config.client_id.clone())
-            .backoff_config(backoff(config.request_timeout()))
-            .build()
+        let client = rskafka_client(config)
             .await
             .map_err(|source| ProduceError::Connect {
                 bootstrap: config.bootstrap_servers.join(","),

@@ -122,12 +122,17 @@ pub async fn start(config: &Config, registry: &HandlerRegistry) -> Result<Pipeli
     // behind a fetch's wait on a shared connection.
     let pool_settings = PoolSettings::from_config(config);
     let mut pools: Vec<Addr<ProducerPool>> = Vec::with_capacity(arbiters.len());
+    // The first pool takes the producer that resolved the topics above.
+    let mut first = Some(producer);
     for arbiter in &arbiters {
-        let producer = Arc::new(
-            Producer::connect(&config.kafka, config.producer.compression_type)
-                .await
-                .map_err(kafka_error)?,
-        );
+        let producer = match first.take() {
+            Some(producer) => producer,
+            None => Arc::new(
+                Producer::connect(&config.kafka, config.producer.compression_type)
+                    .await
+                    .map_err(kafka_error)?,
+            ),
+        };
         let settings = pool_settings.clone();
         pools.push(ProducerPool::start_in_arbiter(
             &arbiter.handle(),

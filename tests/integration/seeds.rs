@@ -13,6 +13,35 @@ use crate::support::{Service, bounded, http_get};
 
 const READY_WITHIN: Duration = Duration::from_secs(60);
 
+/// Starts `kafka-actors run` with `env` against `bootstrap` and waits until
+/// it is ready.
+async fn start_ready(bootstrap: &str, env: Vec<(&'static str, String)>) -> Service {
+    let bootstrap = bootstrap.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let mut service = Service::start(&bootstrap, &[], &env);
+        service.wait_for_status("/health/ready", 200, READY_WITHIN);
+        service
+    })
+    .await
+    .unwrap()
+}
+
+/// Every topic exists with its partition count.
+async fn assert_partitions(bootstrap: &str, expected: &[(&str, usize)]) {
+    let listed = cluster::list_topics(&testkit::kafka_config(bootstrap))
+        .await
+        .unwrap();
+    for (topic, partitions) in expected {
+        let found = listed.iter().find(|t| t.name == *topic);
+        assert_eq!(
+            found.map(|t| t.partitions),
+            Some(*partitions),
+            "{topic}: {listed:?}"
+        );
+    }
+}
+
 /// Seed 003's service from `config/gigaoffice.toml`, with its topic names
 /// and consumer group overridden through seed 003's own variables (unique
 /// per run): topics created as declared, requests answered by correlation
@@ -34,28 +63,14 @@ async fn gigaoffice_service_creates_its_topics_answers_and_dead_letters() {
             ("KAFKA_CONSUMER_GROUP", group),
             ("KAFKA_ACTORS_CONSUMER__FETCH_MAX_WAIT_MS", "100".to_owned()),
         ];
-        let bootstrap = broker.bootstrap().to_owned();
-        let mut service = tokio::task::spawn_blocking(move || {
-            let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            let mut service = Service::start(&bootstrap, &[], &env);
-            service.wait_for_status("/health/ready", 200, READY_WITHIN);
-            service
-        })
-        .await
-        .unwrap();
+        let mut service = start_ready(broker.bootstrap(), env).await;
 
         // The topics, as seed 003 declares them.
-        let listed = cluster::list_topics(&testkit::kafka_config(broker.bootstrap()))
-            .await
-            .unwrap();
-        for (topic, partitions) in [(&requests, 3), (&responses, 3), (&dlq, 1)] {
-            let found = listed.iter().find(|t| &t.name == topic);
-            assert_eq!(
-                found.map(|t| t.partitions),
-                Some(partitions),
-                "{topic}: {listed:?}"
-            );
-        }
+        assert_partitions(
+            broker.bootstrap(),
+            &[(&requests, 3), (&responses, 3), (&dlq, 1)],
+        )
+        .await;
 
         // A request is answered with its correlation id (seed 004's flow).
         let client = testkit::client(broker.bootstrap(), Duration::from_secs(20))
@@ -144,28 +159,20 @@ async fn event_bus_routes_events_by_type_and_dead_letters_failures() {
             ("KAFKA_CONSUMER_GROUP_ID", testkit::unique_name("xseven")),
             ("KAFKA_ACTORS_CONSUMER__FETCH_MAX_WAIT_MS", "100".to_owned()),
         ];
-        let bootstrap = broker.bootstrap().to_owned();
-        let mut service = tokio::task::spawn_blocking(move || {
-            let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            let mut service = Service::start(&bootstrap, &[], &env);
-            service.wait_for_status("/health/ready", 200, READY_WITHIN);
-            service
-        })
-        .await
-        .unwrap();
+        let mut service = start_ready(broker.bootstrap(), env).await;
 
         let kafka = testkit::kafka_config(broker.bootstrap());
-        let listed = cluster::list_topics(&kafka).await.unwrap();
-        for (topic, partitions) in [
-            ("conversation.events", 3),
-            ("ai.responses", 6),
-            ("business.analytics", 2),
-            ("system.monitoring", 1),
-            ("dead.letter.queue", 1),
-        ] {
-            let found = listed.iter().find(|t| t.name == topic);
-            assert_eq!(found.map(|t| t.partitions), Some(partitions), "{topic}");
-        }
+        assert_partitions(
+            broker.bootstrap(),
+            &[
+                ("conversation.events", 3),
+                ("ai.responses", 6),
+                ("business.analytics", 2),
+                ("system.monitoring", 1),
+                ("dead.letter.queue", 1),
+            ],
+        )
+        .await;
         let mut admin = Admin::connect(&kafka, Duration::from_secs(30))
             .await
             .unwrap();
@@ -289,33 +296,25 @@ async fn helixagent_topics_are_created_and_keys_keep_their_partition() {
                 .iter()
                 .map(|v| (*v, "1".to_owned())),
         );
-        let bootstrap = broker.bootstrap().to_owned();
-        let mut service = tokio::task::spawn_blocking(move || {
-            let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            let mut service = Service::start(&bootstrap, &[], &env);
-            service.wait_for_status("/health/ready", 200, READY_WITHIN);
-            service
-        })
-        .await
-        .unwrap();
+        let mut service = start_ready(broker.bootstrap(), env).await;
 
         let kafka = testkit::kafka_config(broker.bootstrap());
-        let listed = cluster::list_topics(&kafka).await.unwrap();
-        for (topic, partitions) in [
-            ("helixagent.events.llm.responses", 6),
-            ("helixagent.events.debate.rounds", 6),
-            ("helixagent.events.verification.results", 3),
-            ("helixagent.events.provider.health", 3),
-            ("helixagent.events.audit", 6),
-            ("helixagent.events.metrics", 3),
-            ("helixagent.events.errors", 3),
-            ("helixagent.stream.tokens", 12),
-            ("helixagent.stream.sse", 6),
-            ("helixagent.stream.websocket", 6),
-        ] {
-            let found = listed.iter().find(|t| t.name == topic);
-            assert_eq!(found.map(|t| t.partitions), Some(partitions), "{topic}");
-        }
+        assert_partitions(
+            broker.bootstrap(),
+            &[
+                ("helixagent.events.llm.responses", 6),
+                ("helixagent.events.debate.rounds", 6),
+                ("helixagent.events.verification.results", 3),
+                ("helixagent.events.provider.health", 3),
+                ("helixagent.events.audit", 6),
+                ("helixagent.events.metrics", 3),
+                ("helixagent.events.errors", 3),
+                ("helixagent.stream.tokens", 12),
+                ("helixagent.stream.sse", 6),
+                ("helixagent.stream.websocket", 6),
+            ],
+        )
+        .await;
 
         // Three sessions, five LLM responses each, spread over the input
         // partitions; the audit copies must group by key.
