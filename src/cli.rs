@@ -271,6 +271,14 @@ pub(crate) fn emit_err(text: &str) {
 
 /// Runs the parsed command line and returns the exit code.
 pub fn run(cli: Cli) -> Exit {
+    run_with(cli, crate::handler::HandlerRegistry::with_builtins())
+}
+
+/// Runs a parsed command line with `registry`'s handlers: what a program
+/// built on the library calls from its `main` to get the whole command line
+/// (`run`, `topics`, `config`, `request`...) with handlers of its own
+/// registered next to the built-in ones (see `examples/intelligence`).
+pub fn run_with(cli: Cli, registry: crate::handler::HandlerRegistry) -> Exit {
     let options = LoadOptions {
         config_file: cli.config.clone(),
         ..LoadOptions::default()
@@ -322,7 +330,7 @@ pub fn run(cli: Cli) -> Exit {
         Command::Topics(TopicsCommand::Align { dry_run, json }) => {
             block_on(crate::cli_topics::align(loaded.config, dry_run, json))
         }
-        Command::Run(args) => block_on(run_service(loaded.config, args)),
+        Command::Run(args) => block_on(run_service(loaded.config, registry, args)),
         Command::Produce(args) => block_on(crate::cli_records::produce(loaded.config, args)),
         Command::Consume(args) => block_on(crate::cli_records::consume(loaded.config, args)),
         Command::Request(args) => block_on(crate::cli_records::request(loaded.config, args)),
@@ -501,7 +509,11 @@ async fn shutdown_signal() {
     }
 }
 
-async fn run_service(config: Config, args: RunArgs) -> Exit {
+async fn run_service(
+    config: Config,
+    registry: crate::handler::HandlerRegistry,
+    args: RunArgs,
+) -> Exit {
     #[cfg(feature = "embedded-broker")]
     let mut config = config;
     #[cfg(feature = "embedded-broker")]
@@ -558,14 +570,7 @@ async fn run_service(config: Config, args: RunArgs) -> Exit {
             stop.store(true, std::sync::atomic::Ordering::Relaxed);
         }
     };
-    match runtime::run(
-        config,
-        crate::handler::HandlerRegistry::with_builtins(),
-        shutdown,
-        Some(started_tx),
-    )
-    .await
-    {
+    match runtime::run(config, registry, shutdown, Some(started_tx)).await {
         Ok(()) => Exit::Ok,
         Err(e) => {
             tracing::error!(error = %e, "service failed");

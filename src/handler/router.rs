@@ -125,7 +125,9 @@ pub enum RouterError {
     },
     /// A route names a handler nobody registered.
     #[error(
-        "routes.{route}.handler: no handler named `{handler}` (built-in: echo, forward, jq{registered})"
+        "routes.{route}.handler: no handler named `{handler}` (built-in: echo, forward, jq{registered}); \
+         handlers of your own are registered by a program built on the library, \
+         see examples/intelligence"
     )]
     UnknownHandler {
         /// The route.
@@ -293,7 +295,9 @@ mod tests {
         let err = Router::build(&c, &HandlerRegistry::with_builtins()).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "routes.r.handler: no handler named `validate` (built-in: echo, forward, jq)"
+            "routes.r.handler: no handler named `validate` (built-in: echo, forward, jq); \
+             handlers of your own are registered by a program built on the library, \
+             see examples/intelligence"
         );
     }
 }

@@ -1,8 +1,9 @@
 //! Builds and supervises the actor tree; owns start-up and shutdown order.
 //!
-//! Start-up: metrics recorder -> HTTP bind -> health monitor (supervised)
-//! -> declared topics created and verified ([`crate::topics`]) -> pipeline (when routes are configured: router, producer, offset
-//! committer, partition consumers; see [`pipeline`]) -> HTTP listener.
+//! Start-up: metrics recorder -> HTTP bind -> declared topics created and
+//! verified ([`crate::topics`]) -> health monitor (supervised) -> pipeline
+//! (when routes are configured: router, producer, offset committer,
+//! partition consumers; see [`pipeline`]) -> HTTP listener.
 //! Shutdown (on the future passed to [`run`]): drain the pipeline (finish
 //! batches in flight, publish, commit) within `shutdown.drain_timeout_ms`,
 //! stop accepting HTTP, then stop the actors.
@@ -19,6 +20,7 @@ use actix::Supervisor;
 use tokio::sync::oneshot;
 
 use crate::config::Config;
+use crate::handler::router::Router;
 use crate::health::HealthMonitor;
 use crate::telemetry::{self, metrics as m};
 
@@ -63,6 +65,14 @@ pub async fn run(
     started: Option<oneshot::Sender<Started>>,
 ) -> Result<(), RuntimeError> {
     let config = Arc::new(config);
+    // Routes first: a route naming an unknown handler or a bad jq program
+    // fails start-up before anything touches the broker.
+    let router = if config.routes.is_empty() {
+        None
+    } else {
+        Some(Arc::new(Router::build(&config, &handlers)?))
+    };
+    drop(handlers);
     let prometheus = telemetry::init_metrics();
     metrics::gauge!(m::BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
 
@@ -86,9 +96,6 @@ pub async fn run(
     let topic_manager =
         (!config.topics.is_empty()).then(|| Arc::new(crate::topics::TopicManager::new()));
     let monitor_topics = topic_manager.clone();
-    let health = Supervisor::start(move |_| {
-        HealthMonitor::new(monitor_config, monitor_consuming, monitor_topics)
-    });
 
     // Seed 003's start-up step: create the declared topics that are missing
     // (skipped when topic_manager.auto_create is off), then verify them.
@@ -101,14 +108,19 @@ pub async fn run(
             "declared topics checked"
         );
     }
+    // Started after the topics step, so that its first verification does not
+    // report topics that are still being created.
+    let health = Supervisor::start(move |_| {
+        HealthMonitor::new(monitor_config, monitor_consuming, monitor_topics)
+    });
 
-    let pipeline = if config.routes.is_empty() {
-        None
-    } else {
-        let pipeline = pipeline::start(&config, &handlers).await?;
+    let pipeline = if let Some(router) = router {
+        let pipeline = pipeline::start(&config, router).await?;
         tracing::info!(partitions = pipeline.partitions(), "pipeline started");
         consuming.store(true, std::sync::atomic::Ordering::SeqCst);
         Some(pipeline)
+    } else {
+        None
     };
 
     let http = match listener {

@@ -17,7 +17,7 @@ use super::RuntimeError;
 use crate::config::{Config, OffsetReset};
 use crate::consumer::commit::{Flush, OffsetCommitter};
 use crate::consumer::partition::{Drain, PartitionConsumer, Settings};
-use crate::handler::router::{HandlerRegistry, Router};
+use crate::handler::router::Router;
 use crate::kafka::GroupCoordinator;
 use crate::producer::{self, PoolSettings, Producer, ProducerPool};
 
@@ -43,8 +43,7 @@ fn kafka_error(what: impl std::fmt::Display) -> RuntimeError {
 }
 
 /// Starts consuming every partition of every routed topic.
-pub async fn start(config: &Config, registry: &HandlerRegistry) -> Result<Pipeline, RuntimeError> {
-    let router = Arc::new(Router::build(config, registry)?);
+pub async fn start(config: &Config, router: Arc<Router>) -> Result<Pipeline, RuntimeError> {
     let producer = Arc::new(
         Producer::connect(&config.kafka, config.producer.compression_type)
             .await

@@ -34,18 +34,27 @@ pub fn init_logging(config: &LogConfig) {
     };
 }
 
-/// Installs the global metrics recorder and returns the handle that renders
-/// the Prometheus text format. A second call returns a handle to a fresh
-/// recorder that is not installed (tests run several services in one
-/// process; the first one owns the global recorder).
+/// Installs the global metrics recorder once and returns the handle that
+/// renders the Prometheus text format. Every later call (several services
+/// in one process, as in the tests) returns the same handle: the `metrics`
+/// macros all record into the one global recorder.
 pub fn init_metrics() -> PrometheusHandle {
-    let recorder = PrometheusBuilder::new()
-        .set_buckets(metrics::DURATION_BUCKETS_SECONDS)
-        .map(PrometheusBuilder::build_recorder)
-        .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
-    let handle = recorder.handle();
-    if ::metrics::set_global_recorder(recorder).is_ok() {
-        metrics::describe_all();
-    }
-    handle
+    static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets(metrics::DURATION_BUCKETS_SECONDS)
+                .map(PrometheusBuilder::build_recorder)
+                .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
+            let handle = recorder.handle();
+            if ::metrics::set_global_recorder(recorder).is_ok() {
+                metrics::describe_all();
+            } else {
+                tracing::warn!(
+                    "the program installed its own metrics recorder: /metrics stays empty"
+                );
+            }
+            handle
+        })
+        .clone()
 }
