@@ -173,6 +173,53 @@ fn seed_000_variables() {
     });
 }
 
+/// `config/intelligence.toml` carries seed 000's defaults, and seed 000's
+/// variables rename its topics: the routes follow the new names.
+#[test]
+fn seed_000_intelligence_config_and_its_topic_variables() {
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/config/intelligence.toml");
+    Jail::expect_with(|jail| {
+        jail.clear_env();
+        let c = load_in_jail(Some(file)).unwrap().config;
+        assert_eq!(c.consumer.group_id, "archon-intelligence");
+        assert_eq!(c.consumer.auto_offset_reset, OffsetReset::Earliest);
+        assert!(c.consumer.enable_auto_commit);
+        assert_eq!(c.consumer.max_poll_records, 500);
+        assert_eq!(c.consumer.session_timeout_ms, 30000);
+        for kind in ["validate", "analyze", "pattern", "mixin"] {
+            let route = &c.routes[kind];
+            assert_eq!(route.handler, kind);
+            assert_eq!(
+                c.topic_name(&route.topic),
+                format!("omninode.codegen.request.{kind}.v1")
+            );
+            assert_eq!(
+                c.topic_name(route.reply_topic.as_deref().unwrap()),
+                format!("omninode.codegen.response.{kind}.v1")
+            );
+        }
+
+        jail.set_env("KAFKA_CODEGEN_VALIDATE_REQUEST", "dev.validate.requests");
+        jail.set_env("KAFKA_CODEGEN_MIXIN_RESPONSE", "dev.mixin.responses");
+        jail.set_env("KAFKA_CONSUMER_GROUP", "archon-intelligence-dev");
+        jail.set_env("KAFKA_MAX_POLL_RECORDS", "1000");
+        let c = load_in_jail(Some(file)).unwrap().config;
+        assert_eq!(
+            c.topic_name(&c.routes["validate"].topic),
+            "dev.validate.requests"
+        );
+        assert_eq!(
+            c.topic_name(c.routes["mixin"].reply_topic.as_deref().unwrap()),
+            "dev.mixin.responses"
+        );
+        // The renamed topic keeps the file's partitions.
+        assert_eq!(c.topics["codegen_validate_request"].partitions, 3);
+        assert_eq!(c.consumer.group_id, "archon-intelligence-dev");
+        assert_eq!(c.consumer.max_poll_records, 1000);
+        Ok(())
+    });
+}
+
 #[test]
 fn seed_001_variables() {
     Jail::expect_with(|jail| {

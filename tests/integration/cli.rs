@@ -212,6 +212,25 @@ fn a_busy_http_port_fails_start_up_cleanly() {
     assert!(!err.contains("panicked"), "{err}");
 }
 
+/// The plain binary has no `validate` handler: `config/intelligence.toml`
+/// needs `examples/intelligence`. Start-up says so before it touches the
+/// broker (nothing listens on port 1).
+#[test]
+fn a_route_to_an_unregistered_handler_fails_before_connecting() {
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/config/intelligence.toml");
+    let (status, out, err) = run_cli(
+        &["--config", config, "run"],
+        &[
+            ("KAFKA_ACTORS_HTTP__BIND", "127.0.0.1:0"),
+            ("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1"),
+        ],
+    );
+    assert_eq!(status.code(), Some(3), "{out}\n{err}");
+    assert!(err.contains("no handler named `analyze`"), "{err}");
+    assert!(err.contains("examples/intelligence"), "{err}");
+    assert!(!err.contains("127.0.0.1:1"), "{err}");
+}
+
 #[test]
 fn check_wait_stops_at_its_deadline_when_a_peer_never_answers() {
     // Accepts connections (the kernel does, into the backlog) but never

@@ -8,6 +8,7 @@
 
 mod cli;
 mod harness;
+mod intelligence;
 mod library;
 mod offsets;
 mod pipeline;
