@@ -46,6 +46,9 @@ pub enum Command {
     /// Inspect topics.
     #[command(subcommand)]
     Topics(TopicsCommand),
+    /// Inspect consumer groups: members, committed offsets, lag.
+    #[command(subcommand)]
+    Group(GroupCommand),
     /// Produce records to a topic, from a file or stdin.
     Produce(ProduceArgs),
     /// Print records of a topic from an offset or a time.
@@ -259,6 +262,27 @@ pub enum TopicsCommand {
     },
 }
 
+/// `group` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum GroupCommand {
+    /// List the groups of every broker, with protocol type and state.
+    List {
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One group: state, assignor, members and their partitions, and per
+    /// partition the committed offset, log end and lag. Exit 1 if the group
+    /// does not exist.
+    Describe {
+        /// The group (default: consumer.group_id of the configuration).
+        group: Option<String>,
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 pub(crate) fn emit(text: &str) {
     let mut out = std::io::stdout().lock();
     // A closed pipe (`| head`) is not an error worth reporting.
@@ -329,6 +353,12 @@ pub fn run_with(cli: Cli, registry: crate::handler::HandlerRegistry) -> Exit {
         }
         Command::Topics(TopicsCommand::Align { dry_run, json }) => {
             block_on(crate::cli_topics::align(loaded.config, dry_run, json))
+        }
+        Command::Group(GroupCommand::List { json }) => {
+            block_on(crate::cli_group::list(loaded.config, json))
+        }
+        Command::Group(GroupCommand::Describe { group, json }) => {
+            block_on(crate::cli_group::describe(loaded.config, group, json))
         }
         Command::Run(args) => block_on(run_service(loaded.config, registry, args)),
         Command::Produce(args) => block_on(crate::cli_records::produce(loaded.config, args)),

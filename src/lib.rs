@@ -40,11 +40,13 @@
 //! - [`telemetry`]: logging set-up; every metric name.
 //! - [`topics`]: the topic manager: validate, create, verify and align the
 //!   declared topics (seed 003).
+//! - [`group`]: consumer group membership and partition assignors.
 //! - [`exit`]: the documented process exit codes.
 //! - `embedded` (feature `embedded-broker`): in-process Tansu broker.
 //! - `testkit` (feature `testkit`): the test harness of seed 004.
 
 pub mod cli;
+mod cli_group;
 mod cli_records;
 mod cli_topics;
 pub mod config;
@@ -53,6 +55,7 @@ pub mod demo;
 #[cfg(feature = "embedded-broker")]
 pub mod embedded;
 pub mod exit;
+pub mod group;
 pub mod handler;
 pub mod health;
 pub mod http;

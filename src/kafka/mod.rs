@@ -7,6 +7,9 @@
 //!   OffsetFetch, OffsetCommit).
 //! - [`cluster`]: cluster-level operations built on it: connect to the first
 //!   reachable bootstrap server, describe brokers and topics.
+//! - [`consumer_protocol`]: the consumer protocol's subscription and
+//!   assignment blobs (what Java, librdkafka and Go members exchange).
+//! - [`groups`]: listing and describing consumer groups.
 //! - [`admin`]: topic administration (CreateTopics with configs,
 //!   DescribeConfigs, CreatePartitions, IncrementalAlterConfigs,
 //!   DeleteTopics) with per-topic errors.
@@ -15,6 +18,8 @@
 
 pub mod admin;
 pub mod cluster;
+pub mod consumer_protocol;
+pub mod groups;
 pub mod offsets;
 pub mod wire;
 
@@ -141,6 +146,29 @@ impl KafkaError {
                 _ => ErrorKind::Permanent,
             },
             Self::NoBrokerReachable { last, .. } => last.kind(),
+        }
+    }
+
+    /// A metric label naming the error: Kafka's error name in snake case
+    /// for broker answers (`illegal_generation`), else [`Self::code`].
+    pub fn label(&self) -> String {
+        use kafka_protocol::error::ResponseError;
+        match self {
+            Self::Broker { code, .. } | Self::PartitionError { code, .. } => match code.err() {
+                Some(ResponseError::Unknown(c)) => format!("error_{c}"),
+                Some(e) => {
+                    let mut out = String::new();
+                    for (i, ch) in format!("{e:?}").chars().enumerate() {
+                        if ch.is_ascii_uppercase() && i > 0 {
+                            out.push('_');
+                        }
+                        out.push(ch.to_ascii_lowercase());
+                    }
+                    out
+                }
+                None => "none".to_owned(),
+            },
+            other => other.code().to_owned(),
         }
     }
 

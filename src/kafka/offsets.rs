@@ -154,7 +154,7 @@ impl GroupCoordinator {
     /// coordinator error, or `kafka.request_timeout_ms` passes. A coordinator
     /// that moved (or is not available) is looked up again; one that is
     /// still loading the group is asked again after a pause.
-    async fn retrying<T, F>(&mut self, mut op: F) -> Result<T, KafkaError>
+    pub(crate) async fn retrying<T, F>(&mut self, mut op: F) -> Result<T, KafkaError>
     where
         F: for<'a> FnMut(
             &'a mut Self,
@@ -190,6 +190,24 @@ impl GroupCoordinator {
         self.conn.addr()
     }
 
+    /// The group this coordinator was found for.
+    pub fn group(&self) -> &str {
+        &self.group
+    }
+
+    /// The connection to the coordinator, for group requests other modules
+    /// build (DescribeGroups in [`super::groups`]); run them through
+    /// [`GroupCoordinator::retrying`] so a moved coordinator is found again.
+    pub(crate) fn connection(&mut self) -> &mut BrokerConnection {
+        &mut self.conn
+    }
+
+    /// The connection to the coordinator, for the group-membership requests
+    /// ([`super::membership`]).
+    pub fn into_connection(self) -> BrokerConnection {
+        self.conn
+    }
+
     /// The group's committed offsets for `partitions`; `None` where the
     /// group has committed nothing. Coordinator errors are retried (see
     /// [`GroupCoordinator::connect`]).
@@ -200,27 +218,56 @@ impl GroupCoordinator {
         let partitions = partitions.to_vec();
         self.retrying(move |this| {
             let partitions = partitions.clone();
-            Box::pin(async move { this.fetch_once(&partitions).await })
+            Box::pin(async move { this.fetch_once(Some(&partitions), true).await })
         })
         .await
     }
 
+    /// Every offset the group has committed, on any topic (OffsetFetch with
+    /// no topic list, v2+). Unlike [`GroupCoordinator::fetch`] it does not
+    /// ask for stable offsets (what Java's admin client does too): a
+    /// pending transactional commit shows its last committed offset instead
+    /// of failing with UNSTABLE_OFFSET_COMMIT. Coordinator errors are
+    /// retried.
+    pub async fn fetch_all(&mut self) -> Result<BTreeMap<TopicPartition, i64>, KafkaError> {
+        let all = self
+            .retrying(|this| Box::pin(async move { this.fetch_once(None, false).await }))
+            .await?;
+        Ok(all
+            .into_iter()
+            .filter_map(|(tp, offset)| offset.map(|o| (tp, o)))
+            .collect())
+    }
+
+    /// OffsetFetch of `partitions`, or of every committed partition when
+    /// `None`.
     async fn fetch_once(
         &mut self,
-        partitions: &[TopicPartition],
+        partitions: Option<&[TopicPartition]>,
+        require_stable: bool,
     ) -> Result<BTreeMap<TopicPartition, Option<i64>>, KafkaError> {
-        let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
-        for (topic, partition) in partitions {
-            by_topic.entry(topic).or_default().push(*partition);
-        }
+        let by_topic = partitions.map(|partitions| {
+            let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+            for (topic, partition) in partitions {
+                by_topic.entry(topic).or_default().push(*partition);
+            }
+            by_topic
+        });
         let version = self.conn.version_for::<OffsetFetchRequest>()?;
+        // A null topic list ("every topic") exists from v2 on.
+        if by_topic.is_none() && version < 2 {
+            return Err(KafkaError::UnsupportedApi {
+                broker: self.conn.addr().to_owned(),
+                api: "OffsetFetch (every topic, v2+)".to_owned(),
+            });
+        }
         let group = GroupId(StrBytes::from_string(self.group.clone()));
         let request = if version >= 8 {
             OffsetFetchRequest::default()
                 .with_groups(vec![
                     OffsetFetchRequestGroup::default()
                         .with_group_id(group)
-                        .with_topics(Some(
+                        .with_topics(by_topic.as_ref().map(|by_topic| {
                             by_topic
                                 .iter()
                                 .map(|(t, p)| {
@@ -228,14 +275,14 @@ impl GroupCoordinator {
                                         .with_name(topic_name(t))
                                         .with_partition_indexes(p.clone())
                                 })
-                                .collect(),
-                        )),
+                                .collect()
+                        })),
                 ])
-                .with_require_stable(true)
+                .with_require_stable(require_stable)
         } else {
             OffsetFetchRequest::default()
                 .with_group_id(group)
-                .with_topics(Some(
+                .with_topics(by_topic.as_ref().map(|by_topic| {
                     by_topic
                         .iter()
                         .map(|(t, p)| {
@@ -243,9 +290,9 @@ impl GroupCoordinator {
                                 .with_name(topic_name(t))
                                 .with_partition_indexes(p.clone())
                         })
-                        .collect(),
-                ))
-                .with_require_stable(version >= 7)
+                        .collect()
+                }))
+                .with_require_stable(require_stable && version >= 7)
         };
         let response = self.conn.send_version(&request, version).await?;
 

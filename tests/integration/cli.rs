@@ -525,3 +525,304 @@ async fn topics_align_adds_partitions_and_sets_configs_from_the_command_line() {
     })
     .await;
 }
+
+/// Produces `n` records to `topic`/`partition` in one batch: one Produce
+/// request, so Tansu's ListOffsets(Latest) would answer 1, not `n`.
+async fn produce_batch(client: &rskafka::client::Client, topic: &str, partition: i32, n: usize) {
+    use rskafka::client::partition::{Compression, UnknownTopicHandling};
+    let pc = client
+        .partition_client(topic.to_owned(), partition, UnknownTopicHandling::Retry)
+        .await
+        .unwrap();
+    let records = (0..n)
+        .map(|i| rskafka::record::Record {
+            key: None,
+            value: Some(format!("record-{i}").into_bytes()),
+            headers: Default::default(),
+            timestamp: chrono::Utc::now(),
+        })
+        .collect();
+    pc.produce(records, Compression::NoCompression)
+        .await
+        .unwrap();
+}
+
+/// The `partitions` entry of a `group describe --json` output for `partition`.
+fn partition_row(v: &serde_json::Value, partition: i64) -> &serde_json::Value {
+    v["partitions"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["partition"] == partition))
+        .unwrap_or_else(|| panic!("partition {partition} missing:\n{v:#}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_describe_shows_committed_offsets_log_end_and_lag() {
+    use kafka_actors::kafka::{Committer, GroupCoordinator};
+    bounded(async {
+        let broker = TestBroker::start().await.unwrap();
+        let client = testkit::client(broker.bootstrap(), Duration::from_secs(20))
+            .await
+            .unwrap();
+        let topic = testkit::unique_name("cli-group");
+        testkit::create_topics(&client, &[topic.as_str()], 3, 1)
+            .await
+            .unwrap();
+        produce_batch(&client, &topic, 0, 5).await;
+        produce_batch(&client, &topic, 1, 3).await;
+        // Partition 2 stays empty and uncommitted: not part of the group.
+        let group = testkit::unique_name("cli-group");
+        let config = testkit::kafka_config(broker.bootstrap());
+        let mut coordinator = GroupCoordinator::connect(&config, &group).await.unwrap();
+        let offsets =
+            std::collections::BTreeMap::from([((topic.clone(), 0), 2), ((topic.clone(), 1), 3)]);
+        coordinator
+            .commit(&Committer::standalone(), &offsets)
+            .await
+            .unwrap();
+
+        let bootstrap = broker.bootstrap().to_owned();
+        let g = group.clone();
+        let (json, text, listed, listed_text, by_default) =
+            tokio::task::spawn_blocking(move || {
+                let env = [("KAFKA_BOOTSTRAP_SERVERS", bootstrap.as_str())];
+                (
+                    run_cli(&["group", "describe", &g, "--json"], &env),
+                    run_cli(&["group", "describe", &g], &env),
+                    run_cli(&["group", "list", "--json"], &env),
+                    run_cli(&["group", "list"], &env),
+                    run_cli(
+                        &["group", "describe", "--json"],
+                        &[env[0], ("KAFKA_CONSUMER_GROUP", g.as_str())],
+                    ),
+                )
+            })
+            .await
+            .unwrap();
+
+        let (status, out, err) = json;
+        assert!(status.success(), "exit {status}\n{out}\n{err}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["group_id"], group.as_str(), "{out}");
+        assert_eq!(v["state"], "Empty", "{out}");
+        assert_eq!(v["members"], serde_json::json!([]), "{out}");
+        assert_eq!(v["partitions"].as_array().map(Vec::len), Some(2), "{out}");
+        let p0 = partition_row(&v, 0);
+        assert_eq!(p0["topic"], topic.as_str());
+        assert_eq!(p0["committed_offset"], 2, "{out}");
+        // The high watermark, also on Tansu (whose ListOffsets says 1 here).
+        assert_eq!(p0["log_end_offset"], 5, "{out}");
+        assert_eq!(p0["lag"], 3, "{out}");
+        assert_eq!(p0["owner"], serde_json::Value::Null, "{out}");
+        assert_eq!(p0["error"], serde_json::Value::Null, "{out}");
+        let p1 = partition_row(&v, 1);
+        assert_eq!(
+            (&p1["committed_offset"], &p1["log_end_offset"], &p1["lag"]),
+            (
+                &serde_json::json!(3),
+                &serde_json::json!(3),
+                &serde_json::json!(0)
+            ),
+            "{out}"
+        );
+
+        let (status, out, err) = text;
+        assert!(status.success(), "{out}\n{err}");
+        assert!(
+            out.contains(&format!("group {group} (coordinator ")),
+            "{out}"
+        );
+        assert!(out.contains("state: Empty"), "{out}");
+        assert!(out.contains("members: none"), "{out}");
+        assert!(
+            out.contains("offsets (2 partitions, total lag 3):"),
+            "{out}"
+        );
+        let row: Vec<&str> = out
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .find(|cells| cells.len() > 1 && cells[0] == topic && cells[1] == "0")
+            .unwrap_or_else(|| panic!("no row for partition 0:\n{out}"));
+        assert_eq!(row, [topic.as_str(), "0", "2", "5", "3", "-"], "{out}");
+
+        let (status, out, err) = listed;
+        assert!(status.success(), "{out}\n{err}");
+        let groups: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+        let listed = groups
+            .iter()
+            .find(|l| l["group_id"] == group.as_str())
+            .unwrap_or_else(|| panic!("{group} not listed:\n{out}"));
+        assert!(listed["coordinator"].is_string(), "{out}");
+        let (status, out, err) = listed_text;
+        assert!(status.success(), "{out}\n{err}");
+        assert!(out.starts_with("GROUP"), "{out}");
+        assert!(
+            out.lines().any(|l| l.starts_with(&format!("{group} "))),
+            "{out}"
+        );
+
+        let (status, out, err) = by_default;
+        assert!(status.success(), "{out}\n{err}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(
+            v["group_id"],
+            group.as_str(),
+            "consumer.group_id is the default"
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_describe_of_a_missing_group_fails_with_exit_code_1() {
+    bounded(async {
+        let broker = TestBroker::start().await.unwrap();
+        let group = testkit::unique_name("no-such-group");
+        let bootstrap = broker.bootstrap().to_owned();
+        let g = group.clone();
+        let (text, json) = tokio::task::spawn_blocking(move || {
+            let env = [("KAFKA_BOOTSTRAP_SERVERS", bootstrap.as_str())];
+            (
+                run_cli(&["group", "describe", &g], &env),
+                run_cli(&["group", "describe", &g, "--json"], &env),
+            )
+        })
+        .await
+        .unwrap();
+        for (status, out, err) in [text, json] {
+            assert_eq!(status.code(), Some(1), "{out}\n{err}");
+            assert!(
+                err.contains(&format!("kafka-actors: group {group} does not exist")),
+                "{err}"
+            );
+            assert!(out.is_empty(), "{out}");
+        }
+    })
+    .await;
+}
+
+/// A member joined by hand (JoinGroup, SyncGroup as leader) with a
+/// consumer-protocol assignment the CLI must decode. Tansu shows members but
+/// neither their client id nor their assignment, so the partitions are
+/// checked on Apache Kafka only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_describe_shows_members_and_their_partitions() {
+    use kafka_actors::kafka::consumer_protocol::{self, Assignment, Subscription};
+    use kafka_actors::kafka::{BrokerConnection, GroupCoordinator};
+    use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+    use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
+    use kafka_protocol::messages::{GroupId, JoinGroupRequest, SyncGroupRequest};
+    use kafka_protocol::protocol::StrBytes;
+    bounded(async {
+        let broker = TestBroker::start().await.unwrap();
+        let client = testkit::client(broker.bootstrap(), Duration::from_secs(20))
+            .await
+            .unwrap();
+        let topic = testkit::unique_name("cli-member");
+        testkit::create_topics(&client, &[topic.as_str()], 3, 1)
+            .await
+            .unwrap();
+        produce_batch(&client, &topic, 2, 4).await;
+        let group = testkit::unique_name("cli-member");
+        let config = testkit::kafka_config(broker.bootstrap());
+        let coordinator = GroupCoordinator::connect(&config, &group).await.unwrap();
+        let mut conn = BrokerConnection::connect(
+            coordinator.addr(),
+            "cli-member-test",
+            Duration::from_secs(5),
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+
+        let s = |v: &str| StrBytes::from_string(v.to_owned());
+        let subscription = consumer_protocol::encode_subscription(
+            &Subscription {
+                topics: vec![topic.clone()],
+                generation: -1,
+                ..Subscription::default()
+            },
+            consumer_protocol::SUBSCRIPTION_VERSION,
+        );
+        let join = |member_id: &str| {
+            JoinGroupRequest::default()
+                .with_group_id(GroupId(s(&group)))
+                .with_session_timeout_ms(10_000)
+                .with_rebalance_timeout_ms(10_000)
+                .with_member_id(s(member_id))
+                .with_protocol_type(s("consumer"))
+                .with_protocols(vec![
+                    JoinGroupRequestProtocol::default()
+                        .with_name(s("range"))
+                        .with_metadata(subscription.clone()),
+                ])
+        };
+        let version = conn.version_for::<JoinGroupRequest>().unwrap();
+        let mut joined = conn.send_version(&join(""), version).await.unwrap();
+        if joined.error_code == 79 {
+            // MEMBER_ID_REQUIRED: join again with the id the broker gave.
+            let id = joined.member_id.to_string();
+            joined = conn.send_version(&join(&id), version).await.unwrap();
+        }
+        assert_eq!(joined.error_code, 0, "{joined:?}");
+        let member_id = joined.member_id.to_string();
+        let assignment = consumer_protocol::encode_assignment(
+            &Assignment {
+                partitions: (0..3).map(|p| (topic.clone(), p)).collect(),
+                user_data: None,
+            },
+            consumer_protocol::ASSIGNMENT_VERSION,
+        );
+        let sync = SyncGroupRequest::default()
+            .with_group_id(GroupId(s(&group)))
+            .with_generation_id(joined.generation_id)
+            .with_member_id(s(&member_id))
+            .with_protocol_type(Some(s("consumer")))
+            .with_protocol_name(Some(s("range")))
+            .with_assignments(vec![
+                SyncGroupRequestAssignment::default()
+                    .with_member_id(s(&member_id))
+                    .with_assignment(assignment),
+            ]);
+        let version = conn.version_for::<SyncGroupRequest>().unwrap();
+        let synced = conn.send_version(&sync, version).await.unwrap();
+        assert_eq!(synced.error_code, 0, "{synced:?}");
+
+        let bootstrap = broker.bootstrap().to_owned();
+        let g = group.clone();
+        let (status, out, err) = tokio::task::spawn_blocking(move || {
+            run_cli(
+                &["group", "describe", &g, "--json"],
+                &[("KAFKA_BOOTSTRAP_SERVERS", bootstrap.as_str())],
+            )
+        })
+        .await
+        .unwrap();
+        assert!(status.success(), "{out}\n{err}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["state"], "Stable", "{out}");
+        let members = v["members"].as_array().unwrap();
+        assert_eq!(members.len(), 1, "{out}");
+        assert_eq!(members[0]["member_id"], member_id.as_str(), "{out}");
+        assert_eq!(
+            members[0]["assignment_error"],
+            serde_json::Value::Null,
+            "{out}"
+        );
+        if broker.is_external() {
+            assert_eq!(v["protocol_type"], "consumer", "{out}");
+            assert_eq!(v["protocol"], "range", "{out}");
+            assert_eq!(members[0]["client_id"], "cli-member-test", "{out}");
+            assert_eq!(
+                members[0]["assignment"],
+                serde_json::json!([{"topic": topic, "partitions": [0, 1, 2]}]),
+                "{out}"
+            );
+            let p2 = partition_row(&v, 2);
+            assert_eq!(p2["owner"], member_id.as_str(), "{out}");
+            assert_eq!(p2["committed_offset"], serde_json::Value::Null, "{out}");
+            assert_eq!(p2["log_end_offset"], 4, "{out}");
+            assert_eq!(p2["lag"], serde_json::Value::Null, "{out}");
+        }
+    })
+    .await;
+}

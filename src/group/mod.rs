@@ -1,0 +1,7 @@
+//! Consumer group membership: this instance shares the partitions of its
+//! routed topics with the other members of `consumer.group_id`.
+//!
+//! - [`assignor`]: the partition assignors (`range`, `roundrobin`,
+//!   `cooperative-sticky`), compatible with the Java client's.
+
+pub mod assignor;
