@@ -202,6 +202,21 @@ pub enum OffsetReset {
     Latest,
 }
 
+/// How this instance gets its partitions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupProtocol {
+    /// Kafka's classic consumer group protocol (JoinGroup/SyncGroup), which
+    /// Java, librdkafka and Go consumers speak too: instances with the same
+    /// `group_id` share the partitions.
+    #[default]
+    Classic,
+    /// No group membership: this instance consumes every partition of its
+    /// routed topics and commits as a standalone consumer (one instance per
+    /// group only).
+    None,
+}
+
 /// Consumer settings (`[consumer]`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -233,6 +248,19 @@ pub struct ConsumerConfig {
     pub max_partition_fetch_bytes: u32,
     /// Longest the broker holds a fetch waiting for `fetch_min_bytes`.
     pub fetch_max_wait_ms: u64,
+    /// How partitions are shared: `classic` (consumer groups) or `none`.
+    pub group_protocol: GroupProtocol,
+    /// Assignors offered when joining, in order of preference (Java's
+    /// `partition.assignment.strategy`): `range`, `roundrobin`,
+    /// `cooperative-sticky`. The group uses the first one every member
+    /// offers. With only `cooperative-sticky`, rebalances are incremental.
+    pub partition_assignment_strategy: Vec<String>,
+    /// Static membership id (Java's `group.instance.id`, KIP-345): a restart
+    /// within the session timeout keeps the assignment without a rebalance.
+    pub group_instance_id: Option<String>,
+    /// How long the coordinator waits for every member to rejoin in a
+    /// rebalance; a revoked partition is drained within half of it.
+    pub rebalance_timeout_ms: u64,
 }
 
 impl Default for ConsumerConfig {
@@ -251,6 +279,14 @@ impl Default for ConsumerConfig {
             // Same as the Java client's max.partition.fetch.bytes.
             max_partition_fetch_bytes: 1_048_576,
             fetch_max_wait_ms: 500,
+            group_protocol: GroupProtocol::Classic,
+            // The Java client's default since 3.0.
+            partition_assignment_strategy: vec![
+                "range".to_owned(),
+                "cooperative-sticky".to_owned(),
+            ],
+            group_instance_id: None,
+            rebalance_timeout_ms: 60_000,
         }
     }
 }
@@ -259,6 +295,11 @@ impl ConsumerConfig {
     /// [`Self::session_timeout_ms`] as a duration.
     pub fn session_timeout(&self) -> Duration {
         Duration::from_millis(self.session_timeout_ms)
+    }
+
+    /// [`Self::rebalance_timeout_ms`] as a duration.
+    pub fn rebalance_timeout(&self) -> Duration {
+        Duration::from_millis(self.rebalance_timeout_ms)
     }
 
     /// [`Self::heartbeat_interval_ms`] as a duration.

@@ -164,6 +164,40 @@ pub(crate) fn validate(config: &Config, provenance: &Provenance, problems: &mut 
         );
     }
     c.range(
+        "consumer.rebalance_timeout_ms",
+        cons.rebalance_timeout_ms,
+        1_000,
+        i32::MAX as u64,
+    );
+    if cons.partition_assignment_strategy.is_empty() {
+        c.fail(
+            "consumer.partition_assignment_strategy",
+            format!(
+                "must name at least one assignor ({})",
+                crate::group::assignor::NAMES.join(", ")
+            ),
+        );
+    }
+    for name in &cons.partition_assignment_strategy {
+        if !crate::group::assignor::NAMES.contains(&name.as_str()) {
+            c.fail(
+                "consumer.partition_assignment_strategy",
+                format!(
+                    "unknown assignor `{name}` (known: {})",
+                    crate::group::assignor::NAMES.join(", ")
+                ),
+            );
+        }
+    }
+    if let Some(id) = &cons.group_instance_id
+        && (id.trim().is_empty() || id.len() > 249)
+    {
+        c.fail(
+            "consumer.group_instance_id",
+            "must be 1-249 characters when set",
+        );
+    }
+    c.range(
         "consumer.auto_commit_interval_ms",
         cons.auto_commit_interval_ms,
         1,

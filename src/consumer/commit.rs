@@ -17,7 +17,7 @@
 //!
 //! **Metrics**: `kafka_actors_consumer_commits_total{outcome}`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,11 +44,27 @@ pub struct Report(pub BTreeMap<TopicPartition, i64>);
 #[rtype(result = "Result<(), String>")]
 pub struct Flush;
 
+/// The group membership changed: commit as `committer` from now on, and
+/// only the partitions in `owned` (`None`: every partition, standalone).
+/// Pending offsets of partitions no longer owned are dropped: their new
+/// owner commits them (the commit fence).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct SetMember {
+    /// Generation, member id and static id to commit with.
+    pub committer: Committer,
+    /// The partitions this member may commit.
+    pub owned: Option<BTreeSet<TopicPartition>>,
+}
+
 #[derive(Debug, Default)]
 struct State {
     coordinator: Option<GroupCoordinator>,
     committed: BTreeMap<TopicPartition, i64>,
     pending: BTreeMap<TopicPartition, i64>,
+    /// Who commits, and what it may commit (`None`: everything).
+    committer: Option<Committer>,
+    owned: Option<BTreeSet<TopicPartition>>,
 }
 
 /// The offset committer; see the module documentation.
@@ -103,6 +119,14 @@ impl OffsetCommitter {
 
     fn merge(state: &mut State, offsets: BTreeMap<TopicPartition, i64>) {
         for (tp, offset) in offsets {
+            if state
+                .owned
+                .as_ref()
+                .is_some_and(|owned| !owned.contains(&tp))
+            {
+                tracing::debug!(topic = %tp.0, partition = tp.1, offset, "not committing a partition this member no longer owns");
+                continue;
+            }
             let floor = state
                 .committed
                 .get(&tp)
@@ -121,12 +145,13 @@ impl OffsetCommitter {
         let state = Arc::clone(&self.state);
         let kafka = self.kafka.clone();
         let group = self.group.clone();
-        let committer = self.committer.clone();
+        let standalone = self.committer.clone();
         async move {
             let mut state = state.lock().await;
             if state.pending.is_empty() {
                 return Ok(());
             }
+            let committer = state.committer.clone().unwrap_or(standalone);
             if state.coordinator.is_none() {
                 let coordinator = GroupCoordinator::connect(&kafka, &group)
                     .await
@@ -140,6 +165,17 @@ impl OffsetCommitter {
             };
             match result {
                 Ok(()) => {
+                    tracing::debug!(
+                        group = %group,
+                        generation = committer.generation,
+                        member = %committer.member_id,
+                        offsets = %pending
+                            .iter()
+                            .map(|((t, p), o)| format!("{t}/{p}={o}"))
+                            .collect::<Vec<_>>()
+                            .join(","),
+                        "committed"
+                    );
                     for (tp, offset) in pending {
                         if state.pending.get(&tp) == Some(&offset) {
                             state.pending.remove(&tp);
@@ -150,7 +186,7 @@ impl OffsetCommitter {
                     Ok(())
                 }
                 Err(e) => {
-                    metrics::counter!(m::CONSUMER_COMMITS_TOTAL, "outcome" => e.code())
+                    metrics::counter!(m::CONSUMER_COMMITS_TOTAL, "outcome" => e.label())
                         .increment(1);
                     // Reconnect next time: the coordinator may have moved.
                     state.coordinator = None;
@@ -201,6 +237,22 @@ impl Handler<Report> for OffsetCommitter {
     }
 }
 
+impl Handler<SetMember> for OffsetCommitter {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, msg: SetMember, _ctx: &mut Self::Context) -> Self::Result {
+        let state = Arc::clone(&self.state);
+        Box::pin(async move {
+            let mut state = state.lock().await;
+            if let Some(owned) = &msg.owned {
+                state.pending.retain(|tp, _| owned.contains(tp));
+            }
+            state.committer = Some(msg.committer);
+            state.owned = msg.owned;
+        })
+    }
+}
+
 impl Handler<Flush> for OffsetCommitter {
     type Result = ResponseFuture<Result<(), String>>;
 
@@ -223,5 +275,18 @@ mod tests {
         OffsetCommitter::merge(&mut state, BTreeMap::from([(tp.clone(), 12)]));
         OffsetCommitter::merge(&mut state, BTreeMap::from([(tp.clone(), 11)]));
         assert_eq!(state.pending[&tp], 12);
+    }
+
+    #[test]
+    fn only_owned_partitions_are_committed() {
+        let mut state = State {
+            owned: Some(BTreeSet::from([("t".to_owned(), 1)])),
+            ..State::default()
+        };
+        OffsetCommitter::merge(
+            &mut state,
+            BTreeMap::from([(("t".to_owned(), 0), 5), (("t".to_owned(), 1), 7)]),
+        );
+        assert_eq!(state.pending, BTreeMap::from([(("t".to_owned(), 1), 7)]));
     }
 }

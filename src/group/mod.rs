@@ -3,5 +3,9 @@
 //!
 //! - [`assignor`]: the partition assignors (`range`, `roundrobin`,
 //!   `cooperative-sticky`), compatible with the Java client's.
+//! - [`member`]: the group membership actor (classic protocol).
 
 pub mod assignor;
+pub mod member;
+
+pub use member::{GroupMember, Leave};

@@ -10,6 +10,8 @@
 //! - [`consumer_protocol`]: the consumer protocol's subscription and
 //!   assignment blobs (what Java, librdkafka and Go members exchange).
 //! - [`groups`]: listing and describing consumer groups.
+//! - [`membership`]: the classic group protocol's requests (JoinGroup,
+//!   SyncGroup, Heartbeat, LeaveGroup) for one member.
 //! - [`admin`]: topic administration (CreateTopics with configs,
 //!   DescribeConfigs, CreatePartitions, IncrementalAlterConfigs,
 //!   DeleteTopics) with per-topic errors.
@@ -20,6 +22,7 @@ pub mod admin;
 pub mod cluster;
 pub mod consumer_protocol;
 pub mod groups;
+pub mod membership;
 pub mod offsets;
 pub mod wire;
 

@@ -142,6 +142,28 @@ impl BrokerConnection {
             })?
     }
 
+    /// Sends `request` at `version` with a deadline of its own, for
+    /// requests the broker holds on purpose (JoinGroup waits for the whole
+    /// rebalance).
+    ///
+    /// # Cancellation
+    /// As [`Self::send_version`].
+    pub async fn send_version_within<R: Request>(
+        &mut self,
+        request: &R,
+        version: i16,
+        timeout: Duration,
+    ) -> Result<R::Response, KafkaError> {
+        let api = api_name(R::KEY);
+        tokio::time::timeout(timeout, self.round_trip(request, version))
+            .await
+            .map_err(|_| KafkaError::Timeout {
+                broker: self.addr.clone(),
+                operation: api,
+                after: timeout,
+            })?
+    }
+
     async fn round_trip<R: Request>(
         &mut self,
         request: &R,

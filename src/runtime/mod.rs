@@ -16,10 +16,12 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use actix::Supervisor;
+use actix::{Actor, Supervisor};
 use tokio::sync::oneshot;
 
 use crate::config::Config;
+use crate::config::GroupProtocol;
+use crate::group::{GroupMember, Leave};
 use crate::handler::router::Router;
 use crate::health::HealthMonitor;
 use crate::telemetry::{self, metrics as m};
@@ -54,6 +56,14 @@ pub enum RuntimeError {
 pub struct Started {
     /// The HTTP listener's address, if enabled.
     pub http_addr: Option<SocketAddr>,
+}
+
+/// How the pipeline gets its partitions.
+enum Consuming {
+    /// Every partition (`consumer.group_protocol = "none"`).
+    All(Box<pipeline::Pipeline>),
+    /// The group membership actor assigns them.
+    Group(actix::Addr<GroupMember>),
 }
 
 /// Runs the service until `shutdown` resolves, then stops it in order.
@@ -114,13 +124,33 @@ pub async fn run(
         HealthMonitor::new(monitor_config, monitor_consuming, monitor_topics)
     });
 
-    let pipeline = if let Some(router) = router {
-        let pipeline = pipeline::start(&config, router).await?;
-        tracing::info!(partitions = pipeline.partitions(), "pipeline started");
-        consuming.store(true, std::sync::atomic::Ordering::SeqCst);
-        Some(pipeline)
-    } else {
-        None
+    let pipeline = match router {
+        None => None,
+        Some(router) => {
+            let mut pipeline = pipeline::start(&config, router).await?;
+            match config.consumer.group_protocol {
+                GroupProtocol::None => {
+                    let all = pipeline.all_partitions().to_vec();
+                    pipeline.assign(&all).await?;
+                    tracing::info!(
+                        partitions = pipeline.partitions(),
+                        "pipeline started (no group membership: every partition)"
+                    );
+                    consuming.store(true, std::sync::atomic::Ordering::SeqCst);
+                    Some(Consuming::All(Box::new(pipeline)))
+                }
+                GroupProtocol::Classic => {
+                    tracing::info!(
+                        group = %config.consumer.group_id,
+                        "pipeline started; joining the consumer group"
+                    );
+                    let member =
+                        GroupMember::new(Arc::clone(&config), pipeline, Arc::clone(&consuming))
+                            .start();
+                    Some(Consuming::Group(member))
+                }
+            }
+        }
     };
 
     let http = match listener {
@@ -154,9 +184,19 @@ pub async fn run(
 
     shutdown.await;
     tracing::info!("shutting down");
-    if let Some(pipeline) = pipeline {
-        consuming.store(false, std::sync::atomic::Ordering::SeqCst);
-        pipeline.drain(config.shutdown.drain_timeout()).await;
+    consuming.store(false, std::sync::atomic::Ordering::SeqCst);
+    match pipeline {
+        None => {}
+        Some(Consuming::All(pipeline)) => pipeline.drain(config.shutdown.drain_timeout()).await,
+        Some(Consuming::Group(member)) => {
+            let timeout = config.shutdown.drain_timeout();
+            // Leave drains within `timeout`; the margin covers LeaveGroup,
+            // or a rebalance that must finish first.
+            let leave = member.send(Leave { timeout });
+            if tokio::time::timeout(timeout * 2, leave).await.is_err() {
+                tracing::warn!(?timeout, "leaving the group did not finish in time");
+            }
+        }
     }
     if let Some(http) = http {
         // Graceful: stops accepting, waits for in-flight requests up to the

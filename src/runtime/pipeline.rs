@@ -1,12 +1,12 @@
 //! Starts the pipeline: router, offset committer, and on each of one
-//! arbiter (thread) per core a producer pool and a share of the supervised
-//! partition consumers (one per partition of every routed topic, each with
-//! its handler workers). Stops it in order.
-//!
-//! Every partition of the routed topics is consumed by this instance
-//! (static assignment); group membership will start and stop partition
-//! consumers on assignment changes instead.
+//! arbiter (thread) per core a producer pool. Partition consumers (each
+//! with its handler workers) are started for the partitions this instance
+//! is assigned ([`Pipeline::assign`]) and drained when they are taken away
+//! ([`Pipeline::revoke`]): by the group membership actor
+//! ([`crate::group`]), or for every partition of the routed topics when
+//! `consumer.group_protocol = "none"`. Stops it in order.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,15 +18,24 @@ use crate::config::{Config, OffsetReset};
 use crate::consumer::commit::{Flush, OffsetCommitter};
 use crate::consumer::partition::{Drain, PartitionConsumer, Settings};
 use crate::handler::router::Router;
-use crate::kafka::GroupCoordinator;
+use crate::kafka::{GroupCoordinator, TopicPartition};
 use crate::producer::{self, PoolSettings, Producer, ProducerPool};
 
 /// A running pipeline.
 pub struct Pipeline {
-    consumers: Vec<Addr<PartitionConsumer>>,
+    kafka: crate::config::KafkaConfig,
+    group: String,
+    auto_offset_reset: OffsetReset,
+    router: Arc<Router>,
+    settings: Arc<Settings>,
+    /// Every partition of the routed topics at start-up.
+    partitions: Vec<TopicPartition>,
+    consumers: BTreeMap<TopicPartition, Addr<PartitionConsumer>>,
     committer: Addr<OffsetCommitter>,
     pools: Vec<Addr<ProducerPool>>,
     arbiters: Vec<Arbiter>,
+    /// Where the next partition consumer goes (round robin over arbiters).
+    next_slot: usize,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -42,7 +51,8 @@ fn kafka_error(what: impl std::fmt::Display) -> RuntimeError {
     RuntimeError::Kafka(what.to_string())
 }
 
-/// Starts consuming every partition of every routed topic.
+/// Starts the pipeline's shared actors, after checking that every input and
+/// output topic exists. No partition is consumed until [`Pipeline::assign`].
 pub async fn start(config: &Config, router: Arc<Router>) -> Result<Pipeline, RuntimeError> {
     let producer = Arc::new(
         Producer::connect(&config.kafka, config.producer.compression_type)
@@ -93,12 +103,6 @@ pub async fn start(config: &Config, router: Arc<Router>) -> Result<Pipeline, Run
             })?;
         }
     }
-    let mut coordinator = GroupCoordinator::connect(&config.kafka, &group)
-        .await
-        .map_err(kafka_error)?;
-    let committed = coordinator.fetch(&partitions).await.map_err(kafka_error)?;
-    drop(coordinator);
-
     let committer = OffsetCommitter::new(
         config.kafka.clone(),
         group.clone(),
@@ -139,53 +143,130 @@ pub async fn start(config: &Config, router: Arc<Router>) -> Result<Pipeline, Run
         ));
     }
 
-    let mut consumers = Vec::with_capacity(partitions.len());
-    for (i, (topic, partition)) in partitions.into_iter().enumerate() {
-        let client = crate::consumer::partition::connect(&config.kafka, &topic, partition)
-            .await
-            .map_err(|e| RuntimeError::Kafka(format!("{topic}/{partition}: {e}")))?;
-        let start = match committed
-            .get(&(topic.clone(), partition))
-            .copied()
-            .flatten()
-        {
-            Some(offset) => offset,
-            None => {
-                let at = match config.consumer.auto_offset_reset {
-                    OffsetReset::Earliest => OffsetAt::Earliest,
-                    OffsetReset::Latest => OffsetAt::Latest,
-                };
-                client.get_offset(at).await.map_err(|e| {
-                    RuntimeError::Kafka(format!("{topic}/{partition}: start offset: {e}"))
-                })?
-            }
-        };
-        tracing::info!(topic = %topic, partition, start, group = %group, "consuming");
-        let (router, pool, committer, settings) = (
-            Arc::clone(&router),
-            pools[i % pools.len()].clone(),
-            committer.clone(),
-            Arc::clone(&settings),
-        );
-        let arbiter = &arbiters[i % arbiters.len()];
-        consumers.push(Supervisor::start_in_arbiter(&arbiter.handle(), move |_| {
-            PartitionConsumer::new(
-                topic, partition, start, client, router, pool, committer, settings,
-            )
-        }));
-    }
     Ok(Pipeline {
-        consumers,
+        kafka: config.kafka.clone(),
+        group,
+        auto_offset_reset: config.consumer.auto_offset_reset,
+        router,
+        settings,
+        partitions,
+        consumers: BTreeMap::new(),
         committer,
         pools,
         arbiters,
+        next_slot: 0,
     })
 }
 
 impl Pipeline {
-    /// Partitions consumed.
+    /// Partitions consumed now.
     pub fn partitions(&self) -> usize {
         self.consumers.len()
+    }
+
+    /// The partitions consumed now.
+    pub fn owned(&self) -> BTreeSet<TopicPartition> {
+        self.consumers.keys().cloned().collect()
+    }
+
+    /// Every partition of the routed topics (at start-up).
+    pub fn all_partitions(&self) -> &[TopicPartition] {
+        &self.partitions
+    }
+
+    /// The routed (input) topics.
+    pub fn topics(&self) -> Vec<String> {
+        self.router.topics()
+    }
+
+    /// The offset committer.
+    pub fn committer(&self) -> &Addr<OffsetCommitter> {
+        &self.committer
+    }
+
+    /// Starts consuming `partitions` (those not consumed yet), each from
+    /// the group's committed offset, else from `consumer.auto_offset_reset`.
+    pub async fn assign(&mut self, partitions: &[TopicPartition]) -> Result<(), RuntimeError> {
+        let new: Vec<TopicPartition> = partitions
+            .iter()
+            .filter(|tp| !self.consumers.contains_key(*tp))
+            .cloned()
+            .collect();
+        if new.is_empty() {
+            return Ok(());
+        }
+        let mut coordinator = GroupCoordinator::connect(&self.kafka, &self.group)
+            .await
+            .map_err(kafka_error)?;
+        let committed = coordinator.fetch(&new).await.map_err(kafka_error)?;
+        drop(coordinator);
+        for (topic, partition) in new {
+            let client = crate::consumer::partition::connect(&self.kafka, &topic, partition)
+                .await
+                .map_err(|e| RuntimeError::Kafka(format!("{topic}/{partition}: {e}")))?;
+            let start = match committed
+                .get(&(topic.clone(), partition))
+                .copied()
+                .flatten()
+            {
+                Some(offset) => offset,
+                None => {
+                    let at = match self.auto_offset_reset {
+                        OffsetReset::Earliest => OffsetAt::Earliest,
+                        OffsetReset::Latest => OffsetAt::Latest,
+                    };
+                    client.get_offset(at).await.map_err(|e| {
+                        RuntimeError::Kafka(format!("{topic}/{partition}: start offset: {e}"))
+                    })?
+                }
+            };
+            tracing::info!(topic = %topic, partition, start, group = %self.group, "consuming");
+            let slot = self.next_slot;
+            self.next_slot += 1;
+            let (router, pool, committer, settings) = (
+                Arc::clone(&self.router),
+                self.pools[slot % self.pools.len()].clone(),
+                self.committer.clone(),
+                Arc::clone(&self.settings),
+            );
+            let arbiter = &self.arbiters[slot % self.arbiters.len()];
+            let tp = (topic.clone(), partition);
+            let consumer = Supervisor::start_in_arbiter(&arbiter.handle(), move |_| {
+                PartitionConsumer::new(
+                    topic, partition, start, client, router, pool, committer, settings,
+                )
+            });
+            self.consumers.insert(tp, consumer);
+        }
+        Ok(())
+    }
+
+    /// Stops consuming `partitions`: each stops fetching, finishes the
+    /// records in flight (their outputs acknowledged) and commits its
+    /// watermark, within `timeout`; then it is stopped. Records still in
+    /// flight at the deadline are handled again by the next owner.
+    pub async fn revoke(&mut self, partitions: &[TopicPartition], timeout: Duration) {
+        let revoked: Vec<(TopicPartition, Addr<PartitionConsumer>)> = partitions
+            .iter()
+            .filter_map(|tp| self.consumers.remove(tp).map(|c| (tp.clone(), c)))
+            .collect();
+        if revoked.is_empty() {
+            return;
+        }
+        let drains = revoked.iter().map(|(_, c)| c.send(Drain));
+        if tokio::time::timeout(timeout, futures_util::future::join_all(drains))
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                ?timeout,
+                partitions = ?revoked.iter().map(|(tp, _)| tp).collect::<Vec<_>>(),
+                "revoked partitions did not drain in time; their in-flight records will be handled again by their next owner"
+            );
+        }
+        for ((topic, partition), _) in &revoked {
+            tracing::info!(topic = %topic, partition, group = %self.group, "stopped consuming");
+        }
     }
 
     /// Stops fetching, lets every partition finish its records in flight
@@ -193,7 +274,7 @@ impl Pipeline {
     /// pools, within `timeout`; then flushes the committer and stops the
     /// arbiters.
     pub async fn drain(self, timeout: Duration) {
-        let drains = self.consumers.iter().map(|c| c.send(Drain));
+        let drains = self.consumers.values().map(|c| c.send(Drain));
         let flushes = self.pools.iter().map(|p| p.send(producer::Flush));
         let all = async {
             futures_util::future::join_all(drains).await;

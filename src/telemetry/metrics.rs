@@ -42,8 +42,24 @@ pub const CONSUMER_IN_FLIGHT_RECORDS: &str = "kafka_actors_consumer_in_flight_re
 /// Actor restarts, labelled `actor`.
 pub const ACTOR_RESTARTS_TOTAL: &str = "kafka_actors_actor_restarts_total";
 
+/// Rebalances this member took part in, labelled `cause`.
+pub const GROUP_REBALANCES_TOTAL: &str = "kafka_actors_group_rebalances_total";
+/// Time from the start of a rebalance to consuming the new assignment.
+pub const GROUP_REBALANCE_DURATION_SECONDS: &str = "kafka_actors_group_rebalance_duration_seconds";
+/// The group generation this member is in (-1 before its first join).
+pub const GROUP_GENERATION_COUNT: &str = "kafka_actors_group_generation_count";
+/// Partitions assigned to this member.
+pub const GROUP_ASSIGNED_PARTITIONS_COUNT: &str = "kafka_actors_group_assigned_partitions_count";
+/// Group protocol errors, labelled `api` and `error` (Kafka's error name).
+pub const GROUP_ERRORS_TOTAL: &str = "kafka_actors_group_errors_total";
+
 /// Every name above; the template test walks this list.
 pub const ALL: &[&str] = &[
+    GROUP_REBALANCES_TOTAL,
+    GROUP_REBALANCE_DURATION_SECONDS,
+    GROUP_GENERATION_COUNT,
+    GROUP_ASSIGNED_PARTITIONS_COUNT,
+    GROUP_ERRORS_TOTAL,
     CONSUMER_RECORDS_TOTAL,
     HANDLER_RECORDS_TOTAL,
     HANDLER_DURATION_SECONDS,
@@ -115,6 +131,27 @@ pub(crate) fn describe_all() {
         "Records fetched and not yet fully handled, by partition."
     );
     describe_counter!(ACTOR_RESTARTS_TOTAL, "Actor restarts, by actor.");
+    describe_counter!(
+        GROUP_REBALANCES_TOTAL,
+        "Rebalances this member took part in, by cause."
+    );
+    describe_histogram!(
+        GROUP_REBALANCE_DURATION_SECONDS,
+        Unit::Seconds,
+        "Time from the start of a rebalance to consuming the new assignment."
+    );
+    describe_gauge!(
+        GROUP_GENERATION_COUNT,
+        "The consumer group generation this member is in."
+    );
+    describe_gauge!(
+        GROUP_ASSIGNED_PARTITIONS_COUNT,
+        "Partitions assigned to this member."
+    );
+    describe_counter!(
+        GROUP_ERRORS_TOTAL,
+        "Group protocol errors, by API and Kafka error name."
+    );
 }
 
 #[cfg(test)]

@@ -123,6 +123,10 @@ async fn intelligence_service_answers_all_four_handlers_by_correlation_id() {
         config.consumer.group_id = testkit::unique_name("archon-intelligence");
         config.kafka = testkit::kafka_config(broker.bootstrap());
         config.consumer.fetch_max_wait_ms = 100;
+        // Tansu holds a new member's first JoinGroup for about half the
+        // session timeout.
+        config.consumer.session_timeout_ms = 6_000;
+        config.consumer.heartbeat_interval_ms = 1_000;
         config.http.bind = "127.0.0.1:0".to_owned();
         let topic = |logical: &str| config.topic_name(logical);
         let names: Vec<(String, String)> = KINDS

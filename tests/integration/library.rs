@@ -57,6 +57,10 @@ async fn panicking_and_failing_library_handlers_never_stop_the_pipeline() {
         };
         config.consumer.group_id = testkit::unique_name("group");
         config.consumer.fetch_max_wait_ms = 100;
+        // Tansu holds a new member's first JoinGroup for about half the
+        // session timeout.
+        config.consumer.session_timeout_ms = 6_000;
+        config.consumer.heartbeat_interval_ms = 1_000;
         config.http.bind = "127.0.0.1:0".to_owned();
         config.routes.insert(
             "flaky".to_owned(),

@@ -132,6 +132,10 @@ impl Service {
             .env("KAFKA_ACTORS_HTTP__BIND", &http)
             .env("KAFKA_ACTORS_HEALTH__CHECK_INTERVAL_MS", "500")
             .env("KAFKA_ACTORS_KAFKA__CONNECT_TIMEOUT_MS", "2000")
+            // Tansu holds a new member's first JoinGroup for about half the
+            // session timeout: keep it short.
+            .env("KAFKA_ACTORS_CONSUMER__SESSION_TIMEOUT_MS", "6000")
+            .env("KAFKA_ACTORS_CONSUMER__HEARTBEAT_INTERVAL_MS", "1000")
             .env("RUST_LOG", "info,kafka_actors=debug")
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&log).expect("log file"))
