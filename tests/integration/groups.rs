@@ -276,6 +276,26 @@ async fn three_members_share_partitions_and_take_over_without_losing_requests() 
         .unwrap();
         assert_eq!(shares.len(), 3);
         assert!(shares.iter().all(|s| s.len() == 2), "{shares:?}");
+        // What the coordinator says (`group describe`): three members, the
+        // range assignor, and (Kafka only: Tansu's DescribeGroups leaves
+        // assignments out) the same partitions per member.
+        let described = kafka_actors::kafka::groups::describe_group(&kafka, &group)
+            .await
+            .unwrap();
+        assert_eq!(described.state, "Stable", "{described:?}");
+        assert_eq!(described.members.len(), 3, "{described:?}");
+        if broker.is_external() {
+            assert_eq!(described.protocol, "range");
+            let mut theirs: Vec<BTreeSet<TopicPartition>> = described
+                .members
+                .iter()
+                .map(|m| m.assignment.iter().cloned().collect())
+                .collect();
+            let mut ours = shares.clone();
+            theirs.sort();
+            ours.sort();
+            assert_eq!(theirs, ours);
+        }
 
         // Requests flow while members come and go.
         let producer = Arc::new(
@@ -754,6 +774,89 @@ async fn cooperative_sticky_revokes_only_the_partitions_that_move() {
         let n = sent.load(Ordering::SeqCst);
         assert_all_answered(&client, &t.responses, n).await;
         drop(services);
+    })
+    .await;
+}
+
+/// A member that stops answering (SIGSTOP past the session timeout) is
+/// evicted; the other takes its partitions over. When it wakes up it finds
+/// out, stops its partitions without committing, and rejoins. Nothing is
+/// lost, no committed offset goes backwards, and no partition is committed
+/// by two members in one generation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_member_is_fenced_off_and_rejoins_when_it_wakes() {
+    bounded_long(async {
+        let broker = TestBroker::start().await.unwrap();
+        let kafka = testkit::kafka_config(broker.bootstrap());
+        let client = testkit::client(broker.bootstrap(), Duration::from_secs(20))
+            .await
+            .unwrap();
+        let t = topics(&client, 6).await;
+        let group = testkit::unique_name("frozen");
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_config(&dir, &t, &group, "");
+        let all: BTreeSet<TopicPartition> = (0..6).map(|p| (t.requests.clone(), p)).collect();
+        let producer = Arc::new(
+            Producer::connect(&kafka, kafka_actors::config::Compression::None)
+                .await
+                .unwrap(),
+        );
+        let stop = Arc::new(AtomicBool::new(false));
+        let sent = Arc::new(AtomicUsize::new(0));
+        let stream = request_stream(
+            Arc::clone(&producer),
+            t.requests.clone(),
+            Arc::clone(&stop),
+            Arc::clone(&sent),
+        );
+        let watcher = watch_commits(
+            kafka.clone(),
+            group.clone(),
+            all.iter().cloned().collect(),
+            Arc::clone(&stop),
+        );
+        let bootstrap = broker.bootstrap().to_owned();
+        let (a, b) = tokio::task::spawn_blocking(move || {
+            let a = start(&bootstrap, &path, &[]);
+            let b = start(&bootstrap, &path, &[]);
+            wait_stable(&[&a, &b], &all);
+            std::thread::sleep(Duration::from_secs(1));
+
+            a.signal("STOP");
+            let taken = wait_stable(&[&b], &all);
+            assert_eq!(taken[0].len(), 6);
+            a.signal("CONT");
+            let shares = wait_stable(&[&a, &b], &all);
+            assert!(shares.iter().all(|s| s.len() == 3), "{shares:?}");
+            let lost = events(&a, "partitions lost; stopping them without committing");
+            assert!(
+                !lost.is_empty(),
+                "the woken member treated its partitions as lost"
+            );
+            (a, b)
+        })
+        .await
+        .unwrap();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        stop.store(true, Ordering::SeqCst);
+        stream.await.unwrap();
+        watcher.await.unwrap();
+        assert_all_answered(&client, &t.responses, sent.load(Ordering::SeqCst)).await;
+        let mut by_generation: BTreeMap<(i64, TopicPartition), BTreeSet<String>> = BTreeMap::new();
+        for (generation, member, tp) in commits(&[&a, &b]) {
+            by_generation
+                .entry((generation, tp))
+                .or_default()
+                .insert(member);
+        }
+        for ((generation, tp), members) in &by_generation {
+            assert_eq!(
+                members.len(),
+                1,
+                "{tp:?} committed by {members:?} in generation {generation}"
+            );
+        }
+        drop((a, b));
     })
     .await;
 }

@@ -192,6 +192,16 @@ impl Service {
         }
     }
 
+    /// Sends `signal` (`STOP`, `CONT`, ...) without waiting.
+    pub fn signal(&self, signal: &str) {
+        let child = self.child.as_ref().expect("running");
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(&mut self, within: Duration) -> ExitStatus {
         let child = self.child.as_mut().expect("running");
