@@ -605,7 +605,9 @@ async fn run_service(
         Err(e) => {
             tracing::error!(error = %e, "service failed");
             match e {
-                runtime::RuntimeError::Router(_) => Exit::Config,
+                runtime::RuntimeError::Router(_) | runtime::RuntimeError::Unsupported(_) => {
+                    Exit::Config
+                }
                 runtime::RuntimeError::Topics(e)
                     if e.kind() == crate::kafka::ErrorKind::Permanent =>
                 {

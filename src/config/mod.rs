@@ -211,6 +211,10 @@ pub enum GroupProtocol {
     /// `group_id` share the partitions.
     #[default]
     Classic,
+    /// KIP-848's consumer group protocol (ConsumerGroupHeartbeat): the
+    /// broker computes the assignment and rebalances are incremental.
+    /// Needs a broker that supports it (Apache Kafka 4.x).
+    Consumer,
     /// No group membership: this instance consumes every partition of its
     /// routed topics and commits as a standalone consumer (one instance per
     /// group only).
@@ -255,6 +259,10 @@ pub struct ConsumerConfig {
     /// `cooperative-sticky`. The group uses the first one every member
     /// offers. With only `cooperative-sticky`, rebalances are incremental.
     pub partition_assignment_strategy: Vec<String>,
+    /// With `group_protocol = "consumer"`: the broker-side assignor
+    /// (Java's `group.remote.assignor`, `uniform` or `range`); unset: the
+    /// broker's default.
+    pub group_remote_assignor: Option<String>,
     /// Static membership id (Java's `group.instance.id`, KIP-345): a restart
     /// within the session timeout keeps the assignment without a rebalance.
     pub group_instance_id: Option<String>,
@@ -285,6 +293,7 @@ impl Default for ConsumerConfig {
                 "range".to_owned(),
                 "cooperative-sticky".to_owned(),
             ],
+            group_remote_assignor: None,
             group_instance_id: None,
             rebalance_timeout_ms: 60_000,
         }

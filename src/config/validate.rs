@@ -189,6 +189,16 @@ pub(crate) fn validate(config: &Config, provenance: &Provenance, problems: &mut 
             );
         }
     }
+    if let Some(assignor) = &cons.group_remote_assignor
+        && !matches!(assignor.as_str(), "uniform" | "range")
+    {
+        c.fail(
+            "consumer.group_remote_assignor",
+            format!(
+                "unknown server-side assignor `{assignor}` (Apache Kafka has uniform and range)"
+            ),
+        );
+    }
     if let Some(id) = &cons.group_instance_id
         && (id.trim().is_empty() || id.len() > 249)
     {

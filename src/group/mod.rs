@@ -4,8 +4,12 @@
 //! - [`assignor`]: the partition assignors (`range`, `roundrobin`,
 //!   `cooperative-sticky`), compatible with the Java client's.
 //! - [`member`]: the group membership actor (classic protocol).
+//! - [`consumer`]: the group membership actor for KIP-848's consumer
+//!   protocol.
 
 pub mod assignor;
+pub mod consumer;
 pub mod member;
 
+pub use consumer::ConsumerMember;
 pub use member::{GroupMember, Leave};

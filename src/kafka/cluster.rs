@@ -119,6 +119,22 @@ pub async fn metadata(
     Ok(response)
 }
 
+/// The topic ids of `topics` (Metadata v10+), by name; a topic that does
+/// not exist is left out.
+pub async fn topic_ids(
+    config: &KafkaConfig,
+    topics: &[String],
+) -> Result<BTreeMap<String, uuid::Uuid>, KafkaError> {
+    let mut conn = connect_any(config).await?;
+    let response = metadata(&mut conn, Some(topics.to_vec())).await?;
+    Ok(response
+        .topics
+        .into_iter()
+        .filter(|t| t.error_code == 0 && !t.topic_id.is_nil())
+        .filter_map(|t| Some((t.name?.0.to_string(), t.topic_id)))
+        .collect())
+}
+
 /// Connects, then describes the cluster: brokers, controller, API versions.
 pub async fn describe(config: &KafkaConfig) -> Result<ClusterInfo, KafkaError> {
     let mut conn = connect_any(config).await?;

@@ -37,6 +37,9 @@ pub enum RuntimeError {
     /// pipeline.
     #[error("starting the pipeline: {0}")]
     Kafka(String),
+    /// The configuration asks for something the brokers do not support.
+    #[error("{0}")]
+    Unsupported(String),
     /// Declared topics could not be created or verified.
     #[error("topics: {0}")]
     Topics(#[from] crate::topics::TopicError),
@@ -62,8 +65,8 @@ pub struct Started {
 enum Consuming {
     /// Every partition (`consumer.group_protocol = "none"`).
     All(Box<pipeline::Pipeline>),
-    /// The group membership actor assigns them.
-    Group(actix::Addr<GroupMember>),
+    /// A group membership actor (classic or KIP-848) assigns them.
+    Group(actix::Recipient<Leave>),
 }
 
 /// Runs the service until `shutdown` resolves, then stops it in order.
@@ -147,7 +150,23 @@ pub async fn run(
                     let member =
                         GroupMember::new(Arc::clone(&config), pipeline, Arc::clone(&consuming))
                             .start();
-                    Some(Consuming::Group(member))
+                    Some(Consuming::Group(member.recipient()))
+                }
+                GroupProtocol::Consumer => {
+                    crate::group::consumer::check_support(&config)
+                        .await
+                        .map_err(RuntimeError::Unsupported)?;
+                    tracing::info!(
+                        group = %config.consumer.group_id,
+                        "pipeline started; joining the consumer group (KIP-848)"
+                    );
+                    let member = crate::group::ConsumerMember::new(
+                        Arc::clone(&config),
+                        pipeline,
+                        Arc::clone(&consuming),
+                    )
+                    .start();
+                    Some(Consuming::Group(member.recipient()))
                 }
             }
         }

@@ -29,7 +29,12 @@ async fn bounded_long<T>(fut: impl std::future::Future<Output = T>) -> T {
     }
 }
 
-fn write_config(dir: &tempfile::TempDir, t: &Topics, group: &str, extra: &str) -> PathBuf {
+pub(crate) fn write_config(
+    dir: &tempfile::TempDir,
+    t: &Topics,
+    group: &str,
+    extra: &str,
+) -> PathBuf {
     let path = dir.path().join("service.toml");
     std::fs::write(
         &path,
@@ -58,7 +63,7 @@ handler = "echo"
     path
 }
 
-fn start(bootstrap: &str, config: &Path, env: &[(&str, &str)]) -> Service {
+pub(crate) fn start(bootstrap: &str, config: &Path, env: &[(&str, &str)]) -> Service {
     let config = config.to_string_lossy().into_owned();
     let mut env = env.to_vec();
     env.push(("KAFKA_ACTORS_CONFIG", config.as_str()));
@@ -68,7 +73,7 @@ fn start(bootstrap: &str, config: &Path, env: &[(&str, &str)]) -> Service {
 }
 
 /// The JSON log lines of `service` with the given message.
-fn events(service: &Service, message: &str) -> Vec<Value> {
+pub(crate) fn events(service: &Service, message: &str) -> Vec<Value> {
     service
         .log()
         .lines()
@@ -92,7 +97,7 @@ fn parse_partitions(debug: &str) -> BTreeSet<TopicPartition> {
 }
 
 /// A member's latest "joined the group": (generation, partitions).
-fn latest_join(service: &Service) -> Option<(i64, BTreeSet<TopicPartition>)> {
+pub(crate) fn latest_join(service: &Service) -> Option<(i64, BTreeSet<TopicPartition>)> {
     let last = events(service, "joined the group").pop()?;
     Some((
         last["fields"]["generation"].as_i64()?,
@@ -107,7 +112,7 @@ fn last_join_led(service: &Service) -> Option<bool> {
 
 /// Waits until `members` are all in one generation and their assignments
 /// are disjoint and cover `expected`; returns them.
-fn wait_stable(
+pub(crate) fn wait_stable(
     members: &[&Service],
     expected: &BTreeSet<TopicPartition>,
 ) -> Vec<BTreeSet<TopicPartition>> {
@@ -133,7 +138,7 @@ fn wait_stable(
 }
 
 /// Every "committed" line of every member: (generation, member, partition).
-fn commits(services: &[&Service]) -> Vec<(i64, String, TopicPartition)> {
+pub(crate) fn commits(services: &[&Service]) -> Vec<(i64, String, TopicPartition)> {
     let mut out = Vec::new();
     for s in services {
         for e in events(s, "committed") {
@@ -164,7 +169,7 @@ fn commits(services: &[&Service]) -> Vec<(i64, String, TopicPartition)> {
 /// Reads the responses until every request `c0..c{n}` has at least one
 /// (at-least-once: some may have two), or a minute passes; fails naming
 /// the unanswered ones.
-async fn assert_all_answered(client: &rskafka::client::Client, topic: &str, n: usize) {
+pub(crate) async fn assert_all_answered(client: &rskafka::client::Client, topic: &str, n: usize) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let responses = read_all(client, topic, 6, n, Duration::from_secs(5)).await;
@@ -186,7 +191,7 @@ async fn assert_all_answered(client: &rskafka::client::Client, topic: &str, n: u
 }
 
 /// Sends a request every few milliseconds until stopped; returns how many.
-fn request_stream(
+pub(crate) fn request_stream(
     producer: Arc<Producer>,
     topic: String,
     stop: Arc<AtomicBool>,
@@ -219,7 +224,7 @@ fn request_stream(
 
 /// Polls the group's committed offsets until stopped; fails on any that
 /// goes backwards.
-fn watch_commits(
+pub(crate) fn watch_commits(
     kafka: kafka_actors::config::KafkaConfig,
     group: String,
     partitions: Vec<TopicPartition>,
@@ -578,6 +583,30 @@ fn wait_covering(
     }
 }
 
+/// As [`wait_covering`], and until the shares differ by at most one
+/// (KIP-848 moves partitions over several heartbeats).
+fn wait_balanced(
+    members: &[&dyn Fn() -> Option<BTreeSet<TopicPartition>>],
+    expected: &BTreeSet<TopicPartition>,
+) -> Vec<BTreeSet<TopicPartition>> {
+    let deadline = Instant::now() + STABLE_WITHIN;
+    loop {
+        let shares = wait_covering(members, expected);
+        let sizes: Vec<usize> = shares.iter().map(BTreeSet::len).collect();
+        let (min, max) = (sizes.iter().min(), sizes.iter().max());
+        if let (Some(min), Some(max)) = (min, max)
+            && max - min <= 1
+        {
+            return shares;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "shares never balanced: {shares:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// A librdkafka consumer (confluent-kafka) and kafka-actors in one group,
 /// each leader in turn: assignments disjoint and complete, both answer
 /// requests and commit, every request answered, no committed offset goes
@@ -859,4 +888,233 @@ async fn a_frozen_member_is_fenced_off_and_rejoins_when_it_wakes() {
         drop((a, b));
     })
     .await;
+}
+
+/// KIP-848 (`group_protocol = "consumer"`): the broker assigns; two members
+/// share the partitions, one leaves and the other takes them all; nothing
+/// is lost and no committed offset goes backwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Apache Kafka: Tansu does not implement KIP-848's ConsumerGroupHeartbeat"]
+async fn kip848_members_share_partitions_and_take_over() {
+    bounded_long(async {
+        let broker = TestBroker::start().await.unwrap();
+        let kafka = testkit::kafka_config(broker.bootstrap());
+        let client = testkit::client(broker.bootstrap(), Duration::from_secs(20))
+            .await
+            .unwrap();
+        let t = topics(&client, 6).await;
+        let group = testkit::unique_name("kip848");
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_config(&dir, &t, &group, r#"group_protocol = "consumer""#);
+        let all: BTreeSet<TopicPartition> = (0..6).map(|p| (t.requests.clone(), p)).collect();
+        let producer = Arc::new(
+            Producer::connect(&kafka, kafka_actors::config::Compression::None)
+                .await
+                .unwrap(),
+        );
+        let stop = Arc::new(AtomicBool::new(false));
+        let sent = Arc::new(AtomicUsize::new(0));
+        let stream = request_stream(
+            Arc::clone(&producer),
+            t.requests.clone(),
+            Arc::clone(&stop),
+            Arc::clone(&sent),
+        );
+        let watcher = watch_commits(
+            kafka.clone(),
+            group.clone(),
+            all.iter().cloned().collect(),
+            Arc::clone(&stop),
+        );
+        let bootstrap = broker.bootstrap().to_owned();
+        let survivor = tokio::task::spawn_blocking(move || {
+            let mut a = start(&bootstrap, &path, &[]);
+            let b = start(&bootstrap, &path, &[]);
+            let shares = wait_balanced(
+                &[&|| latest_join(&a).map(|(_, p)| p), &|| {
+                    latest_join(&b).map(|(_, p)| p)
+                }],
+                &all,
+            );
+            assert!(shares.iter().all(|s| s.len() == 3), "{shares:?}");
+            std::thread::sleep(Duration::from_secs(2));
+            let status = a.terminate(Duration::from_secs(60));
+            assert!(status.success(), "{status}");
+            assert!(!events(&a, "left the group").is_empty());
+            wait_covering(&[&|| latest_join(&b).map(|(_, p)| p)], &all);
+            b
+        })
+        .await
+        .unwrap();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        stop.store(true, Ordering::SeqCst);
+        stream.await.unwrap();
+        let committed = watcher.await.unwrap();
+        assert_all_answered(&client, &t.responses, sent.load(Ordering::SeqCst)).await;
+        assert_eq!(
+            committed.len(),
+            6,
+            "every partition committed: {committed:?}"
+        );
+        drop(survivor);
+    })
+    .await;
+}
+
+/// On a broker without KIP-848 (Tansu), `group_protocol = "consumer"`
+/// fails at start-up saying so and what to change (exit code 3).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kip848_on_a_broker_without_it_fails_with_the_advice() {
+    bounded_long(async {
+        // Always Tansu, whichever broker the other tests use.
+        let broker = kafka_actors::embedded::EmbeddedBroker::start()
+            .await
+            .unwrap();
+        let client = testkit::client(broker.bootstrap(), Duration::from_secs(20))
+            .await
+            .unwrap();
+        let t = topics(&client, 1).await;
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_config(&dir, &t, "kip848", r#"group_protocol = "consumer""#);
+        let bootstrap = broker.bootstrap().to_owned();
+        let (status, out, err) = tokio::task::spawn_blocking(move || {
+            let config = path.to_string_lossy().into_owned();
+            crate::support::run_cli(
+                &["--config", &config, "run"],
+                &[
+                    ("KAFKA_BOOTSTRAP_SERVERS", bootstrap.as_str()),
+                    ("KAFKA_ACTORS_HTTP__BIND", "127.0.0.1:0"),
+                ],
+            )
+        })
+        .await
+        .unwrap();
+        assert_eq!(status.code(), Some(3), "{out}\n{err}");
+        assert!(err.contains("needs KIP-848"), "{err}");
+        assert!(
+            err.contains("consumer.group_protocol = \\\"classic\\\""),
+            "{err}"
+        );
+    })
+    .await;
+}
+
+/// The Java client (Kafka's console consumer, from the jars `scripts/kafka`
+/// fetched) and kafka-actors in one group, each leader in turn: the
+/// coordinator's view (DescribeGroups, both members' assignments decoded)
+/// is disjoint and complete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Apache Kafka: runs the Java console consumer from the broker jars scripts/kafka fetched"]
+async fn a_java_consumer_and_kafka_actors_share_a_group_either_one_leading() {
+    bounded_long(async {
+        let broker = TestBroker::start().await.unwrap();
+        let kafka = testkit::kafka_config(broker.bootstrap());
+        let client = testkit::client(broker.bootstrap(), Duration::from_secs(20))
+            .await
+            .unwrap();
+        let t = topics(&client, 6).await;
+        let group = testkit::unique_name("java");
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_config(&dir, &t, &group, "");
+        let all: BTreeSet<TopicPartition> = (0..6).map(|p| (t.requests.clone(), p)).collect();
+        let bootstrap = broker.bootstrap().to_owned();
+
+        // Both members, as the coordinator sees them.
+        let described = |kafka: kafka_actors::config::KafkaConfig, group: String| async move {
+            let d = kafka_actors::kafka::groups::describe_group(&kafka, &group)
+                .await
+                .unwrap();
+            d.members
+                .iter()
+                .map(|m| (m.client_id.clone(), m.assignment.iter().cloned().collect()))
+                .collect::<Vec<(String, BTreeSet<TopicPartition>)>>()
+        };
+        let balanced = |members: &[(String, BTreeSet<TopicPartition>)]| {
+            members.len() == 2
+                && members.iter().all(|(_, p)| p.len() == 3)
+                && members
+                    .iter()
+                    .flat_map(|(_, p)| p.clone())
+                    .collect::<BTreeSet<_>>()
+                    == all
+        };
+        let wait_described = |want_java: bool| {
+            let (kafka, group) = (kafka.clone(), group.clone());
+            async move {
+                let deadline = Instant::now() + STABLE_WITHIN;
+                loop {
+                    let now = described(kafka.clone(), group.clone()).await;
+                    if balanced(&now)
+                        && now.iter().any(|(c, _)| c.starts_with("console-consumer")) == want_java
+                    {
+                        return now;
+                    }
+                    assert!(Instant::now() < deadline, "not balanced: {now:?}");
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
+            }
+        };
+
+        let (b, p) = (bootstrap.clone(), path.clone());
+        let all1 = all.clone();
+        let mut ours = tokio::task::spawn_blocking(move || {
+            let ours = start(&b, &p, &[]);
+            wait_stable(&[&ours], &all1);
+            ours
+        })
+        .await
+        .unwrap();
+        let root = env!("CARGO_MANIFEST_DIR");
+        let java = std::process::Command::new("bash")
+            .arg(format!("{root}/scripts/kafka"))
+            .args([
+                "tool",
+                "org.apache.kafka.tools.consumer.ConsoleConsumer",
+                "--bootstrap-server",
+                &bootstrap,
+                "--topic",
+                &t.requests,
+                "--group",
+                &group,
+                "--consumer-property",
+                "session.timeout.ms=6000",
+                "--consumer-property",
+                "heartbeat.interval.ms=1000",
+            ])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start the Java console consumer");
+        let _java = KillOnDrop(java);
+        wait_described(true).await;
+        assert_eq!(last_join_led(&ours), Some(true), "kafka-actors led");
+
+        // kafka-actors leaves and comes back: the Java member leads.
+        ours = tokio::task::spawn_blocking(move || {
+            let status = ours.terminate(Duration::from_secs(60));
+            assert!(status.success(), "{status}");
+            start(&bootstrap, &path, &[])
+        })
+        .await
+        .unwrap();
+        wait_described(true).await;
+        assert_eq!(last_join_led(&ours), Some(false), "the Java consumer led");
+        drop(ours);
+    })
+    .await;
+}
+
+/// Kills a process and its children (the Java process under
+/// `bash scripts/kafka tool`) when dropped.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("pkill")
+            .args(["-KILL", "-P", &self.0.id().to_string()])
+            .status();
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
