@@ -383,6 +383,7 @@ fn main() {
             &path,
             format!(
                 "[consumer]\ngroup_id = \"{}\"\n\
+                 session_timeout_ms = 6000\nheartbeat_interval_ms = 1000\n\
                  [producer]\ncompression_type = \"none\"\n\
                  [routes.bench]\ntopic = \"{req}\"\nhandler = \"echo\"\nreply_topic = \"{resp}\"\n",
                 testkit::unique_name("bench-group")

@@ -137,6 +137,12 @@ pub(crate) fn wait_stable(
     }
 }
 
+/// Prints how long a take-over took (a figure, not an assertion).
+#[allow(clippy::print_stderr)]
+fn report_take_over(what: &str, took: Duration) {
+    eprintln!("group take-over after {what}: partitions consumed again by the others in {took:?}");
+}
+
 /// Every "committed" line of every member: (generation, member, partition).
 pub(crate) fn commits(services: &[&Service]) -> Vec<(i64, String, TopicPartition)> {
     let mut out = Vec::new();
@@ -328,10 +334,12 @@ async fn three_members_share_partitions_and_take_over_without_losing_requests() 
         let mut first = members.remove(0);
         let all2 = all.clone();
         let (mut first, members) = tokio::task::spawn_blocking(move || {
+            let stopping = Instant::now();
             let status = first.terminate(Duration::from_secs(60));
             assert!(status.success(), "{status}");
             let refs: Vec<&Service> = members.iter().collect();
             let shares = wait_stable(&refs, &all2);
+            report_take_over("SIGTERM", stopping.elapsed());
             assert!(shares.iter().all(|s| s.len() == 3), "{shares:?}");
             (first, members)
         })
@@ -344,9 +352,11 @@ async fn three_members_share_partitions_and_take_over_without_losing_requests() 
         let mut second = members.remove(0);
         let all3 = all.clone();
         let (second, last) = tokio::task::spawn_blocking(move || {
+            let crashing = Instant::now();
             second.kill();
             let last = members.remove(0);
             let shares = wait_stable(&[&last], &all3);
+            report_take_over("kill -9 (session timeout 6 s)", crashing.elapsed());
             assert_eq!(shares[0].len(), 6);
             (second, last)
         })
