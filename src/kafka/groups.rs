@@ -277,6 +277,55 @@ async fn describe_once(c: &mut GroupCoordinator) -> Result<DescribedGroup, Kafka
     }
 }
 
+/// ConsumerGroupDescribe (KIP-848 groups): state, server-side assignor and
+/// members with their current assignments; `None` when the coordinator
+/// does not speak it or knows no such consumer group.
+async fn describe_consumer_group(
+    c: &mut GroupCoordinator,
+    group: &str,
+) -> Result<Option<(String, String, Vec<GroupMember>)>, KafkaError> {
+    use kafka_protocol::messages::ConsumerGroupDescribeRequest;
+    let conn = c.connection();
+    let Ok(version) = conn.version_for::<ConsumerGroupDescribeRequest>() else {
+        return Ok(None);
+    };
+    let request = ConsumerGroupDescribeRequest::default()
+        .with_group_ids(vec![GroupId(StrBytes::from_string(group.to_owned()))]);
+    let response = conn.send_version(&request, version).await?;
+    let Some(g) = response
+        .groups
+        .into_iter()
+        .find(|g| g.group_id.0.as_str() == group && g.error_code == 0)
+    else {
+        return Ok(None);
+    };
+    let members = g
+        .members
+        .iter()
+        .map(|m| GroupMember {
+            member_id: text(&m.member_id),
+            group_instance_id: m.instance_id.as_ref().map(text),
+            client_id: text(&m.client_id),
+            client_host: text(&m.client_host),
+            assignment: m
+                .assignment
+                .topic_partitions
+                .iter()
+                .flat_map(|tp| {
+                    let topic = text(&tp.topic_name.0);
+                    tp.partitions.iter().map(move |p| (topic.clone(), *p))
+                })
+                .collect(),
+            assignment_error: None,
+        })
+        .collect();
+    Ok(Some((
+        text(&g.group_state),
+        text(&g.assignor_name),
+        members,
+    )))
+}
+
 fn member(
     protocol_type: &str,
     m: &kafka_protocol::messages::describe_groups_response::DescribedGroupMember,
@@ -328,13 +377,25 @@ pub async fn describe_group(
         broker_message: described.error_message.as_ref().map(text),
     };
     if description.state == DEAD {
-        return Ok(description);
+        // Kafka answers DescribeGroups for a KIP-848 group as if it did not
+        // exist: ask ConsumerGroupDescribe.
+        match describe_consumer_group(&mut coordinator, group).await? {
+            Some((state, assignor, members)) => {
+                description.state = state;
+                description.protocol_type = PROTOCOL_TYPE.to_owned();
+                description.protocol = assignor;
+                description.members = members;
+                description.broker_message = None;
+            }
+            None => return Ok(description),
+        }
+    } else {
+        description.members = described
+            .members
+            .iter()
+            .map(|m| member(&description.protocol_type, m))
+            .collect();
     }
-    description.members = described
-        .members
-        .iter()
-        .map(|m| member(&description.protocol_type, m))
-        .collect();
     description
         .members
         .sort_by(|a, b| a.member_id.cmp(&b.member_id));

@@ -937,6 +937,7 @@ async fn kip848_members_share_partitions_and_take_over() {
             Arc::clone(&stop),
         );
         let bootstrap = broker.bootstrap().to_owned();
+        let (kafka2, group2) = (kafka.clone(), group.clone());
         let survivor = tokio::task::spawn_blocking(move || {
             let mut a = start(&bootstrap, &path, &[]);
             let b = start(&bootstrap, &path, &[]);
@@ -947,6 +948,26 @@ async fn kip848_members_share_partitions_and_take_over() {
                 &all,
             );
             assert!(shares.iter().all(|s| s.len() == 3), "{shares:?}");
+            // `group describe` of a KIP-848 group (ConsumerGroupDescribe).
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let described = rt
+                .block_on(kafka_actors::kafka::groups::describe_group(
+                    &kafka2, &group2,
+                ))
+                .unwrap();
+            assert_eq!(described.members.len(), 2, "{described:?}");
+            let mut theirs: Vec<BTreeSet<TopicPartition>> = described
+                .members
+                .iter()
+                .map(|m| m.assignment.iter().cloned().collect())
+                .collect();
+            let mut ours = shares.clone();
+            theirs.sort();
+            ours.sort();
+            assert_eq!(theirs, ours, "{described:?}");
             std::thread::sleep(Duration::from_secs(2));
             let status = a.terminate(Duration::from_secs(60));
             assert!(status.success(), "{status}");
