@@ -115,6 +115,8 @@ pub struct GroupMember {
     rebalancing: bool,
     /// A rejoin was asked for during a rebalance.
     rejoin_after: Option<Rejoin>,
+    /// A retry of a failed rebalance, waiting for its pause.
+    retry: Option<(SpawnHandle, Rejoin)>,
     last_heartbeat: Instant,
     failures: u32,
     leaving: bool,
@@ -147,6 +149,7 @@ impl GroupMember {
             }),
             rebalancing: false,
             rejoin_after: None,
+            retry: None,
             last_heartbeat: Instant::now(),
             failures: 0,
             leaving: false,
@@ -188,6 +191,18 @@ impl GroupMember {
             self.rejoin_after = Some(merged);
             return;
         }
+        // A retry waiting for its pause is folded into this rebalance.
+        let msg = match self.retry.take() {
+            Some((handle, pending)) => {
+                ctx.cancel_future(handle);
+                Rejoin {
+                    cause: msg.cause,
+                    lost: msg.lost || pending.lost,
+                    reset_member: msg.reset_member || pending.reset_member,
+                }
+            }
+            None => msg,
+        };
         let Some(mut work) = self.work.take() else {
             return;
         };
@@ -272,15 +287,17 @@ impl GroupMember {
                         lost: false,
                         reset_member: false,
                     });
-                    ctx.run_later(pause, move |act, ctx| {
-                        act.rejoin(
-                            Rejoin {
-                                reset_member: next.reset_member || reset,
-                                ..next
-                            },
-                            ctx,
-                        )
+                    let next = Rejoin {
+                        reset_member: next.reset_member || reset,
+                        ..next
+                    };
+                    // Cancelled if something else starts a rebalance first.
+                    let handle = ctx.run_later(pause, |act, ctx| {
+                        if let Some((_, msg)) = act.retry.take() {
+                            act.rejoin(msg, ctx);
+                        }
                     });
+                    act.retry = Some((handle, next));
                 }
             }
         }));
@@ -371,8 +388,15 @@ async fn rebalance(
             assigned,
         }),
         Err(e) => {
-            if matches!(&e, RebalanceError::Kafka(k) if wire::error_code(k).is_none()) {
-                // Transport trouble: reconnect next time.
+            if matches!(
+                &e,
+                RebalanceError::Kafka(k) if matches!(
+                    wire::error_code(k),
+                    None | Some(wire::NOT_COORDINATOR | wire::COORDINATOR_NOT_AVAILABLE)
+                )
+            ) {
+                // Transport trouble, or the coordinator moved: find it again
+                // next time.
                 work.client = None;
             }
             Err((work, e))

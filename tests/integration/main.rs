@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod cli;
+mod coordinator;
 mod groups;
 mod harness;
 mod intelligence;
