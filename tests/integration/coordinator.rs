@@ -3,11 +3,11 @@
 //! `__consumer_offsets`), and handler work that outlasts the session
 //! timeout while heartbeats go on.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use kafka_actors::config::{Compression, KafkaConfig};
@@ -17,8 +17,8 @@ use kafka_actors::testkit::{self, TestBroker};
 use serde_json::json;
 
 use crate::groups::{
-    assert_all_answered, commits, events, latest_join, request_stream, start, wait_stable,
-    watch_commits, write_config,
+    Traffic, assert_all_answered, assert_fenced, events, latest_join, start, wait_stable,
+    write_config,
 };
 use crate::pipeline::{Topics, correlation_counts, read_all, topics};
 use crate::support::{Service, free_port, init_logs};
@@ -169,32 +169,14 @@ async fn the_group_recovers_from_a_broker_restart_without_losing_requests() {
             request_timeout_ms: 90_000,
             ..kafka.clone()
         };
-        let producer = Arc::new(
-            Producer::connect(&patient, Compression::None)
-                .await
-                .unwrap(),
-        );
-        let stop = Arc::new(AtomicBool::new(false));
-        let sent = Arc::new(AtomicUsize::new(0));
-        let stream = request_stream(
-            Arc::clone(&producer),
-            t.requests.clone(),
-            Arc::clone(&stop),
-            Arc::clone(&sent),
-        );
-        let watcher = watch_commits(
-            kafka.clone(),
-            group.clone(),
-            all.iter().cloned().collect(),
-            Arc::clone(&stop),
-        );
+        let traffic = Traffic::start(&patient, &kafka, &t.requests, &group).await;
         tokio::time::sleep(Duration::from_secs(3)).await;
 
         let joins_before: Vec<usize> = members
             .iter()
             .map(|m| events(m, "joined the group").len())
             .collect();
-        let sent_before = sent.load(Ordering::SeqCst);
+        let sent_before = traffic.sent.load(Ordering::SeqCst);
         let b = Arc::clone(&broker);
         let away = tokio::task::spawn_blocking(move || b.restart(RESTART_PAUSE))
             .await
@@ -241,12 +223,9 @@ async fn the_group_recovers_from_a_broker_restart_without_losing_requests() {
         .unwrap();
 
         // Requests keep flowing after the recovery.
-        let resumed_at = sent.load(Ordering::SeqCst);
+        let resumed_at = traffic.sent.load(Ordering::SeqCst);
         tokio::time::sleep(Duration::from_secs(3)).await;
-        stop.store(true, Ordering::SeqCst);
-        stream.await.unwrap();
-        let committed = watcher.await.unwrap();
-        let n = sent.load(Ordering::SeqCst);
+        let (n, committed) = traffic.finish().await;
         assert!(
             n > resumed_at,
             "requests were sent after the recovery ({resumed_at} -> {n})"
@@ -265,21 +244,7 @@ async fn the_group_recovers_from_a_broker_restart_without_losing_requests() {
             "every partition committed: {committed:?}"
         );
         let [first, second] = &members;
-        let mut by_generation: BTreeMap<(i64, TopicPartition), BTreeSet<String>> = BTreeMap::new();
-        for (generation, member, tp) in commits(&[first, second]) {
-            by_generation
-                .entry((generation, tp))
-                .or_default()
-                .insert(member);
-        }
-        assert!(!by_generation.is_empty());
-        for ((generation, tp), members) in &by_generation {
-            assert_eq!(
-                members.len(),
-                1,
-                "{tp:?} committed by {members:?} in generation {generation}"
-            );
-        }
+        assert_fenced(&[first, second]);
         // Members first: they must not outlive the broker they talk to.
         drop(members);
         drop(broker);

@@ -196,6 +196,123 @@ pub(crate) async fn assert_all_answered(client: &rskafka::client::Client, topic:
     }
 }
 
+/// What every group test starts from: a broker (the one the tests use), a
+/// 6-partition request topic with its responses topic, a fresh group id,
+/// and a config file for `kafka-actors run` (see [`write_config`]).
+pub(crate) struct Fixture {
+    pub(crate) broker: TestBroker,
+    pub(crate) kafka: kafka_actors::config::KafkaConfig,
+    pub(crate) client: rskafka::client::Client,
+    pub(crate) t: Topics,
+    pub(crate) group: String,
+    pub(crate) path: PathBuf,
+    /// Every partition of the request topic.
+    pub(crate) all: BTreeSet<TopicPartition>,
+    pub(crate) _dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    /// A fresh group named after `prefix`, with `extra` in `[consumer]`.
+    pub(crate) async fn new(prefix: &str, extra: &str) -> Self {
+        let broker = TestBroker::start().await.unwrap();
+        let kafka = testkit::kafka_config(broker.bootstrap());
+        let client = testkit::client(broker.bootstrap(), Duration::from_secs(20))
+            .await
+            .unwrap();
+        let t = topics(&client, 6).await;
+        let group = testkit::unique_name(prefix);
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_config(&dir, &t, &group, extra);
+        let all = (0..6).map(|p| (t.requests.clone(), p)).collect();
+        Self {
+            broker,
+            kafka,
+            client,
+            t,
+            group,
+            path,
+            all,
+            _dir: dir,
+        }
+    }
+}
+
+/// Requests flowing to a topic (see [`request_stream`]) and a watch on the
+/// group's committed offsets of its six partitions (see [`watch_commits`]).
+pub(crate) struct Traffic {
+    stop: Arc<AtomicBool>,
+    /// Requests sent so far.
+    pub(crate) sent: Arc<AtomicUsize>,
+    stream: tokio::task::JoinHandle<()>,
+    watcher: tokio::task::JoinHandle<BTreeMap<TopicPartition, i64>>,
+}
+
+impl Traffic {
+    /// Starts both; the requests go through a producer with `producer`'s
+    /// settings, the commits are read with `kafka`'s.
+    pub(crate) async fn start(
+        producer: &kafka_actors::config::KafkaConfig,
+        kafka: &kafka_actors::config::KafkaConfig,
+        topic: &str,
+        group: &str,
+    ) -> Self {
+        let producer = Arc::new(
+            Producer::connect(producer, kafka_actors::config::Compression::None)
+                .await
+                .unwrap(),
+        );
+        let stop = Arc::new(AtomicBool::new(false));
+        let sent = Arc::new(AtomicUsize::new(0));
+        let stream = request_stream(
+            producer,
+            topic.to_owned(),
+            Arc::clone(&stop),
+            Arc::clone(&sent),
+        );
+        let watcher = watch_commits(
+            kafka.clone(),
+            group.to_owned(),
+            (0..6).map(|p| (topic.to_owned(), p)).collect(),
+            Arc::clone(&stop),
+        );
+        Self {
+            stop,
+            sent,
+            stream,
+            watcher,
+        }
+    }
+
+    /// Stops both: how many requests were sent, and the last committed
+    /// offsets seen (the watch fails the test if one ever went backwards).
+    pub(crate) async fn finish(self) -> (usize, BTreeMap<TopicPartition, i64>) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.stream.await.unwrap();
+        let committed = self.watcher.await.unwrap();
+        (self.sent.load(Ordering::SeqCst), committed)
+    }
+}
+
+/// The commit fence, from every member's commit log: no partition was
+/// committed by two members in one generation.
+pub(crate) fn assert_fenced(services: &[&Service]) {
+    let mut by_generation: BTreeMap<(i64, TopicPartition), BTreeSet<String>> = BTreeMap::new();
+    for (generation, member, tp) in commits(services) {
+        by_generation
+            .entry((generation, tp))
+            .or_default()
+            .insert(member);
+    }
+    assert!(!by_generation.is_empty(), "no commits logged");
+    for ((generation, tp), members) in &by_generation {
+        assert_eq!(
+            members.len(),
+            1,
+            "{tp:?} committed by {members:?} in generation {generation}"
+        );
+    }
+}
+
 /// Sends a request every few milliseconds until stopped; returns how many.
 pub(crate) fn request_stream(
     producer: Arc<Producer>,
@@ -263,16 +380,16 @@ pub(crate) fn watch_commits(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_members_share_partitions_and_take_over_without_losing_requests() {
     bounded_long(async {
-        let broker = TestBroker::start().await.unwrap();
-        let kafka = testkit::kafka_config(broker.bootstrap());
-        let client = testkit::client(broker.bootstrap(), Duration::from_secs(20))
-            .await
-            .unwrap();
-        let t = topics(&client, 6).await;
-        let group = testkit::unique_name("group");
-        let dir = tempfile::tempdir().unwrap();
-        let path = write_config(&dir, &t, &group, "");
-        let all: BTreeSet<TopicPartition> = (0..6).map(|p| (t.requests.clone(), p)).collect();
+        let Fixture {
+            broker,
+            kafka,
+            client,
+            t,
+            group,
+            path,
+            all,
+            _dir,
+        } = Fixture::new("group", "").await;
 
         // Three members.
         let bootstrap = broker.bootstrap().to_owned();
@@ -311,25 +428,7 @@ async fn three_members_share_partitions_and_take_over_without_losing_requests() 
         }
 
         // Requests flow while members come and go.
-        let producer = Arc::new(
-            Producer::connect(&kafka, kafka_actors::config::Compression::None)
-                .await
-                .unwrap(),
-        );
-        let stop = Arc::new(AtomicBool::new(false));
-        let sent = Arc::new(AtomicUsize::new(0));
-        let stream = request_stream(
-            Arc::clone(&producer),
-            t.requests.clone(),
-            Arc::clone(&stop),
-            Arc::clone(&sent),
-        );
-        let watcher = watch_commits(
-            kafka.clone(),
-            group.clone(),
-            all.iter().cloned().collect(),
-            Arc::clone(&stop),
-        );
+        let traffic = Traffic::start(&kafka, &kafka, &t.requests, &group).await;
         tokio::time::sleep(Duration::from_secs(2)).await;
 
         // SIGTERM: its partitions move to the other two.
@@ -365,10 +464,7 @@ async fn three_members_share_partitions_and_take_over_without_losing_requests() 
         .await
         .unwrap();
         tokio::time::sleep(Duration::from_secs(2)).await;
-        stop.store(true, Ordering::SeqCst);
-        stream.await.unwrap();
-        let committed = watcher.await.unwrap();
-        let n = sent.load(Ordering::SeqCst);
+        let (n, committed) = traffic.finish().await;
 
         // Every request answered at least once (at-least-once: the crashed
         // member's in-flight requests may be answered twice).
@@ -381,21 +477,7 @@ async fn three_members_share_partitions_and_take_over_without_losing_requests() 
 
         // The commit fence: no partition committed by two members in one
         // generation.
-        let mut by_generation: BTreeMap<(i64, TopicPartition), BTreeSet<String>> = BTreeMap::new();
-        for (generation, member, tp) in commits(&[&first, &second, &last]) {
-            by_generation
-                .entry((generation, tp))
-                .or_default()
-                .insert(member);
-        }
-        assert!(!by_generation.is_empty());
-        for ((generation, tp), members) in &by_generation {
-            assert_eq!(
-                members.len(),
-                1,
-                "{tp:?} committed by {members:?} in generation {generation}"
-            );
-        }
+        assert_fenced(&[&first, &second, &last]);
         first.kill();
         drop((first, second, last));
     })
@@ -416,16 +498,14 @@ fn static_member(id: &'static str) -> [(&'static str, &'static str); 2] {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_static_member_restarting_within_the_session_keeps_its_partitions() {
     bounded_long(async {
-        let broker = TestBroker::start().await.unwrap();
-        let client = testkit::client(broker.bootstrap(), Duration::from_secs(20))
-            .await
-            .unwrap();
-        let t = topics(&client, 6).await;
-        let group = testkit::unique_name("group");
-        let dir = tempfile::tempdir().unwrap();
-        let path = write_config(&dir, &t, &group, "");
+        let Fixture {
+            broker,
+            path,
+            all,
+            _dir,
+            ..
+        } = Fixture::new("group", "").await;
         let bootstrap = broker.bootstrap().to_owned();
-        let all: BTreeSet<TopicPartition> = (0..6).map(|p| (t.requests.clone(), p)).collect();
         tokio::task::spawn_blocking(move || {
             let a = start(&bootstrap, &path, &static_member("a"));
             let b = start(&bootstrap, &path, &static_member("b"));
@@ -638,25 +718,7 @@ async fn a_librdkafka_consumer_and_kafka_actors_share_a_group_either_one_leading
         let all: BTreeSet<TopicPartition> = (0..6).map(|p| (t.requests.clone(), p)).collect();
         let bootstrap = broker.bootstrap().to_owned();
 
-        let producer = Arc::new(
-            Producer::connect(&kafka, kafka_actors::config::Compression::None)
-                .await
-                .unwrap(),
-        );
-        let stop = Arc::new(AtomicBool::new(false));
-        let sent = Arc::new(AtomicUsize::new(0));
-        let stream = request_stream(
-            Arc::clone(&producer),
-            t.requests.clone(),
-            Arc::clone(&stop),
-            Arc::clone(&sent),
-        );
-        let watcher = watch_commits(
-            kafka.clone(),
-            group.clone(),
-            all.iter().cloned().collect(),
-            Arc::clone(&stop),
-        );
+        let traffic = Traffic::start(&kafka, &kafka, &t.requests, &group).await;
 
         let (b, g, tt, p, a) = (
             bootstrap.clone(),
@@ -711,10 +773,7 @@ async fn a_librdkafka_consumer_and_kafka_actors_share_a_group_either_one_leading
         .await
         .unwrap();
         tokio::time::sleep(Duration::from_secs(1)).await;
-        stop.store(true, Ordering::SeqCst);
-        stream.await.unwrap();
-        let committed = watcher.await.unwrap();
-        let n = sent.load(Ordering::SeqCst);
+        let (n, committed) = traffic.finish().await;
         assert_all_answered(&client, &t.responses, n).await;
         assert_eq!(
             committed.len(),
@@ -756,34 +815,21 @@ fn stopped(service: &Service) -> Vec<TopicPartition> {
 #[ignore = "needs Apache Kafka: Tansu completes a generation without waiting for every known member and answers followers' JoinGroup seconds after the leader's, so the cooperative protocol's immediate rejoin after a revocation (as the Java client does it) keeps starting new rounds there under load"]
 async fn cooperative_sticky_revokes_only_the_partitions_that_move() {
     bounded_long(async {
-        let broker = TestBroker::start().await.unwrap();
-        let kafka = testkit::kafka_config(broker.bootstrap());
-        let client = testkit::client(broker.bootstrap(), Duration::from_secs(20))
-            .await
-            .unwrap();
-        let t = topics(&client, 6).await;
-        let group = testkit::unique_name("coop");
-        let dir = tempfile::tempdir().unwrap();
-        let path = write_config(
-            &dir,
-            &t,
-            &group,
+        let Fixture {
+            broker,
+            kafka,
+            client,
+            t,
+            group,
+            path,
+            all,
+            _dir,
+        } = Fixture::new(
+            "coop",
             r#"partition_assignment_strategy = ["cooperative-sticky"]"#,
-        );
-        let all: BTreeSet<TopicPartition> = (0..6).map(|p| (t.requests.clone(), p)).collect();
-        let producer = Arc::new(
-            Producer::connect(&kafka, kafka_actors::config::Compression::None)
-                .await
-                .unwrap(),
-        );
-        let stop = Arc::new(AtomicBool::new(false));
-        let sent = Arc::new(AtomicUsize::new(0));
-        let stream = request_stream(
-            Arc::clone(&producer),
-            t.requests.clone(),
-            Arc::clone(&stop),
-            Arc::clone(&sent),
-        );
+        )
+        .await;
+        let traffic = Traffic::start(&kafka, &kafka, &t.requests, &group).await;
         let bootstrap = broker.bootstrap().to_owned();
         let (kafka2, group2) = (kafka.clone(), group.clone());
         let services = tokio::task::spawn_blocking(move || {
@@ -836,9 +882,7 @@ async fn cooperative_sticky_revokes_only_the_partitions_that_move() {
         })
         .await
         .unwrap();
-        stop.store(true, Ordering::SeqCst);
-        stream.await.unwrap();
-        let n = sent.load(Ordering::SeqCst);
+        let (n, _) = traffic.finish().await;
         assert_all_answered(&client, &t.responses, n).await;
         drop(services);
     })
@@ -853,35 +897,17 @@ async fn cooperative_sticky_revokes_only_the_partitions_that_move() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_member_is_fenced_off_and_rejoins_when_it_wakes() {
     bounded_long(async {
-        let broker = TestBroker::start().await.unwrap();
-        let kafka = testkit::kafka_config(broker.bootstrap());
-        let client = testkit::client(broker.bootstrap(), Duration::from_secs(20))
-            .await
-            .unwrap();
-        let t = topics(&client, 6).await;
-        let group = testkit::unique_name("frozen");
-        let dir = tempfile::tempdir().unwrap();
-        let path = write_config(&dir, &t, &group, "");
-        let all: BTreeSet<TopicPartition> = (0..6).map(|p| (t.requests.clone(), p)).collect();
-        let producer = Arc::new(
-            Producer::connect(&kafka, kafka_actors::config::Compression::None)
-                .await
-                .unwrap(),
-        );
-        let stop = Arc::new(AtomicBool::new(false));
-        let sent = Arc::new(AtomicUsize::new(0));
-        let stream = request_stream(
-            Arc::clone(&producer),
-            t.requests.clone(),
-            Arc::clone(&stop),
-            Arc::clone(&sent),
-        );
-        let watcher = watch_commits(
-            kafka.clone(),
-            group.clone(),
-            all.iter().cloned().collect(),
-            Arc::clone(&stop),
-        );
+        let Fixture {
+            broker,
+            kafka,
+            client,
+            t,
+            group,
+            path,
+            all,
+            _dir,
+        } = Fixture::new("frozen", "").await;
+        let traffic = Traffic::start(&kafka, &kafka, &t.requests, &group).await;
         let bootstrap = broker.bootstrap().to_owned();
         let (a, b) = tokio::task::spawn_blocking(move || {
             let a = start(&bootstrap, &path, &[]);
@@ -905,24 +931,9 @@ async fn a_frozen_member_is_fenced_off_and_rejoins_when_it_wakes() {
         .await
         .unwrap();
         tokio::time::sleep(Duration::from_secs(2)).await;
-        stop.store(true, Ordering::SeqCst);
-        stream.await.unwrap();
-        watcher.await.unwrap();
-        assert_all_answered(&client, &t.responses, sent.load(Ordering::SeqCst)).await;
-        let mut by_generation: BTreeMap<(i64, TopicPartition), BTreeSet<String>> = BTreeMap::new();
-        for (generation, member, tp) in commits(&[&a, &b]) {
-            by_generation
-                .entry((generation, tp))
-                .or_default()
-                .insert(member);
-        }
-        for ((generation, tp), members) in &by_generation {
-            assert_eq!(
-                members.len(),
-                1,
-                "{tp:?} committed by {members:?} in generation {generation}"
-            );
-        }
+        let (n, _) = traffic.finish().await;
+        assert_all_answered(&client, &t.responses, n).await;
+        assert_fenced(&[&a, &b]);
         drop((a, b));
     })
     .await;
@@ -935,35 +946,17 @@ async fn a_frozen_member_is_fenced_off_and_rejoins_when_it_wakes() {
 #[ignore = "needs Apache Kafka: Tansu does not implement KIP-848's ConsumerGroupHeartbeat"]
 async fn kip848_members_share_partitions_and_take_over() {
     bounded_long(async {
-        let broker = TestBroker::start().await.unwrap();
-        let kafka = testkit::kafka_config(broker.bootstrap());
-        let client = testkit::client(broker.bootstrap(), Duration::from_secs(20))
-            .await
-            .unwrap();
-        let t = topics(&client, 6).await;
-        let group = testkit::unique_name("kip848");
-        let dir = tempfile::tempdir().unwrap();
-        let path = write_config(&dir, &t, &group, r#"group_protocol = "consumer""#);
-        let all: BTreeSet<TopicPartition> = (0..6).map(|p| (t.requests.clone(), p)).collect();
-        let producer = Arc::new(
-            Producer::connect(&kafka, kafka_actors::config::Compression::None)
-                .await
-                .unwrap(),
-        );
-        let stop = Arc::new(AtomicBool::new(false));
-        let sent = Arc::new(AtomicUsize::new(0));
-        let stream = request_stream(
-            Arc::clone(&producer),
-            t.requests.clone(),
-            Arc::clone(&stop),
-            Arc::clone(&sent),
-        );
-        let watcher = watch_commits(
-            kafka.clone(),
-            group.clone(),
-            all.iter().cloned().collect(),
-            Arc::clone(&stop),
-        );
+        let Fixture {
+            broker,
+            kafka,
+            client,
+            t,
+            group,
+            path,
+            all,
+            _dir,
+        } = Fixture::new("kip848", r#"group_protocol = "consumer""#).await;
+        let traffic = Traffic::start(&kafka, &kafka, &t.requests, &group).await;
         let bootstrap = broker.bootstrap().to_owned();
         let (kafka2, group2) = (kafka.clone(), group.clone());
         let survivor = tokio::task::spawn_blocking(move || {
@@ -1006,10 +999,8 @@ async fn kip848_members_share_partitions_and_take_over() {
         .await
         .unwrap();
         tokio::time::sleep(Duration::from_secs(2)).await;
-        stop.store(true, Ordering::SeqCst);
-        stream.await.unwrap();
-        let committed = watcher.await.unwrap();
-        assert_all_answered(&client, &t.responses, sent.load(Ordering::SeqCst)).await;
+        let (n, committed) = traffic.finish().await;
+        assert_all_answered(&client, &t.responses, n).await;
         assert_eq!(
             committed.len(),
             6,
@@ -1066,16 +1057,16 @@ async fn kip848_on_a_broker_without_it_fails_with_the_advice() {
 #[ignore = "needs Apache Kafka: runs the Java console consumer from the broker jars scripts/kafka fetched"]
 async fn a_java_consumer_and_kafka_actors_share_a_group_either_one_leading() {
     bounded_long(async {
-        let broker = TestBroker::start().await.unwrap();
-        let kafka = testkit::kafka_config(broker.bootstrap());
-        let client = testkit::client(broker.bootstrap(), Duration::from_secs(20))
-            .await
-            .unwrap();
-        let t = topics(&client, 6).await;
-        let group = testkit::unique_name("java");
-        let dir = tempfile::tempdir().unwrap();
-        let path = write_config(&dir, &t, &group, "");
-        let all: BTreeSet<TopicPartition> = (0..6).map(|p| (t.requests.clone(), p)).collect();
+        let Fixture {
+            broker,
+            kafka,
+            t,
+            group,
+            path,
+            all,
+            _dir,
+            ..
+        } = Fixture::new("java", "").await;
         let bootstrap = broker.bootstrap().to_owned();
 
         // Both members, as the coordinator sees them.
