@@ -392,6 +392,32 @@ fn wrong_type_in_file_names_key_and_line() {
 }
 
 #[test]
+fn bad_retry_settings_are_named_by_route_and_key() {
+    Jail::expect_with(|jail| {
+        jail.clear_env();
+        jail.create_file(
+            "bad.toml",
+            "[routes.orders]\ntopic = \"orders\"\nhandler_timeout_ms = 0\n\
+             [routes.orders.retry]\nstrategy = \"linear\"\nmax_attempts = 0\n\
+             initial_delay_ms = 500\nmax_delay_ms = 100\njitter = 2.0\n",
+        )?;
+        let text = problems(&load_in_jail(Some("bad.toml")).unwrap_err());
+        for key in [
+            "routes.orders.handler_timeout_ms",
+            "routes.orders.retry.max_attempts",
+            "routes.orders.retry.initial_delay_ms",
+            "routes.orders.retry.jitter",
+        ] {
+            assert!(text.contains(key), "{key}: {text}");
+        }
+        jail.create_file("typo.toml", "[routes.orders]\ntopic = \"orders\"\n[routes.orders.retry]\nstrategy = \"sometimes\"\n")?;
+        let text = problems(&load_in_jail(Some("typo.toml")).unwrap_err());
+        assert!(text.contains("routes.orders.retry.strategy"), "{text}");
+        Ok(())
+    });
+}
+
+#[test]
 fn every_problem_is_reported_at_once() {
     Jail::expect_with(|jail| {
         jail.clear_env();

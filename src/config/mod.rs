@@ -513,6 +513,61 @@ pub struct RouteConfig {
     /// partition order; more spreads records over that many handler actors
     /// by key, so records with the same key stay in order.
     pub concurrency: u32,
+    /// Longest one handler call may take; longer is a `timeout` failure.
+    /// Unset: no deadline.
+    pub handler_timeout_ms: Option<u64>,
+    /// How failures that may pass (`processing`, `timeout`, `dependency`)
+    /// are retried in place before the record is dead-lettered.
+    pub retry: RetryConfig,
+}
+
+/// How a route retries a failed record in place, inside its handler worker:
+/// only that worker's records (its partition's, or its keys' with
+/// `concurrency` above 1) wait (seed 002's strategies).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetryConfig {
+    /// `exponential`, `fixed`, `linear` or `none` (no retry).
+    pub strategy: RetryStrategy,
+    /// Attempts in all, the first included (1: no retry).
+    pub max_attempts: u32,
+    /// The first pause (and every pause with `fixed`).
+    pub initial_delay_ms: u64,
+    /// Growth of each pause with `exponential`.
+    pub multiplier: f64,
+    /// No pause is longer.
+    pub max_delay_ms: u64,
+    /// Each pause is scaled by a random factor in `1 ± jitter` (still
+    /// capped at `max_delay_ms`), so that failing records spread out.
+    pub jitter: f64,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        Self {
+            strategy: RetryStrategy::Exponential,
+            max_attempts: 3,
+            initial_delay_ms: 100,
+            multiplier: 2.0,
+            max_delay_ms: 10_000,
+            jitter: 0.2,
+        }
+    }
+}
+
+/// A retry schedule's shape.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RetryStrategy {
+    /// `initial_delay_ms × multiplier^(n-1)`.
+    #[default]
+    Exponential,
+    /// `initial_delay_ms` every time.
+    Fixed,
+    /// `initial_delay_ms × n`.
+    Linear,
+    /// No retry: the first failure is final.
+    None,
 }
 
 impl Default for RouteConfig {
@@ -526,6 +581,8 @@ impl Default for RouteConfig {
             dlq_topic: None,
             forward_to: None,
             concurrency: 1,
+            handler_timeout_ms: None,
+            retry: RetryConfig::default(),
         }
     }
 }

@@ -370,6 +370,43 @@ pub(crate) fn validate(config: &Config, provenance: &Provenance, problems: &mut 
     let mut taken: BTreeMap<(String, Option<&str>), &str> = BTreeMap::new();
     for (name, route) in &config.routes {
         let key = |field: &str| format!("routes.{name}.{field}");
+        let retry = &route.retry;
+        c.range(
+            &key("retry.max_attempts"),
+            u64::from(retry.max_attempts),
+            1,
+            100,
+        );
+        c.range(
+            &key("retry.max_delay_ms"),
+            retry.max_delay_ms,
+            0,
+            86_400_000,
+        );
+        if retry.initial_delay_ms > retry.max_delay_ms {
+            c.fail(
+                &key("retry.initial_delay_ms"),
+                format!(
+                    "must not exceed retry.max_delay_ms ({} ms), got {} ms",
+                    retry.max_delay_ms, retry.initial_delay_ms
+                ),
+            );
+        }
+        if !(retry.multiplier.is_finite() && (1.0..=100.0).contains(&retry.multiplier)) {
+            c.fail(
+                &key("retry.multiplier"),
+                format!("must be between 1 and 100, got {}", retry.multiplier),
+            );
+        }
+        if !(retry.jitter.is_finite() && (0.0..=1.0).contains(&retry.jitter)) {
+            c.fail(
+                &key("retry.jitter"),
+                format!("must be between 0 and 1, got {}", retry.jitter),
+            );
+        }
+        if let Some(ms) = route.handler_timeout_ms {
+            c.range(&key("handler_timeout_ms"), ms, 1, 3_600_000);
+        }
         let topic = config
             .topics
             .get(&route.topic)

@@ -44,6 +44,10 @@ pub enum HandlerError {
     /// It will never work (invalid input).
     #[error("permanent: {0}")]
     Permanent(String),
+    /// Something the handler needs (a database, a service) is unavailable;
+    /// retried like [`HandlerError::Retryable`], counted apart.
+    #[error("dependency unavailable: {0}")]
+    Dependency(String),
 }
 
 /// A request handler. Returns zero or more outputs: none means no reply.
@@ -68,6 +72,10 @@ pub enum FailureKind {
     Processing,
     /// The handler panicked.
     Panic,
+    /// The handler took longer than the route's `handler_timeout_ms`.
+    Timeout,
+    /// The handler said a dependency is unavailable.
+    Dependency,
 }
 
 impl FailureKind {
@@ -78,6 +86,8 @@ impl FailureKind {
             Self::Validation => "validation",
             Self::Processing => "processing",
             Self::Panic => "panic",
+            Self::Timeout => "timeout",
+            Self::Dependency => "dependency",
         }
     }
 }
@@ -113,6 +123,10 @@ pub async fn invoke(
         }),
         Ok(Err(HandlerError::Retryable(message))) => Err(Failure {
             kind: FailureKind::Processing,
+            message,
+        }),
+        Ok(Err(HandlerError::Dependency(message))) => Err(Failure {
+            kind: FailureKind::Dependency,
             message,
         }),
         Err(panic) => Err(Failure {

@@ -17,6 +17,8 @@ pub const ERROR_KIND: &str = "dlq.error.kind";
 pub const ERROR_MESSAGE: &str = "dlq.error.message";
 /// Header: the route that failed.
 pub const ROUTE: &str = "dlq.route";
+/// Header: how many times the handler was tried.
+pub const ATTEMPTS: &str = "dlq.attempts";
 
 /// The dead-letter topic of `topic` when a route names none.
 pub fn default_topic(topic: &str) -> String {

@@ -17,6 +17,7 @@ pub mod dead_letter;
 pub mod envelope;
 pub mod jq;
 pub mod process;
+pub mod retry;
 pub mod router;
 pub mod worker;
 

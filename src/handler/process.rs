@@ -9,9 +9,11 @@ use std::collections::BTreeMap;
 use super::api::{Context, Failure, FailureKind, invoke};
 use super::dead_letter::{self, Origin};
 use super::envelope;
+use super::retry;
 use super::router::Router;
 use crate::config::Unrouted;
 use crate::producer::OutRecord;
+use crate::telemetry::metrics as m;
 
 /// A consumed record, as the pipeline sees it.
 #[derive(Debug, Clone)]
@@ -97,18 +99,20 @@ pub async fn process(router: &Router, record: &InRecord) -> Processed {
                         &dead_letter::default_topic(&record.topic),
                         "",
                         &failure,
+                        0,
                     )],
                 }
             }
         };
     };
 
+    let mut attempts: u32 = 1;
     let result = match &request {
         Err(e) => Err(Failure {
             kind: FailureKind::Deserialization,
             message: e.to_string(),
         }),
-        Ok(request) => {
+        Ok(request) => loop {
             let ctx = Context {
                 topic: &record.topic,
                 partition: record.partition,
@@ -118,8 +122,42 @@ pub async fn process(router: &Router, record: &InRecord) -> Processed {
                 correlation_id: request.correlation_id.as_deref(),
                 event_type: request.event_type.as_deref(),
             };
-            invoke(route.handler.as_ref(), ctx, request.payload.clone()).await
-        }
+            let call = invoke(route.handler.as_ref(), ctx, request.payload.clone());
+            let result = match route.timeout {
+                None => call.await,
+                Some(limit) => match tokio::time::timeout(limit, call).await {
+                    Ok(result) => result,
+                    Err(_) => Err(Failure {
+                        kind: FailureKind::Timeout,
+                        message: format!(
+                            "the handler took longer than handler_timeout_ms ({} ms)",
+                            limit.as_millis()
+                        ),
+                    }),
+                },
+            };
+            match result {
+                Err(failure)
+                    if retry::retryable(failure.kind) && attempts < route.retry.attempts() =>
+                {
+                    let pause = route.retry.delay(attempts, fastrand::f64());
+                    metrics::counter!(
+                        m::HANDLER_RETRIES_TOTAL,
+                        "route" => route.name.clone(),
+                        "class" => failure.kind.as_str()
+                    )
+                    .increment(1);
+                    tracing::info!(
+                        topic = %record.topic, partition = record.partition, offset = record.offset,
+                        route = %route.name, class = failure.kind.as_str(), attempt = attempts,
+                        retry_in = ?pause, error = %failure.message, "handler failed; retrying"
+                    );
+                    tokio::time::sleep(pause).await;
+                    attempts += 1;
+                }
+                other => break other,
+            }
+        },
     };
 
     match (result, request) {
@@ -156,6 +194,7 @@ pub async fn process(router: &Router, record: &InRecord) -> Processed {
                 &route.dlq_topic,
                 &route.name,
                 &failure,
+                attempts,
             )],
         },
         // A handler cannot have run without a readable request.
@@ -170,13 +209,20 @@ pub async fn process(router: &Router, record: &InRecord) -> Processed {
                     kind: FailureKind::Deserialization,
                     message: e.to_string(),
                 },
+                0,
             )],
         },
     }
 }
 
-fn dead_letter_of(record: &InRecord, dlq_topic: &str, route: &str, failure: &Failure) -> OutRecord {
-    dead_letter::record(
+fn dead_letter_of(
+    record: &InRecord,
+    dlq_topic: &str,
+    route: &str,
+    failure: &Failure,
+    attempts: u32,
+) -> OutRecord {
+    let mut out = dead_letter::record(
         dlq_topic,
         Origin {
             topic: &record.topic,
@@ -188,13 +234,19 @@ fn dead_letter_of(record: &InRecord, dlq_topic: &str, route: &str, failure: &Fai
         record.value.as_deref(),
         &record.headers,
         failure,
-    )
+    );
+    out.headers.insert(
+        dead_letter::ATTEMPTS.to_owned(),
+        attempts.to_string().into_bytes(),
+    );
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::{Config, RouteConfig};
+    use crate::handler::api::HandlerError;
     use crate::handler::router::HandlerRegistry;
     use serde_json::{Value, json};
 
@@ -254,6 +306,143 @@ mod tests {
         assert_eq!(p.outcome, Outcome::Failed(FailureKind::Deserialization));
         assert_eq!(p.outputs[0].topic, "events.dlq");
         assert_eq!(p.outputs[0].headers[dead_letter::ORIGINAL_OFFSET], b"9");
+    }
+
+    /// A route whose handler fails with `error` on its first `fail_first`
+    /// calls (all of them with `u32::MAX`), then echoes; the counter says how
+    /// many calls it saw.
+    fn flaky_router(
+        fail_first: u32,
+        error: fn(u32) -> HandlerError,
+        retry: crate::config::RetryConfig,
+        timeout_ms: Option<u64>,
+    ) -> (Router, std::sync::Arc<std::sync::atomic::AtomicU32>) {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        let calls = std::sync::Arc::new(AtomicU32::new(0));
+        let seen = std::sync::Arc::clone(&calls);
+        let mut registry = HandlerRegistry::with_builtins();
+        registry.register(
+            "flaky",
+            crate::handler::typed(move |_ctx, v: Value| {
+                let n = seen.fetch_add(1, Ordering::SeqCst) + 1;
+                async move {
+                    if n <= fail_first {
+                        Err(error(n))
+                    } else {
+                        Ok(Some(v))
+                    }
+                }
+            }),
+        );
+        let mut c = Config::default();
+        c.routes.insert(
+            "flaky".into(),
+            RouteConfig {
+                topic: "req".into(),
+                handler: "flaky".into(),
+                reply_topic: Some("resp".into()),
+                retry,
+                handler_timeout_ms: timeout_ms,
+                ..Default::default()
+            },
+        );
+        (Router::build(&c, &registry).unwrap(), calls)
+    }
+
+    fn quick(max_attempts: u32) -> crate::config::RetryConfig {
+        crate::config::RetryConfig {
+            max_attempts,
+            initial_delay_ms: 1,
+            max_delay_ms: 5,
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failure_that_may_pass_is_retried_then_succeeds_or_is_dead_lettered() {
+        use std::sync::atomic::Ordering;
+        let body = json!({"correlation_id": "c1", "payload": {"a": 1}}).to_string();
+        // Fails twice, succeeds on the third of three attempts.
+        let (r, calls) = flaky_router(
+            2,
+            |n| HandlerError::Retryable(format!("try {n}")),
+            quick(3),
+            None,
+        );
+        let p = process(&r, &rec("req", &body)).await;
+        assert_eq!(p.outcome, Outcome::Handled);
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+        assert_eq!(p.outputs[0].topic, "resp");
+
+        // Always fails: exactly max_attempts calls, then the DLQ says so.
+        let (r, calls) = flaky_router(
+            u32::MAX,
+            |_| HandlerError::Dependency("db down".into()),
+            quick(4),
+            None,
+        );
+        let p = process(&r, &rec("req", &body)).await;
+        assert_eq!(p.outcome, Outcome::Failed(FailureKind::Dependency));
+        assert_eq!(calls.load(Ordering::SeqCst), 4);
+        assert_eq!(p.outputs[0].topic, "req.dlq");
+        assert_eq!(p.outputs[0].headers[dead_letter::ATTEMPTS], b"4");
+        assert_eq!(p.outputs[0].headers[dead_letter::ERROR_KIND], b"dependency");
+
+        // A permanent failure is never retried.
+        let (r, calls) = flaky_router(
+            u32::MAX,
+            |_| HandlerError::Permanent("bad".into()),
+            quick(4),
+            None,
+        );
+        let p = process(&r, &rec("req", &body)).await;
+        assert_eq!(p.outcome, Outcome::Failed(FailureKind::Validation));
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert_eq!(p.outputs[0].headers[dead_letter::ATTEMPTS], b"1");
+
+        // strategy = "none": one attempt.
+        let none = crate::config::RetryConfig {
+            strategy: crate::config::RetryStrategy::None,
+            ..quick(4)
+        };
+        let (r, calls) = flaky_router(
+            u32::MAX,
+            |_| HandlerError::Retryable("x".into()),
+            none,
+            None,
+        );
+        let _ = process(&r, &rec("req", &body)).await;
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_handler_past_its_deadline_is_a_timeout_failure() {
+        let mut registry = HandlerRegistry::with_builtins();
+        registry.register(
+            "slow",
+            crate::handler::typed(|_ctx, v: Value| async move {
+                tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                Ok(Some(v))
+            }),
+        );
+        let mut c = Config::default();
+        c.routes.insert(
+            "slow".into(),
+            RouteConfig {
+                topic: "req".into(),
+                handler: "slow".into(),
+                handler_timeout_ms: Some(20),
+                retry: quick(2),
+                ..Default::default()
+            },
+        );
+        let r = Router::build(&c, &registry).unwrap();
+        let p = process(&r, &rec("req", r#"{"payload": 1}"#)).await;
+        assert_eq!(p.outcome, Outcome::Failed(FailureKind::Timeout));
+        assert_eq!(p.outputs[0].headers[dead_letter::ATTEMPTS], b"2");
+        let message =
+            String::from_utf8(p.outputs[0].headers[dead_letter::ERROR_MESSAGE].clone()).unwrap();
+        assert!(message.contains("handler_timeout_ms (20 ms)"), "{message}");
     }
 
     #[tokio::test]

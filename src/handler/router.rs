@@ -92,6 +92,10 @@ pub struct Route {
     pub forward_to: Option<String>,
     /// Records of one input partition handled at once.
     pub concurrency: usize,
+    /// Deadline of one handler call.
+    pub timeout: Option<std::time::Duration>,
+    /// How failures that may pass are retried in place.
+    pub retry: crate::config::RetryConfig,
 }
 
 impl std::fmt::Debug for Route {
@@ -185,6 +189,10 @@ impl Router {
                     .unwrap_or_else(|| dead_letter::default_topic(&topic)),
                 forward_to: route.forward_to.as_deref().map(|t| config.topic_name(t)),
                 concurrency: route.concurrency.max(1) as usize,
+                timeout: route
+                    .handler_timeout_ms
+                    .map(std::time::Duration::from_millis),
+                retry: route.retry.clone(),
             });
             let entry = topics.entry(topic).or_default();
             match &route.event_type {

@@ -29,6 +29,9 @@ pub const CONSUMER_RECORDS_TOTAL: &str = "kafka_actors_consumer_records_total";
 pub const HANDLER_RECORDS_TOTAL: &str = "kafka_actors_handler_records_total";
 /// Time to route and handle one record, labelled `route`.
 pub const HANDLER_DURATION_SECONDS: &str = "kafka_actors_handler_duration_seconds";
+/// Handler calls tried again after a failure that may pass, labelled
+/// `route` and `class`.
+pub const HANDLER_RETRIES_TOTAL: &str = "kafka_actors_handler_retries_total";
 /// Output records acknowledged by the broker, labelled `topic`, `outcome`.
 pub const PRODUCER_RECORDS_TOTAL: &str = "kafka_actors_producer_records_total";
 /// Offset commits, labelled `outcome` (`ok` or an error code).
@@ -55,6 +58,7 @@ pub const GROUP_ERRORS_TOTAL: &str = "kafka_actors_group_errors_total";
 
 /// Every name above; the template test walks this list.
 pub const ALL: &[&str] = &[
+    HANDLER_RETRIES_TOTAL,
     GROUP_REBALANCES_TOTAL,
     GROUP_REBALANCE_DURATION_SECONDS,
     GROUP_GENERATION_COUNT,
@@ -131,6 +135,10 @@ pub(crate) fn describe_all() {
         "Records fetched and not yet fully handled, by partition."
     );
     describe_counter!(ACTOR_RESTARTS_TOTAL, "Actor restarts, by actor.");
+    describe_counter!(
+        HANDLER_RETRIES_TOTAL,
+        "Handler calls tried again after a failure that may pass, by route and class."
+    );
     describe_counter!(
         GROUP_REBALANCES_TOTAL,
         "Rebalances this member took part in, by cause."

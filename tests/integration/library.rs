@@ -167,10 +167,15 @@ async fn panicking_and_failing_library_handlers_never_stop_the_pipeline() {
                 3 => {
                     assert_eq!(kind, "panic");
                     assert!(header("dlq.error.message").contains("is unlucky"));
+                    // A panic is not retried.
+                    assert_eq!(header("dlq.attempts"), "1");
                 }
                 5 => {
                     assert_eq!(kind, "processing");
                     assert!(header("dlq.error.message").contains("backend down"));
+                    // Retried in place as the route's default says: three
+                    // attempts in all.
+                    assert_eq!(header("dlq.attempts"), "3");
                 }
                 other => panic!("seq {seq} (mod 10 = {other}) should not be dead-lettered"),
             }
@@ -200,6 +205,127 @@ async fn panicking_and_failing_library_handlers_never_stop_the_pipeline() {
             .await
             .unwrap()
             .unwrap();
+    })
+    .await;
+}
+
+/// Retries in place, end to end: a handler that fails twice per record
+/// (retryable) then succeeds answers every record, after exactly three
+/// calls each; with two attempts allowed, every record is dead-lettered
+/// after exactly two.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_failing_twice_then_succeeding_is_retried_exactly_as_configured() {
+    bounded(async {
+        let broker = TestBroker::start().await.unwrap();
+        let client = testkit::client(broker.bootstrap(), Duration::from_secs(20))
+            .await
+            .unwrap();
+        const N: u64 = 12;
+        for (max_attempts, answered) in [(3, true), (2, false)] {
+            let t = topics(&client, 2).await;
+            let calls: Arc<std::sync::Mutex<BTreeMap<u64, u32>>> = Arc::default();
+            let seen = Arc::clone(&calls);
+            let mut registry = HandlerRegistry::with_builtins();
+            registry.register(
+                "twice",
+                typed(move |_ctx, input: In| {
+                    let n = {
+                        let mut calls = seen.lock().unwrap();
+                        let n = calls.entry(input.seq).or_insert(0);
+                        *n += 1;
+                        *n
+                    };
+                    async move {
+                        if n <= 2 {
+                            Err(HandlerError::Retryable(format!("call {n} of {}", input.seq)))
+                        } else {
+                            Ok(Some(Out {
+                                seq: input.seq,
+                                doubled: input.seq * 2,
+                            }))
+                        }
+                    }
+                }),
+            );
+            let mut config = Config {
+                kafka: testkit::kafka_config(broker.bootstrap()),
+                ..Config::default()
+            };
+            config.consumer.group_id = testkit::unique_name("group");
+            config.consumer.fetch_max_wait_ms = 100;
+            config.consumer.session_timeout_ms = 6_000;
+            config.consumer.heartbeat_interval_ms = 1_000;
+            config.http.bind = "127.0.0.1:0".to_owned();
+            config.routes.insert(
+                "twice".to_owned(),
+                RouteConfig {
+                    topic: t.requests.clone(),
+                    handler: "twice".to_owned(),
+                    reply_topic: Some(t.responses.clone()),
+                    retry: kafka_actors::config::RetryConfig {
+                        strategy: kafka_actors::config::RetryStrategy::Fixed,
+                        max_attempts,
+                        initial_delay_ms: 20,
+                        ..Default::default()
+                    },
+                    ..RouteConfig::default()
+                },
+            );
+            let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+            let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+            let service = std::thread::spawn(move || {
+                actix::System::new().block_on(kafka_actors::runtime::run(
+                    config,
+                    registry,
+                    async {
+                        let _ = stop_rx.await;
+                    },
+                    Some(started_tx),
+                ))
+            });
+            started_rx.await.expect("runtime started");
+            let producer = Producer::connect(
+                &testkit::kafka_config(broker.bootstrap()),
+                kafka_actors::config::Compression::None,
+            )
+            .await
+            .unwrap();
+            let records = (0..N)
+                .map(|seq| OutRecord {
+                    topic: t.requests.clone(),
+                    key: Some(format!("k{seq}").into_bytes()),
+                    value: Some(
+                        serde_json::json!({"correlation_id": format!("c{seq}"), "payload": {"seq": seq}})
+                            .to_string()
+                            .into_bytes(),
+                    ),
+                    ..OutRecord::default()
+                })
+                .collect();
+            for r in producer.send(records).await {
+                r.unwrap();
+            }
+            if answered {
+                let responses =
+                    read_all(&client, &t.responses, 2, N as usize, Duration::from_secs(60)).await;
+                assert_eq!(correlation_counts(&responses).len(), N as usize);
+            } else {
+                let dlq = format!("{}.dlq", t.requests);
+                let dead = read_all(&client, &dlq, 1, N as usize, Duration::from_secs(60)).await;
+                assert_eq!(dead.len(), N as usize, "every record dead-lettered");
+            }
+            stop_tx.send(()).unwrap();
+            tokio::task::spawn_blocking(move || service.join().unwrap())
+                .await
+                .unwrap()
+                .unwrap();
+            let calls = calls.lock().unwrap().clone();
+            assert_eq!(calls.len(), N as usize);
+            assert!(
+                calls.values().all(|n| *n == max_attempts),
+                "every record called exactly {max_attempts} times: {calls:?}"
+            );
+        }
     })
     .await;
 }
