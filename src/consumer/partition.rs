@@ -95,6 +95,9 @@ pub struct PartitionConsumer {
     generation: u64,
     /// Drained: the supervisor's restart must not start consuming again.
     drained: bool,
+    /// Fetching stopped for good at a record batch this build cannot read
+    /// (why, for logs and restarts).
+    paused: Option<String>,
     in_flight_gauge: metrics::Gauge,
     lag_gauge: metrics::Gauge,
     consumed: metrics::Counter,
@@ -129,6 +132,48 @@ enum FetchError {
         #[source]
         source: RsError,
     },
+}
+
+/// The fetched records from `next` on (a fetch starts at the batch holding
+/// `next`).
+fn in_records(
+    records: Vec<rskafka::record::RecordAndOffset>,
+    topic: &str,
+    partition: i32,
+    next: i64,
+) -> Vec<InRecord> {
+    records
+        .into_iter()
+        .filter(|r| r.offset >= next)
+        .map(|r| InRecord {
+            topic: topic.to_owned(),
+            partition,
+            offset: r.offset,
+            key: r.record.key,
+            value: r.record.value,
+            headers: r.record.headers,
+        })
+        .collect()
+}
+
+impl FetchError {
+    /// The codec of a record batch this build cannot decompress, if that is
+    /// why the fetch failed (rskafka fails the whole fetch with
+    /// "Unimplemented compression: Lz4").
+    fn missing_codec(&self) -> Option<&'static str> {
+        let Self::Fetch { source, .. } = self;
+        let text = source.to_string();
+        if !text.contains("Unimplemented compression") {
+            return None;
+        }
+        if text.contains("Lz4") {
+            Some("lz4")
+        } else if text.contains("Zstd") {
+            Some("zstd")
+        } else {
+            Some("an unknown codec")
+        }
+    }
 }
 
 /// A partition client on a connection of its own.
@@ -205,6 +250,7 @@ impl PartitionConsumer {
             in_flight_records: 0,
             in_flight_bytes: 0,
             draining: Vec::new(),
+            paused: None,
             restarts: 0,
             generation: 0,
             drained: false,
@@ -234,19 +280,7 @@ impl PartitionConsumer {
             .max(min + 1);
             match client.fetch_records(next, min..max, max_wait).await {
                 Ok((records, high_watermark)) => Ok(Fetched::Records {
-                    records: records
-                        .into_iter()
-                        // A fetch starts at the batch holding `next`.
-                        .filter(|r| r.offset >= next)
-                        .map(|r| InRecord {
-                            topic: topic.clone(),
-                            partition,
-                            offset: r.offset,
-                            key: r.record.key,
-                            value: r.record.value,
-                            headers: r.record.headers,
-                        })
-                        .collect(),
+                    records: in_records(records, &topic, partition, next),
                     high_watermark,
                 }),
                 Err(RsError::ServerError {
@@ -268,10 +302,30 @@ impl PartitionConsumer {
                     tracing::warn!(topic = %topic, partition, offset = next, reset, "offset out of range; reset");
                     Ok(Fetched::Reset(reset))
                 }
-                Err(source) => Err(FetchError::Fetch {
-                    offset: next,
-                    source,
-                }),
+                Err(source) => {
+                    let e = FetchError::Fetch {
+                        offset: next,
+                        source,
+                    };
+                    if e.missing_codec().is_none() {
+                        return Err(e);
+                    }
+                    // rskafka fails the whole fetch when any batch in it
+                    // cannot be read: fetch only the first batch at `next`
+                    // (a broker always returns one whole batch), so that
+                    // the readable records before the bad one are handled.
+                    match client.fetch_records(next, 1..2, 0).await {
+                        Ok((records, high_watermark))
+                            if records.iter().any(|r| r.offset >= next) =>
+                        {
+                            Ok(Fetched::Records {
+                                records: in_records(records, &topic, partition, next),
+                                high_watermark,
+                            })
+                        }
+                        _ => Err(e),
+                    }
+                }
             }
         }
     }
@@ -470,7 +524,7 @@ impl Handler<Poll> for PartitionConsumer {
             }
             return;
         }
-        if !self.below_bounds() {
+        if self.paused.is_some() || !self.below_bounds() {
             return;
         }
         self.fetching = true;
@@ -503,6 +557,29 @@ impl Handler<Poll> for PartitionConsumer {
                     }
                 }
                 Err(e) => {
+                    if let Some(codec) = e.missing_codec() {
+                        // Fetching again fails the same way at this offset
+                        // forever: stop here instead of restarting in a loop.
+                        let why = format!(
+                            "the record batch at offset {} is compressed with {codec}, which this \
+                             build cannot read: it needs the cargo feature `{codec}`, which does \
+                             not exist yet (gzip and snappy are built in); records before it were \
+                             handled, the partition is paused here",
+                            act.next
+                        );
+                        tracing::error!(
+                            topic = %act.topic, partition = act.partition, offset = act.next,
+                            codec, "partition paused: {why}"
+                        );
+                        metrics::gauge!(
+                            m::CONSUMER_PAUSED_COUNT,
+                            "topic" => act.topic.clone(),
+                            "partition" => act.partition.to_string()
+                        )
+                        .set(1.0);
+                        act.paused = Some(why);
+                        return;
+                    }
                     tracing::error!(topic = %act.topic, partition = act.partition, error = %e, "fetch failed; restarting the partition consumer");
                     ctx.stop();
                     return;

@@ -42,6 +42,9 @@ pub const CONSUMER_LAG_RECORDS: &str = "kafka_actors_consumer_lag_records";
 /// Records of a partition fetched and not yet fully handled, labelled
 /// `topic`, `partition`.
 pub const CONSUMER_IN_FLIGHT_RECORDS: &str = "kafka_actors_consumer_in_flight_records";
+/// 1 while a partition is paused at a record batch this build cannot read,
+/// labelled `topic`, `partition`.
+pub const CONSUMER_PAUSED_COUNT: &str = "kafka_actors_consumer_paused_count";
 /// Actor restarts, labelled `actor`.
 pub const ACTOR_RESTARTS_TOTAL: &str = "kafka_actors_actor_restarts_total";
 
@@ -58,6 +61,7 @@ pub const GROUP_ERRORS_TOTAL: &str = "kafka_actors_group_errors_total";
 
 /// Every name above; the template test walks this list.
 pub const ALL: &[&str] = &[
+    CONSUMER_PAUSED_COUNT,
     HANDLER_RETRIES_TOTAL,
     GROUP_REBALANCES_TOTAL,
     GROUP_REBALANCE_DURATION_SECONDS,
@@ -135,6 +139,10 @@ pub(crate) fn describe_all() {
         "Records fetched and not yet fully handled, by partition."
     );
     describe_counter!(ACTOR_RESTARTS_TOTAL, "Actor restarts, by actor.");
+    describe_gauge!(
+        CONSUMER_PAUSED_COUNT,
+        "1 while a partition is paused at a record batch this build cannot read."
+    );
     describe_counter!(
         HANDLER_RETRIES_TOTAL,
         "Handler calls tried again after a failure that may pass, by route and class."

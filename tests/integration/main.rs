@@ -14,6 +14,7 @@ mod intelligence;
 mod library;
 mod offsets;
 mod pipeline;
+mod poison;
 mod seeds;
 mod service;
 mod support;
