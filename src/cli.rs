@@ -49,6 +49,9 @@ pub enum Command {
     /// Inspect consumer groups: members, committed offsets, lag.
     #[command(subcommand)]
     Group(GroupCommand),
+    /// Inspect dead-letter topics.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
     /// Produce records to a topic, from a file or stdin.
     Produce(ProduceArgs),
     /// Print records of a topic from an offset or a time.
@@ -283,6 +286,21 @@ pub enum GroupCommand {
     },
 }
 
+/// `dlq` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// Count the dead letters by original topic, route and failure class,
+    /// with the oldest and newest record time.
+    Stats {
+        /// Dead-letter topics (default: every route's `dlq_topic`, else
+        /// `<topic>.dlq`).
+        topics: Vec<String>,
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 pub(crate) fn emit(text: &str) {
     let mut out = std::io::stdout().lock();
     // A closed pipe (`| head`) is not an error worth reporting.
@@ -356,6 +374,9 @@ pub fn run_with(cli: Cli, registry: crate::handler::HandlerRegistry) -> Exit {
         }
         Command::Group(GroupCommand::List { json }) => {
             block_on(crate::cli_group::list(loaded.config, json))
+        }
+        Command::Dlq(DlqCommand::Stats { topics, json }) => {
+            block_on(crate::cli_dlq::stats(loaded.config, topics, json))
         }
         Command::Group(GroupCommand::Describe { group, json }) => {
             block_on(crate::cli_group::describe(loaded.config, group, json))

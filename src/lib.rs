@@ -46,6 +46,7 @@
 //! - `testkit` (feature `testkit`): the test harness of seed 004.
 
 pub mod cli;
+mod cli_dlq;
 mod cli_group;
 mod cli_records;
 mod cli_topics;

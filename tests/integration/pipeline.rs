@@ -226,8 +226,8 @@ async fn failures_are_dead_lettered_with_their_origin_and_the_rest_flows() {
             .await;
         let sent: Vec<_> = sent.into_iter().map(Result::unwrap).collect();
 
-        let bootstrap = broker.bootstrap().to_owned();
-        let mut service = tokio::task::spawn_blocking(move || start(&bootstrap, &path))
+        let (bootstrap, config_path) = (broker.bootstrap().to_owned(), path.clone());
+        let mut service = tokio::task::spawn_blocking(move || start(&bootstrap, &config_path))
             .await
             .unwrap();
         let responses = read_all(&client, &t.responses, 2, 2, Duration::from_secs(60)).await;
@@ -277,6 +277,50 @@ async fn failures_are_dead_lettered_with_their_origin_and_the_rest_flows() {
         assert_eq!(
             refused.record.value.as_deref(),
             Some(&br#"{"correlation_id": "bad", "payload": {"fail": true}}"#[..])
+        );
+
+        // `dlq stats` (the route's dead-letter topic by default) counts
+        // what was written, by class.
+        let (b, p) = (broker.bootstrap().to_owned(), path.clone());
+        let (status, out, err) = tokio::task::spawn_blocking(move || {
+            let config = p.to_string_lossy().into_owned();
+            crate::support::run_cli(
+                &["--config", &config, "dlq", "stats", "--json"],
+                &[("KAFKA_BOOTSTRAP_SERVERS", b.as_str())],
+            )
+        })
+        .await
+        .unwrap();
+        assert!(status.success(), "{out}\n{err}");
+        let stats: Value = serde_json::from_str(&out).unwrap();
+        let by_class: BTreeMap<String, (u64, String, String)> = stats
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| {
+                (
+                    g["class"].as_str().unwrap().to_owned(),
+                    (
+                        g["count"].as_u64().unwrap(),
+                        g["dlq_topic"].as_str().unwrap().to_owned(),
+                        g["original_topic"].as_str().unwrap().to_owned(),
+                    ),
+                )
+            })
+            .collect();
+        assert_eq!(
+            by_class,
+            BTreeMap::from([
+                (
+                    "deserialization".to_owned(),
+                    (1, dlq.clone(), t.requests.clone())
+                ),
+                (
+                    "validation".to_owned(),
+                    (1, dlq.clone(), t.requests.clone())
+                ),
+            ]),
+            "{out}"
         );
 
         let exit = tokio::task::spawn_blocking(move || service.terminate(Duration::from_secs(30)))
