@@ -1107,7 +1107,7 @@ async fn a_java_consumer_and_kafka_actors_share_a_group_either_one_leading() {
 
         let (b, p) = (bootstrap.clone(), path.clone());
         let all1 = all.clone();
-        let mut ours = tokio::task::spawn_blocking(move || {
+        let ours = tokio::task::spawn_blocking(move || {
             let ours = start(&b, &p, &[]);
             wait_stable(&[&ours], &all1);
             ours
@@ -1141,13 +1141,30 @@ async fn a_java_consumer_and_kafka_actors_share_a_group_either_one_leading() {
         assert_eq!(last_join_led(&ours), Some(true), "kafka-actors led");
 
         // kafka-actors leaves and comes back: the Java member leads.
-        ours = tokio::task::spawn_blocking(move || {
-            let status = ours.terminate(Duration::from_secs(60));
-            assert!(status.success(), "{status}");
-            start(&bootstrap, &path, &[])
+        let status = tokio::task::spawn_blocking(move || {
+            let mut ours = ours;
+            ours.terminate(Duration::from_secs(60))
         })
         .await
         .unwrap();
+        assert!(status.success(), "{status}");
+        // The Java member alone, with everything, before kafka-actors joins
+        // again (else both may join one round and either could lead).
+        let deadline = Instant::now() + STABLE_WITHIN;
+        loop {
+            let now = described(kafka.clone(), group.clone()).await;
+            if now.len() == 1 && now[0].0.starts_with("console-consumer") && now[0].1 == all {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the Java member never took everything: {now:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        let ours = tokio::task::spawn_blocking(move || start(&bootstrap, &path, &[]))
+            .await
+            .unwrap();
         wait_described(true).await;
         assert_eq!(last_join_led(&ours), Some(false), "the Java consumer led");
         drop(ours);
