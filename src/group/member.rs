@@ -489,15 +489,14 @@ async fn rebalance_inner(
                 if assignor::by_name(name).is_some_and(|a| a.cooperative()) {
                     s.user_data = Some(consumer_protocol::cooperative_user_data(work.generation));
                 }
-                (
-                    name.clone(),
-                    consumer_protocol::encode_subscription(
-                        &s,
-                        consumer_protocol::SUBSCRIPTION_VERSION,
-                    ),
+                consumer_protocol::try_encode_subscription(
+                    &s,
+                    consumer_protocol::SUBSCRIPTION_VERSION,
                 )
+                .map(|blob| (name.clone(), blob))
+                .map_err(|e| RebalanceError::Other(format!("this member's subscription: {e}")))
             })
-            .collect();
+            .collect::<Result<_, _>>()?;
         let request = JoinRequest {
             member_id: work.member_id.clone(),
             instance_id: instance_id.clone(),
@@ -677,7 +676,7 @@ async fn lead(
         .collect();
     let result = assignor.assign(&decoded, &partitions);
     tracing::debug!(protocol, assignment = ?result, "computed the group's assignment");
-    Ok(decoded
+    decoded
         .iter()
         .map(|m| {
             let partitions = result.get(&m.member_id).cloned().unwrap_or_default();
@@ -685,15 +684,14 @@ async fn lead(
                 partitions,
                 user_data: None,
             };
-            (
-                m.member_id.clone(),
-                consumer_protocol::encode_assignment(
-                    &assignment,
-                    consumer_protocol::ASSIGNMENT_VERSION,
-                ),
+            consumer_protocol::try_encode_assignment(
+                &assignment,
+                consumer_protocol::ASSIGNMENT_VERSION,
             )
+            .map(|blob| (m.member_id.clone(), blob))
+            .map_err(|e| RebalanceError::Other(format!("member {}'s assignment: {e}", m.member_id)))
         })
-        .collect())
+        .collect()
 }
 
 impl Actor for GroupMember {

@@ -25,9 +25,7 @@ use kafka_protocol::protocol::StrBytes;
 use super::{BrokerConnection, GroupCoordinator, KafkaError};
 use crate::config::KafkaConfig;
 
-/// The protocol type of consumer groups (what Java, librdkafka and Go
-/// consumers use, so they can share a group).
-pub const PROTOCOL_TYPE: &str = "consumer";
+pub use super::consumer_protocol::PROTOCOL_TYPE;
 
 /// MEMBER_ID_REQUIRED: the first join of a dynamic member; join again with
 /// the member id the coordinator gave.

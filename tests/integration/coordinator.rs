@@ -170,7 +170,7 @@ async fn the_group_recovers_from_a_broker_restart_without_losing_requests() {
             ..kafka.clone()
         };
         let traffic = Traffic::start(&patient, &kafka, &t.requests, &group).await;
-        tokio::time::sleep(Duration::from_secs(3)).await;
+        traffic.flow(150).await;
 
         let joins_before: Vec<usize> = members
             .iter()
@@ -224,7 +224,7 @@ async fn the_group_recovers_from_a_broker_restart_without_losing_requests() {
 
         // Requests keep flowing after the recovery.
         let resumed_at = traffic.sent.load(Ordering::SeqCst);
-        tokio::time::sleep(Duration::from_secs(3)).await;
+        traffic.flow(150).await;
         let (n, committed) = traffic.finish().await;
         assert!(
             n > resumed_at,

@@ -283,6 +283,15 @@ impl Traffic {
         }
     }
 
+    /// Waits until `more` further requests were sent: requests flowing
+    /// through a phase of the test.
+    pub(crate) async fn flow(&self, more: usize) {
+        let sent = Arc::clone(&self.sent);
+        tokio::task::spawn_blocking(move || wait_sent(&sent, more))
+            .await
+            .unwrap();
+    }
+
     /// Stops both: how many requests were sent, and the last committed
     /// offsets seen (the watch fails the test if one ever went backwards).
     pub(crate) async fn finish(self) -> (usize, BTreeMap<TopicPartition, i64>) {
@@ -291,6 +300,17 @@ impl Traffic {
         let committed = self.watcher.await.unwrap();
         (self.sent.load(Ordering::SeqCst), committed)
     }
+}
+
+/// Blocks until `more` further requests were counted in `sent` (see
+/// [`Traffic`]).
+pub(crate) fn wait_sent(sent: &AtomicUsize, more: usize) {
+    let target = sent.load(Ordering::SeqCst) + more;
+    crate::support::wait_until(
+        &format!("{more} more requests sent"),
+        Duration::from_secs(60),
+        || sent.load(Ordering::SeqCst) >= target,
+    );
 }
 
 /// The commit fence, from every member's commit log: no partition was
@@ -429,7 +449,7 @@ async fn three_members_share_partitions_and_take_over_without_losing_requests() 
 
         // Requests flow while members come and go.
         let traffic = Traffic::start(&kafka, &kafka, &t.requests, &group).await;
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        traffic.flow(100).await;
 
         // SIGTERM: its partitions move to the other two.
         let mut first = members.remove(0);
@@ -446,7 +466,7 @@ async fn three_members_share_partitions_and_take_over_without_losing_requests() 
         })
         .await
         .unwrap();
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        traffic.flow(100).await;
 
         // kill -9: after the session timeout, the last member has them all.
         let mut members = members;
@@ -463,7 +483,7 @@ async fn three_members_share_partitions_and_take_over_without_losing_requests() 
         })
         .await
         .unwrap();
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        traffic.flow(100).await;
         let (n, committed) = traffic.finish().await;
 
         // Every request answered at least once (at-least-once: the crashed
@@ -546,16 +566,7 @@ struct RdMember {
 impl RdMember {
     fn start(bootstrap: &str, group: &str, t: &Topics, assignor: &str) -> Self {
         let root = env!("CARGO_MANIFEST_DIR");
-        let python = std::process::Command::new("bash")
-            .arg(format!("{root}/scripts/python-env"))
-            .output()
-            .expect("run scripts/python-env");
-        assert!(
-            python.status.success(),
-            "scripts/python-env failed: {}",
-            String::from_utf8_lossy(&python.stderr)
-        );
-        let python = String::from_utf8_lossy(&python.stdout).trim().to_owned();
+        let python = crate::support::python();
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("events.jsonl");
         let child = std::process::Command::new(python)
@@ -727,6 +738,7 @@ async fn a_librdkafka_consumer_and_kafka_actors_share_a_group_either_one_leading
             path.clone(),
             all.clone(),
         );
+        let sent = Arc::clone(&traffic.sent);
         let (ours, theirs) = tokio::task::spawn_blocking(move || {
             // kafka-actors first: it leads and computes the assignment.
             let mut ours = start(&b, &p, &[]);
@@ -766,13 +778,13 @@ async fn a_librdkafka_consumer_and_kafka_actors_share_a_group_either_one_leading
                 Some(false),
                 "librdkafka computed the assignment"
             );
-            std::thread::sleep(Duration::from_secs(2));
+            wait_sent(&sent, 100);
             theirs.terminate();
             (ours, theirs)
         })
         .await
         .unwrap();
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        traffic.flow(50).await;
         let (n, committed) = traffic.finish().await;
         assert_all_answered(&client, &t.responses, n).await;
         assert_eq!(
@@ -909,11 +921,12 @@ async fn a_frozen_member_is_fenced_off_and_rejoins_when_it_wakes() {
         } = Fixture::new("frozen", "").await;
         let traffic = Traffic::start(&kafka, &kafka, &t.requests, &group).await;
         let bootstrap = broker.bootstrap().to_owned();
+        let sent = Arc::clone(&traffic.sent);
         let (a, b) = tokio::task::spawn_blocking(move || {
             let a = start(&bootstrap, &path, &[]);
             let b = start(&bootstrap, &path, &[]);
             wait_stable(&[&a, &b], &all);
-            std::thread::sleep(Duration::from_secs(1));
+            wait_sent(&sent, 100);
 
             a.signal("STOP");
             let taken = wait_stable(&[&b], &all);
@@ -930,7 +943,7 @@ async fn a_frozen_member_is_fenced_off_and_rejoins_when_it_wakes() {
         })
         .await
         .unwrap();
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        traffic.flow(100).await;
         let (n, _) = traffic.finish().await;
         assert_all_answered(&client, &t.responses, n).await;
         assert_fenced(&[&a, &b]);
@@ -959,6 +972,7 @@ async fn kip848_members_share_partitions_and_take_over() {
         let traffic = Traffic::start(&kafka, &kafka, &t.requests, &group).await;
         let bootstrap = broker.bootstrap().to_owned();
         let (kafka2, group2) = (kafka.clone(), group.clone());
+        let sent = Arc::clone(&traffic.sent);
         let survivor = tokio::task::spawn_blocking(move || {
             let mut a = start(&bootstrap, &path, &[]);
             let b = start(&bootstrap, &path, &[]);
@@ -989,7 +1003,7 @@ async fn kip848_members_share_partitions_and_take_over() {
             theirs.sort();
             ours.sort();
             assert_eq!(theirs, ours, "{described:?}");
-            std::thread::sleep(Duration::from_secs(2));
+            wait_sent(&sent, 100);
             let status = a.terminate(Duration::from_secs(60));
             assert!(status.success(), "{status}");
             assert!(!events(&a, "left the group").is_empty());
@@ -998,7 +1012,7 @@ async fn kip848_members_share_partitions_and_take_over() {
         })
         .await
         .unwrap();
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        traffic.flow(100).await;
         let (n, committed) = traffic.finish().await;
         assert_all_answered(&client, &t.responses, n).await;
         assert_eq!(

@@ -12,17 +12,7 @@ use crate::support::{Service, bounded, http_get};
 /// Produces `n` JSON requests `lz4-0..` to `topic`/`partition` in one
 /// lz4-compressed batch, with librdkafka (confluent-kafka).
 fn produce_lz4(bootstrap: &str, topic: &str, partition: i32, n: usize) {
-    let root = env!("CARGO_MANIFEST_DIR");
-    let python = std::process::Command::new("bash")
-        .arg(format!("{root}/scripts/python-env"))
-        .output()
-        .expect("run scripts/python-env");
-    assert!(
-        python.status.success(),
-        "{}",
-        String::from_utf8_lossy(&python.stderr)
-    );
-    let python = String::from_utf8_lossy(&python.stdout).trim().to_owned();
+    let python = crate::support::python();
     let script = format!(
         r#"
 import json

@@ -241,3 +241,18 @@ impl Drop for Service {
         }
     }
 }
+
+/// The python of the interoperability tests' venv (confluent-kafka),
+/// created by `scripts/python-env` on first use.
+pub fn python() -> String {
+    let out = Command::new("bash")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/python-env"))
+        .output()
+        .expect("run scripts/python-env");
+    assert!(
+        out.status.success(),
+        "scripts/python-env failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
