@@ -299,6 +299,84 @@ pub enum DlqCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Page through one dead-letter topic: each record with its origin,
+    /// failure and headers. The last line says how to read the next page.
+    List {
+        /// The dead-letter topic.
+        topic: String,
+        /// Which dead letters.
+        #[command(flatten)]
+        select: DlqSelect,
+        /// Records to print at most.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// One JSON object per record instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Republish selected dead letters to the topic they failed on (or
+    /// `--to`), without the failure headers and with `dlq.replay.*` headers,
+    /// at a limited rate. Each one is acknowledged by the broker before the
+    /// next batch.
+    Replay {
+        /// The dead-letter topic.
+        topic: String,
+        /// Which dead letters.
+        #[command(flatten)]
+        select: DlqSelect,
+        /// Republish to this topic instead of each record's original topic.
+        #[arg(long)]
+        to: Option<String>,
+        /// Records per second at most.
+        #[arg(long, default_value_t = 500)]
+        rate: u32,
+        /// Show what would be replayed where; publish nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Delete dead letters for good (DeleteRecords): every record before
+    /// `--before` (or all of them) in the selected partitions. Needs --yes.
+    Purge {
+        /// The dead-letter topic.
+        topic: String,
+        /// Partitions (default: all); repeatable.
+        #[arg(long = "partition", short)]
+        partitions: Vec<i32>,
+        /// Delete the records before this offset.
+        #[arg(long, required_unless_present = "all", conflicts_with = "all")]
+        before: Option<i64>,
+        /// Delete every record up to the end of each partition.
+        #[arg(long)]
+        all: bool,
+        /// Confirm.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+/// Which dead letters `dlq list` and `dlq replay` take: all filters apply
+/// together.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct DlqSelect {
+    /// Partitions of the dead-letter topic (default: all); repeatable.
+    #[arg(long = "partition", short)]
+    pub partitions: Vec<i32>,
+    /// First dead-letter offset to take (default: the earliest).
+    #[arg(long)]
+    pub from_offset: Option<i64>,
+    /// Last dead-letter offset to take, inclusive (default: the end).
+    #[arg(long)]
+    pub to_offset: Option<i64>,
+    /// Only this failure class (`processing`, `validation`, ...; for
+    /// Spring dead letters, the exception class); repeatable.
+    #[arg(long = "class")]
+    pub classes: Vec<String>,
+    /// Only records dead-lettered at or after this time (RFC 3339).
+    #[arg(long, value_parser = parse_time)]
+    pub since: Option<std::time::SystemTime>,
+    /// Only records dead-lettered before this time (RFC 3339).
+    #[arg(long, value_parser = parse_time)]
+    pub until: Option<std::time::SystemTime>,
 }
 
 pub(crate) fn emit(text: &str) {
@@ -378,6 +456,43 @@ pub fn run_with(cli: Cli, registry: crate::handler::HandlerRegistry) -> Exit {
         Command::Dlq(DlqCommand::Stats { topics, json }) => {
             block_on(crate::cli_dlq::stats(loaded.config, topics, json))
         }
+        Command::Dlq(DlqCommand::List {
+            topic,
+            select,
+            limit,
+            json,
+        }) => block_on(crate::cli_dlq::list(
+            loaded.config,
+            topic,
+            select,
+            limit,
+            json,
+        )),
+        Command::Dlq(DlqCommand::Replay {
+            topic,
+            select,
+            to,
+            rate,
+            dry_run,
+        }) => block_on(crate::cli_dlq::replay(
+            loaded.config,
+            topic,
+            select,
+            crate::cli_dlq::ReplayOptions { to, rate, dry_run },
+        )),
+        Command::Dlq(DlqCommand::Purge {
+            topic,
+            partitions,
+            before,
+            all: _,
+            yes,
+        }) => block_on(crate::cli_dlq::purge(
+            loaded.config,
+            topic,
+            partitions,
+            before,
+            yes,
+        )),
         Command::Group(GroupCommand::Describe { group, json }) => {
             block_on(crate::cli_group::describe(loaded.config, group, json))
         }

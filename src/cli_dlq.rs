@@ -1,17 +1,21 @@
-//! `kafka-actors dlq stats`: what the dead-letter topics hold, by origin and
-//! failure class, read from their `dlq.*` headers.
+//! `kafka-actors dlq stats|list|replay|purge`: what the dead-letter topics
+//! hold, read from their `dlq.*` headers (or Spring Kafka's `kafka_dlt-*`),
+//! and the way back: republish selected dead letters, or delete them.
 
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use rskafka::client::partition::OffsetAt;
+use rskafka::client::partition::{OffsetAt, PartitionClient};
+use rskafka::record::RecordAndOffset;
 use serde::Serialize;
+use serde_json::json;
 
-use crate::cli::{emit, emit_err};
+use crate::cli::{DlqSelect, emit, emit_err};
 use crate::config::{Compression, Config};
 use crate::exit::Exit;
 use crate::handler::dead_letter;
-use crate::producer::Producer;
+use crate::producer::{OutRecord, Producer};
 
 /// One group of dead letters.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -44,11 +48,138 @@ fn route_dlq_topics(config: &Config) -> Vec<String> {
     topics
 }
 
-fn header(headers: &BTreeMap<String, Vec<u8>>, name: &str) -> String {
-    headers
-        .get(name)
-        .map(|v| String::from_utf8_lossy(v).into_owned())
-        .unwrap_or_else(|| "-".to_owned())
+/// One partition being read: from `next` up to `end` (exclusive).
+struct Part {
+    client: std::sync::Arc<PartitionClient>,
+    next: i64,
+    end: i64,
+}
+
+/// Reads the selected partitions of one topic, in offset order, up to the
+/// end each partition had when the reader opened (records written later,
+/// such as replays that fail again, are not read).
+struct Reader {
+    topic: String,
+    parts: Vec<Part>,
+    current: usize,
+    select: DlqSelect,
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+}
+
+impl Reader {
+    /// Opens the selected partitions; a partition the topic lacks is a
+    /// usage error, anything else the brokers' (an `Exit` and its message).
+    async fn open(producer: &Producer, topic: &str, select: &DlqSelect) -> Result<Self, Exit> {
+        let fail = |exit: Exit, message: String| {
+            emit_err(&format!("kafka-actors: {message}"));
+            exit
+        };
+        let count = producer
+            .partitions(topic)
+            .await
+            .map_err(|e| fail(Exit::Unavailable, format!("dead-letter topic {topic}: {e}")))?;
+        let partitions: Vec<i32> = if select.partitions.is_empty() {
+            (0..count).collect()
+        } else {
+            select.partitions.clone()
+        };
+        let mut parts = Vec::new();
+        for p in partitions {
+            if !(0..count).contains(&p) {
+                return Err(fail(
+                    Exit::Usage,
+                    format!("dead-letter topic {topic} has no partition {p} (it has {count})"),
+                ));
+            }
+            let unavailable = |e: String| fail(Exit::Unavailable, format!("{topic}/{p}: {e}"));
+            let client = producer
+                .partition_client(topic, p)
+                .await
+                .map_err(|e| unavailable(e.to_string()))?;
+            let low = client
+                .get_offset(OffsetAt::Earliest)
+                .await
+                .map_err(|e| unavailable(format!("cannot read the earliest offset: {e}")))?;
+            // The end is the high watermark of a Fetch response: not every
+            // broker answers ListOffsets(latest) with it (FINDINGS.md).
+            let (_, high) = client
+                .fetch_records(low, 1..1_048_576, 0)
+                .await
+                .map_err(|e| unavailable(format!("cannot read from offset {low}: {e}")))?;
+            let next = select.from_offset.map_or(low, |o| o.max(low));
+            let end = select.to_offset.map_or(high, |o| (o + 1).min(high));
+            parts.push(Part { client, next, end });
+        }
+        Ok(Self {
+            topic: topic.to_owned(),
+            parts,
+            current: 0,
+            select: select.clone(),
+            since: select.since.map(DateTime::<Utc>::from),
+            until: select.until.map(DateTime::<Utc>::from),
+        })
+    }
+
+    /// Whether `r` passes the class and time filters.
+    fn wanted(&self, r: &RecordAndOffset) -> bool {
+        if self.since.is_some_and(|t| r.record.timestamp < t)
+            || self.until.is_some_and(|t| r.record.timestamp >= t)
+        {
+            return false;
+        }
+        if self.select.classes.is_empty() {
+            return true;
+        }
+        let letter = dead_letter::read(&r.record.headers);
+        letter
+            .class
+            .is_some_and(|c| self.select.classes.contains(&c))
+    }
+
+    /// The next selected records of one partition (possibly none, when a
+    /// whole fetch was filtered out); `None` at the end of every partition.
+    async fn next_batch(&mut self) -> Result<Option<(i32, Vec<RecordAndOffset>)>, String> {
+        while let Some(part) = self.parts.get_mut(self.current) {
+            if part.next >= part.end {
+                self.current += 1;
+                continue;
+            }
+            let p = part.client.partition();
+            let (records, _high_watermark) = part
+                .client
+                .fetch_records(part.next, 1..1_048_576, 0)
+                .await
+                .map_err(|e| format!("reading {}/{p} at offset {}: {e}", self.topic, part.next))?;
+            let (from, end) = (part.next, part.end);
+            let records: Vec<RecordAndOffset> = records
+                .into_iter()
+                .filter(|r| r.offset >= from && r.offset < end)
+                .collect();
+            match records.last() {
+                // Nothing readable up to the end (aborted transactions,
+                // control batches): this partition is done.
+                None => part.next = part.end,
+                Some(last) => part.next = last.offset + 1,
+            }
+            let selected = records.into_iter().filter(|r| self.wanted(r)).collect();
+            return Ok(Some((p, selected)));
+        }
+        Ok(None)
+    }
+}
+
+async fn connect(config: &Config) -> Result<Producer, Exit> {
+    Producer::connect(&config.kafka, Compression::None)
+        .await
+        .map_err(|e| {
+            emit_err(&format!("kafka-actors: {e}"));
+            Exit::Unavailable
+        })
+}
+
+fn dash(value: Option<String>) -> String {
+    value.unwrap_or_else(|| "-".to_owned())
 }
 
 /// Reads `topics` (default: the routes' dead-letter topics) from the start
@@ -64,74 +195,46 @@ pub(crate) async fn stats(config: Config, topics: Vec<String>, json: bool) -> Ex
         emit_err("kafka-actors: no dead-letter topic given and no route configured");
         return Exit::Usage;
     }
-    let producer = match Producer::connect(&config.kafka, Compression::None).await {
+    let producer = match connect(&config).await {
         Ok(p) => p,
-        Err(e) => {
-            emit_err(&format!("kafka-actors: {e}"));
-            return Exit::Unavailable;
-        }
+        Err(exit) => return exit,
     };
     let mut groups: BTreeMap<(String, String, String, String), Group> = BTreeMap::new();
     for topic in &topics {
-        let partitions = match producer.partitions(topic).await {
-            Ok(n) => n,
-            Err(e) => {
-                emit_err(&format!("kafka-actors: dead-letter topic {topic}: {e}"));
-                return Exit::Unavailable;
-            }
+        let mut reader = match Reader::open(&producer, topic, &DlqSelect::default()).await {
+            Ok(r) => r,
+            Err(exit) => return exit,
         };
-        for p in 0..partitions {
-            let read = async {
-                let pc = producer
-                    .partition_client(topic, p)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let mut next = pc
-                    .get_offset(OffsetAt::Earliest)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                loop {
-                    let (records, high_watermark) =
-                        pc.fetch_records(next, 1..1_048_576, 0)
-                            .await
-                            .map_err(|e| format!("at offset {next}: {e}"))?;
-                    let from = next;
-                    if records.is_empty() {
-                        // Nothing readable up to the end (aborted
-                        // transactions, control batches): done.
-                        return Ok::<(), String>(());
-                    }
-                    for r in records.into_iter().filter(|r| r.offset >= from) {
-                        next = r.offset + 1;
-                        let h = &r.record.headers;
-                        let key = (
-                            topic.clone(),
-                            header(h, dead_letter::ORIGINAL_TOPIC),
-                            header(h, dead_letter::ROUTE),
-                            header(h, dead_letter::ERROR_KIND),
-                        );
-                        let g = groups.entry(key.clone()).or_insert_with(|| Group {
-                            dlq_topic: key.0,
-                            original_topic: key.1,
-                            route: key.2,
-                            class: key.3,
-                            count: 0,
-                            oldest: None,
-                            newest: None,
-                            times: None,
-                        });
-                        g.count += 1;
-                        let at = r.record.timestamp;
-                        g.times = Some(g.times.map_or((at, at), |(o, n)| (o.min(at), n.max(at))));
-                    }
-                    if next >= high_watermark {
-                        return Ok::<(), String>(());
-                    }
+        loop {
+            let records = match reader.next_batch().await {
+                Ok(Some((_, records))) => records,
+                Ok(None) => break,
+                Err(e) => {
+                    emit_err(&format!("kafka-actors: {e}"));
+                    return Exit::Unavailable;
                 }
             };
-            if let Err(e) = read.await {
-                emit_err(&format!("kafka-actors: reading {topic}/{p}: {e}"));
-                return Exit::Unavailable;
+            for r in records {
+                let letter = dead_letter::read(&r.record.headers);
+                let key = (
+                    topic.clone(),
+                    dash(letter.original_topic),
+                    dash(letter.route),
+                    dash(letter.class),
+                );
+                let g = groups.entry(key.clone()).or_insert_with(|| Group {
+                    dlq_topic: key.0,
+                    original_topic: key.1,
+                    route: key.2,
+                    class: key.3,
+                    count: 0,
+                    oldest: None,
+                    newest: None,
+                    times: None,
+                });
+                g.count += 1;
+                let at = r.record.timestamp;
+                g.times = Some(g.times.map_or((at, at), |(o, n)| (o.min(at), n.max(at))));
             }
         }
     }
@@ -139,9 +242,8 @@ pub(crate) async fn stats(config: Config, topics: Vec<String>, json: bool) -> Ex
         .into_values()
         .map(|mut g| {
             if let Some((oldest, newest)) = g.times {
-                let text = |t: DateTime<Utc>| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
-                g.oldest = Some(text(oldest));
-                g.newest = Some(text(newest));
+                g.oldest = Some(dead_letter::time_text(oldest));
+                g.newest = Some(dead_letter::time_text(newest));
             }
             g
         })
@@ -177,5 +279,343 @@ pub(crate) async fn stats(config: Config, topics: Vec<String>, json: bool) -> Ex
         ));
     }
     emit(out.trim_end());
+    Exit::Ok
+}
+
+fn lossy(bytes: Option<&[u8]>) -> Option<String> {
+    bytes.map(|b| String::from_utf8_lossy(b).into_owned())
+}
+
+/// Text for a terminal: at most `limit` characters, one line.
+fn short(text: &str, limit: usize) -> String {
+    let one_line: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if one_line.chars().count() <= limit {
+        return one_line;
+    }
+    let cut: String = one_line.chars().take(limit).collect();
+    format!("{cut}…")
+}
+
+/// Spring writes partition, offset and timestamp as binary: shown as
+/// numbers; other non-UTF-8 headers as hex.
+fn header_text(name: &str, value: &[u8]) -> String {
+    let binary_number = name.starts_with(dead_letter::spring::PREFIX)
+        && matches!(value.len(), 4 | 8)
+        && std::str::from_utf8(value).map_or(true, |t| t.chars().any(char::is_control));
+    if binary_number {
+        return match value.len() {
+            4 => i32::from_be_bytes([value[0], value[1], value[2], value[3]]).to_string(),
+            _ => {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(value);
+                i64::from_be_bytes(b).to_string()
+            }
+        };
+    }
+    match std::str::from_utf8(value) {
+        Ok(t) => t.to_owned(),
+        Err(_) => value.iter().map(|b| format!("{b:02x}")).collect(),
+    }
+}
+
+/// `dlq list`: prints up to `limit` selected dead letters and, when more
+/// may follow, the option that reads the next page.
+pub(crate) async fn list(
+    config: Config,
+    topic: String,
+    select: DlqSelect,
+    limit: usize,
+    as_json: bool,
+) -> Exit {
+    let producer = match connect(&config).await {
+        Ok(p) => p,
+        Err(exit) => return exit,
+    };
+    let mut reader = match Reader::open(&producer, &topic, &select).await {
+        Ok(r) => r,
+        Err(exit) => return exit,
+    };
+    let mut printed = 0usize;
+    loop {
+        let (partition, records) = match reader.next_batch().await {
+            Ok(Some(batch)) => batch,
+            Ok(None) => {
+                if !as_json {
+                    emit(&format!("-- {printed} dead letter(s); end of {topic}"));
+                }
+                return Exit::Ok;
+            }
+            Err(e) => {
+                emit_err(&format!("kafka-actors: {e}"));
+                return Exit::Unavailable;
+            }
+        };
+        for r in records {
+            if printed == limit {
+                // Next page: this partition from this record on.
+                if !as_json {
+                    emit(&format!(
+                        "-- {printed} dead letter(s); next page: --partition {partition} --from-offset {}",
+                        r.offset
+                    ));
+                }
+                return Exit::Ok;
+            }
+            emit(&render(&topic, partition, &r, as_json));
+            printed += 1;
+        }
+    }
+}
+
+fn render(topic: &str, partition: i32, r: &RecordAndOffset, as_json: bool) -> String {
+    let letter = dead_letter::read(&r.record.headers);
+    let headers: BTreeMap<&str, String> = r
+        .record
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), header_text(k, v)))
+        .collect();
+    let at = dead_letter::time_text(r.record.timestamp);
+    if as_json {
+        return json!({
+            "topic": topic,
+            "partition": partition,
+            "offset": r.offset,
+            "timestamp": at,
+            "letter": letter,
+            "key": lossy(r.record.key.as_deref()),
+            "value": lossy(r.record.value.as_deref()),
+            "headers": headers,
+        })
+        .to_string();
+    }
+    let origin = match (
+        &letter.original_topic,
+        letter.original_partition,
+        letter.original_offset,
+    ) {
+        (Some(t), Some(p), Some(o)) => format!("{t}/{p}@{o}"),
+        (Some(t), _, _) => t.clone(),
+        _ => "(unknown origin)".to_owned(),
+    };
+    let mut out = format!(
+        "{topic}/{partition}@{}  {at}  from {origin}  class={}  route={}  attempts={}",
+        r.offset,
+        letter.class.as_deref().unwrap_or("-"),
+        letter.route.as_deref().unwrap_or("-"),
+        letter.attempts.map_or("-".to_owned(), |a| a.to_string()),
+    );
+    if let Some(message) = &letter.message {
+        out.push_str(&format!("\n  error: {}", short(message, 200)));
+    }
+    out.push_str(&format!(
+        "\n  key: {}\n  value: {}",
+        lossy(r.record.key.as_deref()).map_or("-".to_owned(), |k| short(&k, 120)),
+        lossy(r.record.value.as_deref()).map_or("-".to_owned(), |v| short(&v, 200)),
+    ));
+    for (k, v) in &headers {
+        out.push_str(&format!("\n  {k}: {}", short(v, 200)));
+    }
+    out
+}
+
+/// `dlq replay` options besides the selection.
+#[derive(Debug, Clone)]
+pub(crate) struct ReplayOptions {
+    /// Republish here instead of the original topic.
+    pub to: Option<String>,
+    /// Records per second at most.
+    pub rate: u32,
+    /// Publish nothing.
+    pub dry_run: bool,
+}
+
+/// `dlq replay`: republishes the selected dead letters in batches, each
+/// acknowledged before the next, paced to `rate`. A record whose origin is
+/// unknown (and no `--to`) is skipped and named; the exit code is then 1.
+pub(crate) async fn replay(
+    config: Config,
+    topic: String,
+    select: DlqSelect,
+    options: ReplayOptions,
+) -> Exit {
+    if options.rate == 0 {
+        emit_err("kafka-actors: --rate must be at least 1 record per second");
+        return Exit::Usage;
+    }
+    let producer = match Producer::connect(&config.kafka, config.producer.compression_type).await {
+        Ok(p) => p,
+        Err(e) => {
+            emit_err(&format!("kafka-actors: {e}"));
+            return Exit::Unavailable;
+        }
+    };
+    let mut reader = match Reader::open(&producer, &topic, &select).await {
+        Ok(r) => r,
+        Err(exit) => return exit,
+    };
+    let batch_size = (options.rate as usize / 10).clamp(1, 500);
+    let started = Instant::now();
+    let mut by_target: BTreeMap<String, u64> = BTreeMap::new();
+    let mut skipped: Vec<String> = Vec::new();
+    let mut sent: u64 = 0;
+    loop {
+        let (partition, records) = match reader.next_batch().await {
+            Ok(Some(batch)) => batch,
+            Ok(None) => break,
+            Err(e) => {
+                emit_err(&format!(
+                    "kafka-actors: {e} ({sent} record(s) replayed before)"
+                ));
+                return Exit::Unavailable;
+            }
+        };
+        let mut outgoing: Vec<(i64, OutRecord)> = Vec::new();
+        for r in records {
+            let source = format!("{topic}/{partition}@{}", r.offset);
+            let target = options
+                .to
+                .clone()
+                .or_else(|| dead_letter::read(&r.record.headers).original_topic);
+            let Some(target) = target else {
+                skipped.push(source);
+                continue;
+            };
+            if options.dry_run {
+                emit(&format!("{source} -> {target}"));
+                *by_target.entry(target).or_default() += 1;
+                continue;
+            }
+            outgoing.push((
+                r.offset,
+                OutRecord {
+                    headers: dead_letter::replay_headers(&r.record.headers, &source, Utc::now()),
+                    topic: target,
+                    partition: None,
+                    key: r.record.key,
+                    value: r.record.value,
+                },
+            ));
+        }
+        for chunk in outgoing.chunks(batch_size) {
+            let results = producer
+                .send(chunk.iter().map(|(_, out)| out.clone()).collect())
+                .await;
+            for ((offset, out), result) in chunk.iter().zip(results) {
+                if let Err(e) = result {
+                    emit_err(&format!(
+                        "kafka-actors: replaying {topic}/{partition}@{offset} to {}: {e}; \
+                         {sent} record(s) were replayed before it; to go on from here: \
+                         --partition {partition} --from-offset {offset}",
+                        out.topic
+                    ));
+                    return Exit::Unavailable;
+                }
+                sent += 1;
+                *by_target.entry(out.topic.clone()).or_default() += 1;
+            }
+            // Pace: `sent` records may have left by now at `rate` per second.
+            let due = Duration::from_secs_f64(sent as f64 / f64::from(options.rate));
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                tokio::time::sleep(wait).await;
+            }
+        }
+    }
+    let verb = if options.dry_run {
+        "would replay"
+    } else {
+        "replayed"
+    };
+    let total: u64 = by_target.values().sum();
+    let targets = by_target
+        .iter()
+        .map(|(t, n)| format!("{n} to {t}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    emit(&format!(
+        "{verb} {total} record(s) from {topic}{}{targets}",
+        if total > 0 { ": " } else { "" }
+    ));
+    if !skipped.is_empty() {
+        emit_err(&format!(
+            "kafka-actors: skipped {} record(s) with no original topic in their headers \
+             (name one with --to): {}",
+            skipped.len(),
+            skipped.join(", ")
+        ));
+        return Exit::Failure;
+    }
+    Exit::Ok
+}
+
+/// `dlq purge`: deletes the records before `before` (or all, when `None`)
+/// in the selected partitions with DeleteRecords; without `yes`, prints the
+/// plan and exits with the usage code.
+pub(crate) async fn purge(
+    config: Config,
+    topic: String,
+    partitions: Vec<i32>,
+    before: Option<i64>,
+    yes: bool,
+) -> Exit {
+    let producer = match connect(&config).await {
+        Ok(p) => p,
+        Err(exit) => return exit,
+    };
+    let select = DlqSelect {
+        partitions,
+        ..DlqSelect::default()
+    };
+    // The reader resolves and checks the partitions, and each one's range.
+    let reader = match Reader::open(&producer, &topic, &select).await {
+        Ok(r) => r,
+        Err(exit) => return exit,
+    };
+    let mut plan = Vec::new();
+    for part in &reader.parts {
+        let (low, high) = (part.next, part.end);
+        let upto = before.map_or(high, |b| b.min(high));
+        if upto > low {
+            plan.push((part.client.partition(), low, upto));
+        }
+    }
+    if plan.is_empty() {
+        emit(&format!("nothing to purge in {topic}"));
+        return Exit::Ok;
+    }
+    for (p, low, upto) in &plan {
+        emit(&format!(
+            "{topic}/{p}: {} record(s), offsets {low}..{}",
+            upto - low,
+            upto - 1
+        ));
+    }
+    if !yes {
+        emit_err(&format!(
+            "kafka-actors: purging deletes these records of {topic} for good; pass --yes to confirm"
+        ));
+        return Exit::Usage;
+    }
+    let timeout = i32::try_from(config.kafka.request_timeout_ms).unwrap_or(i32::MAX);
+    for (p, low, upto) in &plan {
+        let part = reader
+            .parts
+            .iter()
+            .find(|part| part.client.partition() == *p)
+            .expect("planned from these parts");
+        if let Err(e) = part.client.delete_records(*upto, timeout).await {
+            emit_err(&format!(
+                "kafka-actors: deleting the records of {topic}/{p} before offset {upto}: {e}"
+            ));
+            return Exit::Unavailable;
+        }
+        emit(&format!(
+            "purged {topic}/{p}: {} record(s) before offset {upto}",
+            upto - low
+        ));
+    }
     Exit::Ok
 }

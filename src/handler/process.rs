@@ -24,6 +24,9 @@ pub struct InRecord {
     pub partition: i32,
     /// Offset.
     pub offset: i64,
+    /// Timestamp, milliseconds since the epoch (absent in tests and tools
+    /// that build records by hand).
+    pub timestamp: Option<i64>,
     /// Key.
     pub key: Option<Vec<u8>>,
     /// Value.
@@ -95,11 +98,12 @@ pub async fn process(router: &Router, record: &InRecord) -> Processed {
                     route: None,
                     outcome: Outcome::UnroutedDeadLettered,
                     outputs: vec![dead_letter_of(
+                        router,
                         record,
                         &dead_letter::default_topic(&record.topic),
-                        "",
+                        ("", ""),
                         &failure,
-                        0,
+                        (0, chrono::Utc::now()),
                     )],
                 }
             }
@@ -107,6 +111,7 @@ pub async fn process(router: &Router, record: &InRecord) -> Processed {
     };
 
     let mut attempts: u32 = 1;
+    let mut first_failure = None;
     let result = match &request {
         Err(e) => Err(Failure {
             kind: FailureKind::Deserialization,
@@ -136,6 +141,9 @@ pub async fn process(router: &Router, record: &InRecord) -> Processed {
                     }),
                 },
             };
+            if result.is_err() && first_failure.is_none() {
+                first_failure = Some(chrono::Utc::now());
+            }
             match result {
                 Err(failure)
                     if retry::retryable(failure.kind) && attempts < route.retry.attempts() =>
@@ -160,6 +168,7 @@ pub async fn process(router: &Router, record: &InRecord) -> Processed {
         },
     };
 
+    let request_ok = request.is_ok();
     match (result, request) {
         (Ok(values), Ok(request)) => {
             let outputs = values
@@ -190,11 +199,15 @@ pub async fn process(router: &Router, record: &InRecord) -> Processed {
             route: Some(route.name.clone()),
             outcome: Outcome::Failed(failure.kind),
             outputs: vec![dead_letter_of(
+                router,
                 record,
                 &route.dlq_topic,
-                &route.name,
+                (&route.name, &route.handler_name),
                 &failure,
-                attempts,
+                (
+                    if request_ok { attempts } else { 0 },
+                    first_failure.unwrap_or_else(chrono::Utc::now),
+                ),
             )],
         },
         // A handler cannot have run without a readable request.
@@ -202,44 +215,52 @@ pub async fn process(router: &Router, record: &InRecord) -> Processed {
             route: Some(route.name.clone()),
             outcome: Outcome::Failed(FailureKind::Deserialization),
             outputs: vec![dead_letter_of(
+                router,
                 record,
                 &route.dlq_topic,
-                &route.name,
+                (&route.name, &route.handler_name),
                 &Failure {
                     kind: FailureKind::Deserialization,
                     message: e.to_string(),
                 },
-                0,
+                (0, chrono::Utc::now()),
             )],
         },
     }
 }
 
+/// The dead letter of `record`: `(route, handler)` that failed it (empty
+/// when none), `(handler calls, first failure time)`; the last failure is
+/// now.
 fn dead_letter_of(
+    router: &Router,
     record: &InRecord,
     dlq_topic: &str,
-    route: &str,
+    (route, handler): (&str, &str),
     failure: &Failure,
-    attempts: u32,
+    (count, first_failure): (u32, chrono::DateTime<chrono::Utc>),
 ) -> OutRecord {
-    let mut out = dead_letter::record(
+    dead_letter::record(
         dlq_topic,
         Origin {
             topic: &record.topic,
             partition: record.partition,
             offset: record.offset,
+            timestamp: record.timestamp,
             route,
+            handler,
         },
         record.key.as_deref(),
         record.value.as_deref(),
         &record.headers,
         failure,
-    );
-    out.headers.insert(
-        dead_letter::ATTEMPTS.to_owned(),
-        attempts.to_string().into_bytes(),
-    );
-    out
+        dead_letter::Attempts {
+            count,
+            first_failure,
+            last_failure: chrono::Utc::now(),
+            instance: router.instance(),
+        },
+    )
 }
 
 #[cfg(test)]
@@ -280,6 +301,7 @@ mod tests {
             topic: topic.into(),
             partition: 1,
             offset: 9,
+            timestamp: Some(1_700_000_000_000),
             key: Some(b"k".to_vec()),
             value: Some(value.as_bytes().to_vec()),
             headers: BTreeMap::new(),

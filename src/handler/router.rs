@@ -84,6 +84,8 @@ pub struct Route {
     pub name: String,
     /// The handler.
     pub handler: Arc<dyn Handler>,
+    /// The handler's name (`handler` of the route config).
+    pub handler_name: String,
     /// Where replies go (unless the request names `reply_to`).
     pub reply_topic: Option<String>,
     /// Where failures go.
@@ -148,6 +150,7 @@ pub enum RouterError {
 pub struct Router {
     topics: BTreeMap<String, TopicRoutes>,
     unrouted: Unrouted,
+    instance: String,
 }
 
 impl Router {
@@ -181,6 +184,7 @@ impl Router {
             let ready = Arc::new(Route {
                 name: name.clone(),
                 handler,
+                handler_name: route.handler.clone(),
                 reply_topic: route.reply_topic.as_deref().map(|t| config.topic_name(t)),
                 dlq_topic: route
                     .dlq_topic
@@ -205,6 +209,7 @@ impl Router {
         Ok(Self {
             topics,
             unrouted: config.pipeline.unrouted,
+            instance: dead_letter::instance_id(config),
         })
     }
 
@@ -239,6 +244,11 @@ impl Router {
     /// What to do with records no route takes.
     pub fn unrouted(&self) -> Unrouted {
         self.unrouted
+    }
+
+    /// This process in dead letters' `dlq.instance.id`.
+    pub fn instance(&self) -> &str {
+        &self.instance
     }
 }
 

@@ -8,6 +8,7 @@
 
 mod cli;
 mod coordinator;
+mod dlq;
 mod groups;
 mod harness;
 mod intelligence;
