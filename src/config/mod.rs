@@ -516,9 +516,112 @@ pub struct RouteConfig {
     /// Longest one handler call may take; longer is a `timeout` failure.
     /// Unset: no deadline.
     pub handler_timeout_ms: Option<u64>,
-    /// How failures that may pass (`processing`, `timeout`, `dependency`)
-    /// are retried in place before the record is dead-lettered.
+    /// How failures whose action is `retry` are retried in place before
+    /// the record is dead-lettered.
     pub retry: RetryConfig,
+    /// What each failure class does on this route, over
+    /// `pipeline.on_failure`.
+    pub on_failure: FailureActions,
+    /// Pause the route instead of dead-lettering everything after a bad
+    /// deploy (off by default).
+    pub circuit_breaker: CircuitBreakerConfig,
+}
+
+/// What a failure does to its record and partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureAction {
+    /// Retry in place per the route's `[retry]`, then dead-letter.
+    Retry,
+    /// Dead-letter now.
+    Dlq,
+    /// Stop this partition at the record (not dead-lettered, not
+    /// committed), raise an alert, try it again after `pipeline.pause_ms`.
+    Pause,
+    /// Shut the service down cleanly without committing the record (exit
+    /// code 1).
+    Stop,
+}
+
+impl FailureAction {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Retry => "retry",
+            Self::Dlq => "dlq",
+            Self::Pause => "pause",
+            Self::Stop => "stop",
+        }
+    }
+}
+
+/// An action per failure class (`[pipeline.on_failure]`,
+/// `[routes.<name>.on_failure]`); unset classes fall back to the pipeline's
+/// table, then to the defaults: `dlq` for deserialization, validation and
+/// panic, `retry` for processing, timeout and dependency.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FailureActions {
+    /// The payload is not JSON or not the handler's input type.
+    pub deserialization: Option<FailureAction>,
+    /// The handler refused the record for good.
+    pub validation: Option<FailureAction>,
+    /// The handler failed and says it may work later.
+    pub processing: Option<FailureAction>,
+    /// The handler outlasted `handler_timeout_ms`.
+    pub timeout: Option<FailureAction>,
+    /// The handler reports an unavailable dependency.
+    pub dependency: Option<FailureAction>,
+    /// The handler panicked.
+    pub panic: Option<FailureAction>,
+}
+
+impl FailureActions {
+    /// `(class, action)` of every class set here.
+    pub fn entries(&self) -> Vec<(&'static str, FailureAction)> {
+        [
+            ("deserialization", self.deserialization),
+            ("validation", self.validation),
+            ("processing", self.processing),
+            ("timeout", self.timeout),
+            ("dependency", self.dependency),
+            ("panic", self.panic),
+        ]
+        .into_iter()
+        .filter_map(|(class, action)| action.map(|a| (class, a)))
+        .collect()
+    }
+}
+
+/// A route's circuit breaker (`[routes.<name>.circuit_breaker]`): when
+/// dead letters come `consecutive` in a row, or make up more than `ratio`
+/// of at least `min_records` records within `window_ms`, the failure that
+/// would be the next dead letter is not dead-lettered: the breaker opens,
+/// every partition of the route pauses at its next record for
+/// `pipeline.pause_ms`, and an alert is raised. Both triggers 0: off.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CircuitBreakerConfig {
+    /// Dead letters in a row that open the breaker (0: this trigger off).
+    pub consecutive: u32,
+    /// Share of dead letters among the window's records that opens the
+    /// breaker, above 0 and at most 1 (0: this trigger off).
+    pub ratio: f64,
+    /// The ratio's window.
+    pub window_ms: u64,
+    /// Records the window needs before the ratio counts.
+    pub min_records: u32,
+}
+
+impl Default for CircuitBreakerConfig {
+    fn default() -> Self {
+        Self {
+            consecutive: 0,
+            ratio: 0.0,
+            window_ms: 60_000,
+            min_records: 20,
+        }
+    }
 }
 
 /// How a route retries a failed record in place, inside its handler worker:
@@ -583,6 +686,8 @@ impl Default for RouteConfig {
             concurrency: 1,
             handler_timeout_ms: None,
             retry: RetryConfig::default(),
+            on_failure: FailureActions::default(),
+            circuit_breaker: CircuitBreakerConfig::default(),
         }
     }
 }
@@ -615,6 +720,12 @@ pub struct PipelineConfig {
     /// for no more than what is left of it (at least 64 KiB; a record batch
     /// larger than that still comes whole, as Kafka guarantees progress).
     pub max_in_flight_bytes: u64,
+    /// What each failure class does, for every route (a route's own
+    /// `on_failure` wins).
+    pub on_failure: FailureActions,
+    /// How long a partition paused by a `pause` action or an open circuit
+    /// breaker waits before it tries its record again.
+    pub pause_ms: u64,
 }
 
 impl Default for PipelineConfig {
@@ -624,6 +735,8 @@ impl Default for PipelineConfig {
             produce_attempts: 5,
             max_in_flight_records: 1000,
             max_in_flight_bytes: 256 * 1024,
+            on_failure: FailureActions::default(),
+            pause_ms: 30_000,
         }
     }
 }

@@ -366,10 +366,55 @@ pub(crate) fn validate(config: &Config, provenance: &Provenance, problems: &mut 
         }
     }
 
+    // Failure actions: retrying cannot help a record that is not JSON or
+    // that the handler refused for good.
+    let mut tables: Vec<(String, &crate::config::FailureActions)> =
+        vec![("pipeline.on_failure".to_owned(), &config.pipeline.on_failure)];
+    for (name, route) in &config.routes {
+        tables.push((format!("routes.{name}.on_failure"), &route.on_failure));
+    }
+    for (table, actions) in tables {
+        for (class, action) in actions.entries() {
+            if action == crate::config::FailureAction::Retry
+                && matches!(class, "deserialization" | "validation")
+            {
+                c.fail(
+                    &format!("{table}.{class}"),
+                    format!(
+                        "`retry` cannot help a {class} failure (the same record fails the same \
+                         way); use dlq, pause or stop"
+                    ),
+                );
+            }
+        }
+    }
+    c.range("pipeline.pause_ms", config.pipeline.pause_ms, 100, 86_400_000);
+
     // [routes.*]
     let mut taken: BTreeMap<(String, Option<&str>), &str> = BTreeMap::new();
     for (name, route) in &config.routes {
         let key = |field: &str| format!("routes.{name}.{field}");
+        let breaker = &route.circuit_breaker;
+        if !(breaker.ratio.is_finite() && (0.0..=1.0).contains(&breaker.ratio)) {
+            c.fail(
+                &key("circuit_breaker.ratio"),
+                format!("must be between 0 (off) and 1, got {}", breaker.ratio),
+            );
+        }
+        if breaker.ratio > 0.0 {
+            c.range(
+                &key("circuit_breaker.window_ms"),
+                breaker.window_ms,
+                100,
+                86_400_000,
+            );
+            c.range(
+                &key("circuit_breaker.min_records"),
+                u64::from(breaker.min_records),
+                1,
+                1_000_000,
+            );
+        }
         let retry = &route.retry;
         c.range(
             &key("retry.max_attempts"),

@@ -47,7 +47,8 @@ use super::watermark::Watermark;
 use crate::config::{ConsumerConfig, KafkaConfig, OffsetReset};
 use crate::handler::process::InRecord;
 use crate::handler::router::Router;
-use crate::handler::worker::{HandleBatch, HandlerWorker};
+use crate::handler::process::Halt;
+use crate::handler::worker::{BatchDone, HandleBatch, HandlerWorker, Resume};
 use crate::producer::{ProduceError, ProducerPool, murmur2};
 use crate::telemetry::metrics as m;
 
@@ -70,6 +71,9 @@ pub struct Settings {
     pub max_in_flight_records: usize,
     /// Bytes of one partition in flight before it stops fetching.
     pub max_in_flight_bytes: usize,
+    /// How long a partition held at a failed record waits before trying it
+    /// again (`pipeline.pause_ms`).
+    pub pause: Duration,
 }
 
 /// The partition consumer; see the module documentation.
@@ -98,6 +102,10 @@ pub struct PartitionConsumer {
     /// Fetching stopped for good at a record batch this build cannot read
     /// (why, for logs and restarts).
     paused: Option<String>,
+    /// Paused at a failed record (a `pause` or `stop` action, an open
+    /// circuit breaker).
+    held: Option<Held>,
+    held_gauge: metrics::Gauge,
     in_flight_gauge: metrics::Gauge,
     lag_gauge: metrics::Gauge,
     consumed: metrics::Counter,
@@ -112,6 +120,13 @@ impl std::fmt::Debug for PartitionConsumer {
             .field("in_flight", &self.in_flight_records)
             .finish_non_exhaustive()
     }
+}
+
+/// Where a partition is held.
+#[derive(Debug, Clone, Copy)]
+struct Held {
+    /// The first record not handled.
+    at: i64,
 }
 
 /// What one fetch brought.
@@ -234,6 +249,7 @@ impl PartitionConsumer {
             ("partition", partition.to_string()),
         ];
         Self {
+            held_gauge: metrics::gauge!(m::PARTITION_HELD, &labels),
             in_flight_gauge: metrics::gauge!(m::CONSUMER_IN_FLIGHT_RECORDS, &labels),
             lag_gauge: metrics::gauge!(m::CONSUMER_LAG_RECORDS, &labels),
             consumed: metrics::counter!(m::CONSUMER_RECORDS_TOTAL, "topic" => topic.clone()),
@@ -252,6 +268,7 @@ impl PartitionConsumer {
             in_flight_bytes: 0,
             draining: Vec::new(),
             paused: None,
+            held: None,
             restarts: 0,
             generation: 0,
             drained: false,
@@ -362,10 +379,10 @@ impl PartitionConsumer {
                 if batch.is_empty() {
                     continue;
                 }
-                let offsets: Vec<i64> = batch.iter().map(|r| r.offset).collect();
-                let bytes: usize = batch.iter().map(record_bytes).sum();
-                self.in_flight_records += offsets.len();
-                self.in_flight_bytes += bytes;
+                let sized: Vec<(i64, usize)> =
+                    batch.iter().map(|r| (r.offset, record_bytes(r))).collect();
+                self.in_flight_records += sized.len();
+                self.in_flight_bytes += sized.iter().map(|(_, b)| b).sum::<usize>();
                 let (done, result) = oneshot::channel();
                 self.workers[lane].do_send(HandleBatch {
                     records: batch,
@@ -375,21 +392,27 @@ impl PartitionConsumer {
                     async move {
                         match result.await {
                             // Every output acknowledged, or the first failure.
-                            Ok(results) => results
-                                .into_iter()
-                                .find_map(Result::err)
-                                .map_or(Ok(()), Err),
-                            Err(_) => Err(ProduceError::Produce {
-                                topic: String::new(),
-                                partition: -1,
-                                message: "the handler worker dropped the batch".to_owned(),
-                            }),
+                            Ok(BatchDone { results, halt }) => (
+                                results
+                                    .into_iter()
+                                    .find_map(Result::err)
+                                    .map_or(Ok(()), Err),
+                                halt,
+                            ),
+                            Err(_) => (
+                                Err(ProduceError::Produce {
+                                    topic: String::new(),
+                                    partition: -1,
+                                    message: "the handler worker dropped the batch".to_owned(),
+                                }),
+                                None,
+                            ),
                         }
                     }
                     .into_actor(self)
-                    .map(move |result, act, ctx| {
+                    .map(move |(result, halt), act, ctx| {
                         if act.generation == generation {
-                            act.finished(offsets, bytes, result, ctx);
+                            act.finished(sized, result, halt, ctx);
                         }
                     }),
                 );
@@ -398,12 +421,13 @@ impl PartitionConsumer {
         self.in_flight_gauge.set(self.in_flight_records as f64);
     }
 
-    /// A batch is fully handled (or its outputs could not be published).
+    /// A batch is fully handled (or its outputs could not be published, or
+    /// a record halted it: the records from that one on were not handled).
     fn finished(
         &mut self,
-        offsets: Vec<i64>,
-        bytes: usize,
+        offsets: Vec<(i64, usize)>,
         result: Result<(), ProduceError>,
+        halt: Option<(i64, Halt)>,
         ctx: &mut Context<Self>,
     ) {
         if let Err(e) = result {
@@ -415,12 +439,19 @@ impl PartitionConsumer {
             return;
         }
         self.restarts = 0;
-        for offset in &offsets {
-            let _ = self.watermark.finish(*offset);
+        let halted_at = halt.as_ref().map_or(i64::MAX, |(offset, _)| *offset);
+        for (offset, _) in &offsets {
+            if *offset < halted_at {
+                let _ = self.watermark.finish(*offset);
+            }
         }
+        // Halted records leave the flight unhandled: fetched again on resume.
         self.in_flight_records -= offsets.len();
-        self.in_flight_bytes -= bytes;
+        self.in_flight_bytes -= offsets.iter().map(|(_, b)| b).sum::<usize>();
         self.in_flight_gauge.set(self.in_flight_records as f64);
+        if let Some((offset, h)) = halt {
+            self.hold(offset, &h, ctx);
+        }
         let offsets = BTreeMap::from([(
             (self.topic.clone(), self.partition),
             self.watermark.committable(),
@@ -428,6 +459,61 @@ impl PartitionConsumer {
         // The committer commits at once (or on its interval with
         // auto-commit), one commit in flight at a time.
         self.committer.do_send(Report(offsets));
+        ctx.notify(Poll);
+    }
+
+    /// A record at `offset` halted: stop fetching; unless the service is
+    /// stopping, try it again after `pipeline.pause_ms`.
+    fn hold(&mut self, offset: i64, halt: &Halt, ctx: &mut Context<Self>) {
+        if let Some(held) = &mut self.held {
+            held.at = held.at.min(offset);
+            return;
+        }
+        self.held = Some(Held { at: offset });
+        self.held_gauge.set(1.0);
+        if halt.stop {
+            tracing::error!(
+                topic = %self.topic, partition = self.partition, offset, reason = %halt.reason,
+                "partition stopped at a record whose failure stops the service; it is not committed"
+            );
+            return;
+        }
+        tracing::error!(
+            topic = %self.topic, partition = self.partition, offset, reason = %halt.reason,
+            resume_in = ?self.settings.pause, "partition paused at a failed record"
+        );
+        let generation = self.generation;
+        ctx.run_later(self.settings.pause, move |act, ctx| {
+            if act.generation == generation {
+                act.resume(ctx);
+            }
+        });
+    }
+
+    /// Takes the held record again, once the records still in flight are
+    /// done (the halted ones count as not handled: fetched again).
+    fn resume(&mut self, ctx: &mut Context<Self>) {
+        if self.held.is_none() || !self.draining.is_empty() || self.drained {
+            return;
+        }
+        if self.in_flight_records > 0 {
+            let generation = self.generation;
+            ctx.run_later(Duration::from_millis(100), move |act, ctx| {
+                if act.generation == generation {
+                    act.resume(ctx);
+                }
+            });
+            return;
+        }
+        let from = self.watermark.committable();
+        tracing::info!(topic = %self.topic, partition = self.partition, from, "partition resumes");
+        self.watermark = Watermark::new(from);
+        self.next = from;
+        self.held = None;
+        self.held_gauge.set(0.0);
+        for w in &self.workers {
+            w.do_send(Resume);
+        }
         ctx.notify(Poll);
     }
 
@@ -507,6 +593,13 @@ impl Supervised for PartitionConsumer {
         self.in_flight_gauge.set(0.0);
         self.generation += 1;
         self.restarts += 1;
+        // A hold ends with the restart: the held record is fetched again.
+        if self.held.take().is_some() {
+            self.held_gauge.set(0.0);
+            for w in &self.workers {
+                w.do_send(Resume);
+            }
+        }
         metrics::counter!(m::ACTOR_RESTARTS_TOTAL, "actor" => "partition_consumer").increment(1);
         tracing::warn!(topic = %self.topic, partition = self.partition, from, restarts = self.restarts, "partition consumer restarting");
     }
@@ -525,7 +618,7 @@ impl Handler<Poll> for PartitionConsumer {
             }
             return;
         }
-        if self.paused.is_some() || !self.below_bounds() {
+        if self.paused.is_some() || self.held.is_some() || !self.below_bounds() {
             return;
         }
         self.fetching = true;

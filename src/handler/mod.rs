@@ -5,6 +5,8 @@
 //! - [`envelope`]: reading a request's correlation id, event type, reply
 //!   topic and payload (seeds 000, 002, 004), and building its reply.
 //! - [`dead_letter`]: the dead-letter record of a failed request.
+//! - [`failure`]: what each failure class does (retry, dlq, pause, stop),
+//!   and the circuit breaker.
 //! - [`jq`]: jq programs through jaq (pure Rust), for the `jq` handler.
 //! - [`router`]: routes by topic and event type, and the handler registry.
 //! - [`process`]: what happens to one record: route, handle, outputs (no
@@ -15,6 +17,7 @@
 pub mod api;
 pub mod dead_letter;
 pub mod envelope;
+pub mod failure;
 pub mod jq;
 pub mod process;
 pub mod retry;

@@ -9,9 +9,8 @@ use std::collections::BTreeMap;
 use super::api::{Context, Failure, FailureKind, invoke};
 use super::dead_letter::{self, Origin};
 use super::envelope;
-use super::retry;
-use super::router::Router;
-use crate::config::Unrouted;
+use super::router::{Route, Router};
+use crate::config::{FailureAction, Unrouted};
 use crate::producer::OutRecord;
 use crate::telemetry::metrics as m;
 
@@ -46,6 +45,20 @@ pub enum Outcome {
     Skipped,
     /// No route takes it; dead-lettered.
     UnroutedDeadLettered,
+    /// Its failure's action (or the open circuit breaker) pauses the
+    /// partition at it; not handled.
+    Paused,
+    /// Its failure's action stops the service; not handled.
+    Stopped,
+}
+
+/// Why a record stops its partition instead of counting as handled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Halt {
+    /// Shut the service down (`stop`); else pause the partition.
+    pub stop: bool,
+    /// What happened, for the log and the alert.
+    pub reason: String,
 }
 
 impl Outcome {
@@ -56,6 +69,8 @@ impl Outcome {
             Self::Failed(kind) => kind.as_str(),
             Self::Skipped => "unrouted_skipped",
             Self::UnroutedDeadLettered => "unrouted_dead_lettered",
+            Self::Paused => "paused",
+            Self::Stopped => "stopped",
         }
     }
 }
@@ -69,6 +84,78 @@ pub struct Processed {
     pub outcome: Outcome,
     /// Records to publish before the record counts as handled.
     pub outputs: Vec<OutRecord>,
+    /// Set when the record must stop its partition (or the service).
+    pub halt: Option<Halt>,
+}
+
+fn halted(route: &Route, stop: bool, reason: String) -> Processed {
+    Processed {
+        route: Some(route.name.clone()),
+        outcome: if stop {
+            Outcome::Stopped
+        } else {
+            Outcome::Paused
+        },
+        outputs: Vec::new(),
+        halt: Some(Halt { stop, reason }),
+    }
+}
+
+/// A record of `route` failed for good (its retries, if any, are spent):
+/// its class's action says whether it is dead-lettered, pauses its
+/// partition or stops the service; the circuit breaker may pause instead of
+/// dead-lettering.
+fn failed(
+    router: &Router,
+    route: &Route,
+    record: &InRecord,
+    failure: &Failure,
+    tries: (u32, chrono::DateTime<chrono::Utc>),
+) -> Processed {
+    let class = failure.kind.as_str();
+    let at = format!("{}/{}@{}", record.topic, record.partition, record.offset);
+    match route.actions.of(failure.kind) {
+        action @ (FailureAction::Pause | FailureAction::Stop) => halted(
+            route,
+            action == FailureAction::Stop,
+            format!(
+                "{class} failure of routes.{} at {at}: {}; the failure action for {class} is {}",
+                route.name,
+                failure.message,
+                action.as_str()
+            ),
+        ),
+        FailureAction::Retry | FailureAction::Dlq => {
+            if let Some(trip) = route
+                .breaker
+                .as_ref()
+                .and_then(|b| b.failure(std::time::Instant::now()))
+            {
+                return halted(
+                    route,
+                    false,
+                    format!(
+                        "the circuit breaker of routes.{} opened ({trip}) at {at}, a {class} \
+                         failure: {}",
+                        route.name, failure.message
+                    ),
+                );
+            }
+            Processed {
+                route: Some(route.name.clone()),
+                outcome: Outcome::Failed(failure.kind),
+                outputs: vec![dead_letter_of(
+                    router,
+                    record,
+                    &route.dlq_topic,
+                    (&route.name, &route.handler_name),
+                    failure,
+                    tries,
+                )],
+                halt: None,
+            }
+        }
+    }
 }
 
 /// Routes and handles `record`.
@@ -88,6 +175,7 @@ pub async fn process(router: &Router, record: &InRecord) -> Processed {
                 route: None,
                 outcome: Outcome::Skipped,
                 outputs: Vec::new(),
+                halt: None,
             },
             Unrouted::DeadLetter => {
                 let failure = Failure {
@@ -105,10 +193,25 @@ pub async fn process(router: &Router, record: &InRecord) -> Processed {
                         &failure,
                         (0, chrono::Utc::now()),
                     )],
+                    halt: None,
                 }
             }
         };
     };
+    if route
+        .breaker
+        .as_ref()
+        .is_some_and(|b| b.is_open(std::time::Instant::now()))
+    {
+        return halted(
+            route,
+            false,
+            format!(
+                "the circuit breaker of routes.{} is open; {}/{}@{} waits",
+                route.name, record.topic, record.partition, record.offset
+            ),
+        );
+    }
 
     let mut attempts: u32 = 1;
     let mut first_failure = None;
@@ -146,7 +249,8 @@ pub async fn process(router: &Router, record: &InRecord) -> Processed {
             }
             match result {
                 Err(failure)
-                    if retry::retryable(failure.kind) && attempts < route.retry.attempts() =>
+                    if route.actions.of(failure.kind) == FailureAction::Retry
+                        && attempts < route.retry.attempts() =>
                 {
                     let pause = route.retry.delay(attempts, fastrand::f64());
                     metrics::counter!(
@@ -168,9 +272,11 @@ pub async fn process(router: &Router, record: &InRecord) -> Processed {
         },
     };
 
-    let request_ok = request.is_ok();
     match (result, request) {
         (Ok(values), Ok(request)) => {
+            if let Some(b) = &route.breaker {
+                b.success(std::time::Instant::now());
+            }
             let outputs = values
                 .into_iter()
                 .filter_map(|value| match &route.forward_to {
@@ -193,39 +299,25 @@ pub async fn process(router: &Router, record: &InRecord) -> Processed {
                 route: Some(route.name.clone()),
                 outcome: Outcome::Handled,
                 outputs,
+                halt: None,
             }
         }
-        (Err(failure), _) => Processed {
-            route: Some(route.name.clone()),
-            outcome: Outcome::Failed(failure.kind),
-            outputs: vec![dead_letter_of(
-                router,
-                record,
-                &route.dlq_topic,
-                (&route.name, &route.handler_name),
-                &failure,
-                (
-                    if request_ok { attempts } else { 0 },
-                    first_failure.unwrap_or_else(chrono::Utc::now),
-                ),
-            )],
-        },
+        (Err(failure), request) => {
+            let calls = if request.is_ok() { attempts } else { 0 };
+            let first = first_failure.unwrap_or_else(chrono::Utc::now);
+            failed(router, route, record, &failure, (calls, first))
+        }
         // A handler cannot have run without a readable request.
-        (Ok(_), Err(e)) => Processed {
-            route: Some(route.name.clone()),
-            outcome: Outcome::Failed(FailureKind::Deserialization),
-            outputs: vec![dead_letter_of(
-                router,
-                record,
-                &route.dlq_topic,
-                (&route.name, &route.handler_name),
-                &Failure {
-                    kind: FailureKind::Deserialization,
-                    message: e.to_string(),
-                },
-                (0, chrono::Utc::now()),
-            )],
-        },
+        (Ok(_), Err(e)) => failed(
+            router,
+            route,
+            record,
+            &Failure {
+                kind: FailureKind::Deserialization,
+                message: e.to_string(),
+            },
+            (0, chrono::Utc::now()),
+        ),
     }
 }
 
@@ -435,6 +527,105 @@ mod tests {
         );
         let _ = process(&r, &rec("req", &body)).await;
         assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    fn refusing_route(route: RouteConfig, pipeline: crate::config::FailureActions) -> Router {
+        let mut registry = HandlerRegistry::with_builtins();
+        registry.register(
+            "down",
+            crate::handler::typed(|_ctx, v: Value| async move {
+                match v["fail"].as_str() {
+                    Some("dependency") => Err(HandlerError::Dependency("db down".into())),
+                    Some(_) => Err(HandlerError::Permanent("refused".into())),
+                    None => Ok(Some(v)),
+                }
+            }),
+        );
+        let mut c = Config::default();
+        c.pipeline.on_failure = pipeline;
+        c.routes.insert(
+            "r".into(),
+            RouteConfig {
+                topic: "req".into(),
+                handler: "down".into(),
+                reply_topic: Some("resp".into()),
+                retry: quick(3),
+                ..route
+            },
+        );
+        Router::build(&c, &registry).unwrap()
+    }
+
+    #[tokio::test]
+    async fn failure_actions_pause_stop_or_dead_letter_as_the_tables_say() {
+        use crate::config::{FailureAction, FailureActions};
+        let dependency = json!({"payload": {"fail": "dependency"}}).to_string();
+        let refused = json!({"payload": {"fail": "validation"}}).to_string();
+        let r = refusing_route(
+            RouteConfig {
+                on_failure: FailureActions {
+                    dependency: Some(FailureAction::Pause),
+                    ..FailureActions::default()
+                },
+                ..RouteConfig::default()
+            },
+            FailureActions {
+                validation: Some(FailureAction::Stop),
+                dependency: Some(FailureAction::Dlq),
+                ..FailureActions::default()
+            },
+        );
+        // The route's table wins: pause, no dead letter, no retries.
+        let p = process(&r, &rec("req", &dependency)).await;
+        assert_eq!(p.outcome, Outcome::Paused);
+        assert!(p.outputs.is_empty());
+        let halt = p.halt.unwrap();
+        assert!(!halt.stop);
+        assert!(
+            halt.reason
+                .contains("dependency failure of routes.r at req/1@9: db down"),
+            "{}",
+            halt.reason
+        );
+        // The pipeline's table: stop.
+        let p = process(&r, &rec("req", &refused)).await;
+        assert_eq!(p.outcome, Outcome::Stopped);
+        assert!(p.halt.unwrap().stop);
+        // Defaults: not JSON is dead-lettered.
+        let p = process(&r, &rec("req", "nope")).await;
+        assert_eq!(p.outcome, Outcome::Failed(FailureKind::Deserialization));
+        assert_eq!(p.outputs[0].topic, "req.dlq");
+    }
+
+    #[tokio::test]
+    async fn an_open_circuit_breaker_pauses_instead_of_dead_lettering() {
+        use crate::config::{CircuitBreakerConfig, FailureActions};
+        let r = refusing_route(
+            RouteConfig {
+                circuit_breaker: CircuitBreakerConfig {
+                    consecutive: 2,
+                    ..CircuitBreakerConfig::default()
+                },
+                ..RouteConfig::default()
+            },
+            FailureActions::default(),
+        );
+        let refused = json!({"payload": {"fail": "validation"}}).to_string();
+        for _ in 0..2 {
+            let p = process(&r, &rec("req", &refused)).await;
+            assert_eq!(p.outcome, Outcome::Failed(FailureKind::Validation));
+        }
+        let p = process(&r, &rec("req", &refused)).await;
+        assert_eq!(p.outcome, Outcome::Paused);
+        assert!(p.outputs.is_empty());
+        assert!(
+            p.halt.unwrap().reason.contains("opened (2 dead letters in a row)"),
+            "breaker reason"
+        );
+        // While open, even a good record waits.
+        let p = process(&r, &rec("req", r#"{"payload": {"ok": 1}}"#)).await;
+        assert_eq!(p.outcome, Outcome::Paused);
+        assert!(p.halt.unwrap().reason.contains("is open"));
     }
 
     #[tokio::test]

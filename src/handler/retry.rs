@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use crate::config::{RetryConfig, RetryStrategy};
 
-use super::api::FailureKind;
 
 impl RetryConfig {
     /// Attempts in all, the first included.
@@ -40,16 +39,6 @@ impl RetryConfig {
         };
         ms.min(self.max_delay_ms as f64)
     }
-}
-
-/// Whether a failure of this class may pass when tried again: a handler
-/// error it calls retryable, a timeout, an unavailable dependency. Bad
-/// input (deserialization, validation) and panics are dead-lettered at once.
-pub fn retryable(kind: FailureKind) -> bool {
-    matches!(
-        kind,
-        FailureKind::Processing | FailureKind::Timeout | FailureKind::Dependency
-    )
 }
 
 #[cfg(test)]
@@ -87,24 +76,6 @@ mod tests {
         let j = config(RetryStrategy::Fixed, 0.5);
         assert_eq!(j.delay(1, 0.0).as_millis(), 50);
         assert_eq!(j.delay(1, 1.0).as_millis(), 150);
-    }
-
-    #[test]
-    fn only_failures_that_may_pass_are_retried() {
-        for kind in [
-            FailureKind::Processing,
-            FailureKind::Timeout,
-            FailureKind::Dependency,
-        ] {
-            assert!(retryable(kind), "{kind:?}");
-        }
-        for kind in [
-            FailureKind::Deserialization,
-            FailureKind::Validation,
-            FailureKind::Panic,
-        ] {
-            assert!(!retryable(kind), "{kind:?}");
-        }
     }
 
     fn strategy() -> impl Strategy<Value = RetryStrategy> {

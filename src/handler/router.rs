@@ -96,8 +96,12 @@ pub struct Route {
     pub concurrency: usize,
     /// Deadline of one handler call.
     pub timeout: Option<std::time::Duration>,
-    /// How failures that may pass are retried in place.
+    /// How failures whose action is `retry` are retried in place.
     pub retry: crate::config::RetryConfig,
+    /// What each failure class does.
+    pub actions: super::failure::Actions,
+    /// The circuit breaker, when configured.
+    pub breaker: Option<super::failure::Breaker>,
 }
 
 impl std::fmt::Debug for Route {
@@ -151,6 +155,8 @@ pub struct Router {
     topics: BTreeMap<String, TopicRoutes>,
     unrouted: Unrouted,
     instance: String,
+    /// Set once a `stop` action asks the service to shut down (why).
+    stop: tokio::sync::watch::Sender<Option<String>>,
 }
 
 impl Router {
@@ -197,6 +203,15 @@ impl Router {
                     .handler_timeout_ms
                     .map(std::time::Duration::from_millis),
                 retry: route.retry.clone(),
+                actions: super::failure::Actions::new(
+                    &route.on_failure,
+                    &config.pipeline.on_failure,
+                ),
+                breaker: super::failure::Breaker::new(
+                    name,
+                    &route.circuit_breaker,
+                    std::time::Duration::from_millis(config.pipeline.pause_ms),
+                ),
             });
             let entry = topics.entry(topic).or_default();
             match &route.event_type {
@@ -210,6 +225,7 @@ impl Router {
             topics,
             unrouted: config.pipeline.unrouted,
             instance: dead_letter::instance_id(config),
+            stop: tokio::sync::watch::Sender::new(None),
         })
     }
 
@@ -244,6 +260,33 @@ impl Router {
     /// What to do with records no route takes.
     pub fn unrouted(&self) -> Unrouted {
         self.unrouted
+    }
+
+    /// Asks the service to shut down cleanly because of `reason` (a `stop`
+    /// failure action); the first reason wins.
+    pub fn stop_service(&self, reason: String) {
+        self.stop.send_if_modified(|current| {
+            if current.is_none() {
+                *current = Some(reason);
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    /// Resolves with the reason once [`Router::stop_service`] was called.
+    pub async fn stopped(&self) -> String {
+        let mut rx = self.stop.subscribe();
+        loop {
+            if let Some(reason) = rx.borrow_and_update().clone() {
+                return reason;
+            }
+            if rx.changed().await.is_err() {
+                // The sender lives as long as `self`: unreachable.
+                std::future::pending::<()>().await;
+            }
+        }
     }
 
     /// This process in dead letters' `dlq.instance.id`.

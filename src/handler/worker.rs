@@ -33,7 +33,7 @@ use actix::prelude::*;
 use tokio::sync::oneshot;
 
 use super::api::FailureKind;
-use super::process::{InRecord, Outcome, process};
+use super::process::{Halt, InRecord, Outcome, process};
 use super::router::Router;
 use crate::producer::{ProducerPool, Publish, Results};
 use crate::telemetry::metrics as m;
@@ -45,15 +45,34 @@ use crate::telemetry::metrics as m;
 pub struct HandleBatch {
     /// Records, in offset order.
     pub records: Vec<InRecord>,
-    /// Gets the result of every output (replies, forwards, dead letters)
-    /// once each was acknowledged by the broker or failed for good.
-    pub done: oneshot::Sender<Results>,
+    /// Gets the outcome once every output was acknowledged by the broker or
+    /// failed for good.
+    pub done: oneshot::Sender<BatchDone>,
 }
+
+/// How a batch ended.
+#[derive(Debug)]
+pub struct BatchDone {
+    /// The result of every output (replies, forwards, dead letters) of the
+    /// records handled.
+    pub results: Results,
+    /// The offset of the record that halted the batch, and why: it and the
+    /// records after it in the batch were not handled.
+    pub halt: Option<(i64, Halt)>,
+}
+
+/// The partition resumes after a halt: take batches again.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Resume;
 
 /// The handler worker; see the module documentation.
 pub struct HandlerWorker {
     router: Arc<Router>,
     pool: Addr<ProducerPool>,
+    /// A record halted the partition: later batches are returned unhandled
+    /// until [`Resume`], so that nothing overtakes the halted record.
+    held: bool,
     restarts: u32,
     durations: HashMap<String, metrics::Histogram>,
 }
@@ -78,6 +97,7 @@ impl HandlerWorker {
         Self {
             router,
             pool,
+            held: false,
             restarts: 0,
             durations: HashMap::new(),
         }
@@ -114,11 +134,29 @@ impl Handler<HandleBatch> for HandlerWorker {
         let router = Arc::clone(&self.router);
         let records = msg.records;
         let done = msg.done;
+        if self.held {
+            // Behind a halted record: handled after the partition resumes.
+            let halt = records.first().map(|r| {
+                (
+                    r.offset,
+                    Halt {
+                        stop: false,
+                        reason: "behind a halted record".to_owned(),
+                    },
+                )
+            });
+            let _ = done.send(BatchDone {
+                results: Vec::new(),
+                halt,
+            });
+            return;
+        }
         // `wait`: the next batch starts only after this one.
         ctx.wait(
             async move {
                 let mut outputs = Vec::new();
                 let mut results = Vec::with_capacity(records.len());
+                let mut halt = None;
                 for record in &records {
                     let started = Instant::now();
                     let processed = process(&router, record).await;
@@ -131,14 +169,39 @@ impl Handler<HandleBatch> for HandlerWorker {
                     }
                     results.push((processed.route, processed.outcome, started.elapsed()));
                     outputs.extend(processed.outputs);
+                    if let Some(h) = processed.halt {
+                        // The records after it wait with it.
+                        halt = Some((record.offset, h));
+                        break;
+                    }
                 }
-                (outputs, results)
+                (outputs, results, halt)
             }
             .into_actor(self)
-            .map(move |(outputs, results), act, ctx| {
+            .map(move |(outputs, results, halt), act, ctx| {
+                if let Some((offset, h)) = &halt {
+                    act.held = true;
+                    if h.stop {
+                        tracing::error!(offset, reason = %h.reason, "stopping the service");
+                        act.router.stop_service(h.reason.clone());
+                    } else {
+                        tracing::error!(offset, reason = %h.reason, "partition paused");
+                    }
+                }
+                let (tx, rx) = oneshot::channel();
                 act.pool.do_send(Publish {
                     records: outputs,
-                    done,
+                    done: tx,
+                });
+                tokio::spawn(async move {
+                    let results = rx.await.unwrap_or_else(|_| {
+                        vec![Err(crate::producer::ProduceError::Produce {
+                            topic: String::new(),
+                            partition: -1,
+                            message: "the producer pool dropped the batch".to_owned(),
+                        })]
+                    });
+                    let _ = done.send(BatchDone { results, halt });
                 });
                 let mut panicked = false;
                 let mut outcomes: HashMap<(Option<String>, &'static str), u64> = HashMap::new();
@@ -165,6 +228,14 @@ impl Handler<HandleBatch> for HandlerWorker {
                 }
             }),
         );
+    }
+}
+
+impl Handler<Resume> for HandlerWorker {
+    type Result = ();
+
+    fn handle(&mut self, _msg: Resume, _ctx: &mut Self::Context) {
+        self.held = false;
     }
 }
 

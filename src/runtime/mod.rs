@@ -43,6 +43,10 @@ pub enum RuntimeError {
     /// Declared topics could not be created or verified.
     #[error("topics: {0}")]
     Topics(#[from] crate::topics::TopicError),
+    /// A `stop` failure action shut the service down (cleanly: what was
+    /// handled is committed, the failed record is not).
+    #[error("stopped by a failure action: {0}")]
+    Stopped(String),
     /// The HTTP listener could not bind.
     #[error("cannot listen on {bind} (http.bind): {source}")]
     HttpBind {
@@ -127,6 +131,7 @@ pub async fn run(
         HealthMonitor::new(monitor_config, monitor_consuming, monitor_topics)
     });
 
+    let stopper = router.clone();
     let pipeline = match router {
         None => None,
         Some(router) => {
@@ -201,7 +206,18 @@ pub async fn run(
         });
     }
 
-    shutdown.await;
+    // Until the signal, or a `stop` failure action.
+    let stopped = match &stopper {
+        Some(router) => tokio::select! {
+            () = shutdown => None,
+            reason = router.stopped() => Some(reason),
+        },
+        None => {
+            shutdown.await;
+            None
+        }
+    };
+    drop(stopper);
     tracing::info!("shutting down");
     consuming.store(false, std::sync::atomic::Ordering::SeqCst);
     match pipeline {
@@ -224,5 +240,8 @@ pub async fn run(
     }
     drop(health);
     tracing::info!("stopped");
-    Ok(())
+    match stopped {
+        Some(reason) => Err(RuntimeError::Stopped(reason)),
+        None => Ok(()),
+    }
 }

@@ -117,6 +117,7 @@ pub async fn start(config: &Config, router: Arc<Router>) -> Result<Pipeline, Run
         max_in_flight_records: config.pipeline.max_in_flight_records as usize,
         max_in_flight_bytes: usize::try_from(config.pipeline.max_in_flight_bytes)
             .unwrap_or(usize::MAX),
+        pause: std::time::Duration::from_millis(config.pipeline.pause_ms),
     });
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let arbiters: Vec<Arbiter> = (0..cores).map(|_| Arbiter::new()).collect();

@@ -45,6 +45,13 @@ pub const CONSUMER_IN_FLIGHT_RECORDS: &str = "kafka_actors_consumer_in_flight_re
 /// 1 while a partition is paused at a record batch this build cannot read,
 /// labelled `topic`, `partition`.
 pub const CONSUMER_PAUSED_COUNT: &str = "kafka_actors_consumer_paused_count";
+/// 1 while a route's circuit breaker is open, labelled `route`.
+pub const CIRCUIT_BREAKER_OPEN: &str = "kafka_actors_circuit_breaker_open_count";
+/// Circuit breaker trips, labelled `route`.
+pub const CIRCUIT_BREAKER_TRIPS_TOTAL: &str = "kafka_actors_circuit_breaker_trips_total";
+/// Partitions paused by a `pause` action or an open circuit breaker,
+/// labelled `topic`, `partition`: 1 while paused.
+pub const PARTITION_HELD: &str = "kafka_actors_partition_held_count";
 /// Actor restarts, labelled `actor`.
 pub const ACTOR_RESTARTS_TOTAL: &str = "kafka_actors_actor_restarts_total";
 
@@ -62,6 +69,9 @@ pub const GROUP_ERRORS_TOTAL: &str = "kafka_actors_group_errors_total";
 /// Every name above; the template test walks this list.
 pub const ALL: &[&str] = &[
     CONSUMER_PAUSED_COUNT,
+    CIRCUIT_BREAKER_OPEN,
+    CIRCUIT_BREAKER_TRIPS_TOTAL,
+    PARTITION_HELD,
     HANDLER_RETRIES_TOTAL,
     GROUP_REBALANCES_TOTAL,
     GROUP_REBALANCE_DURATION_SECONDS,
@@ -142,6 +152,15 @@ pub(crate) fn describe_all() {
     describe_gauge!(
         CONSUMER_PAUSED_COUNT,
         "1 while a partition is paused at a record batch this build cannot read."
+    );
+    describe_gauge!(
+        CIRCUIT_BREAKER_OPEN,
+        "1 while the route's circuit breaker is open."
+    );
+    describe_counter!(CIRCUIT_BREAKER_TRIPS_TOTAL, "Circuit breaker trips, by route.");
+    describe_gauge!(
+        PARTITION_HELD,
+        "1 while a partition is paused at a failed record (pause action or open circuit breaker)."
     );
     describe_counter!(
         HANDLER_RETRIES_TOTAL,
