@@ -368,8 +368,10 @@ pub(crate) fn validate(config: &Config, provenance: &Provenance, problems: &mut 
 
     // Failure actions: retrying cannot help a record that is not JSON or
     // that the handler refused for good.
-    let mut tables: Vec<(String, &crate::config::FailureActions)> =
-        vec![("pipeline.on_failure".to_owned(), &config.pipeline.on_failure)];
+    let mut tables: Vec<(String, &crate::config::FailureActions)> = vec![(
+        "pipeline.on_failure".to_owned(),
+        &config.pipeline.on_failure,
+    )];
     for (name, route) in &config.routes {
         tables.push((format!("routes.{name}.on_failure"), &route.on_failure));
     }
@@ -388,7 +390,12 @@ pub(crate) fn validate(config: &Config, provenance: &Provenance, problems: &mut 
             }
         }
     }
-    c.range("pipeline.pause_ms", config.pipeline.pause_ms, 100, 86_400_000);
+    c.range(
+        "pipeline.pause_ms",
+        config.pipeline.pause_ms,
+        100,
+        86_400_000,
+    );
 
     // [routes.*]
     let mut taken: BTreeMap<(String, Option<&str>), &str> = BTreeMap::new();

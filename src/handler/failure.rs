@@ -69,9 +69,14 @@ struct State {
     /// `(bucket number, records, dead letters)`, oldest first.
     window: VecDeque<(u64, u64, u64)>,
     open_until: Option<Instant>,
+    /// The pause is over; the next record is a trial: a failure opens the
+    /// breaker again at once, a success closes it.
+    half_open: bool,
 }
 
-/// A route's circuit breaker (see [`CircuitBreakerConfig`]).
+/// A route's circuit breaker (see [`CircuitBreakerConfig`]): closed, open
+/// for its pause once tripped, then half open: the first record decides
+/// (handled: closed; failed: open again, not dead-lettered).
 #[derive(Debug)]
 pub struct Breaker {
     route: String,
@@ -87,6 +92,8 @@ pub struct Breaker {
 pub enum Trip {
     /// `n` dead letters in a row.
     Consecutive(u32),
+    /// The trial record after a pause failed too.
+    Trial,
     /// `dead` of `records` in the window.
     Ratio {
         /// Dead letters, this one included.
@@ -100,8 +107,12 @@ impl std::fmt::Display for Trip {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Consecutive(n) => write!(f, "{n} dead letters in a row"),
+            Self::Trial => write!(f, "the first record after its pause failed too"),
             Self::Ratio { dead, records } => {
-                write!(f, "{dead} of the last {records} records would be dead letters")
+                write!(
+                    f,
+                    "{dead} of the last {records} records would be dead letters"
+                )
             }
         }
     }
@@ -156,16 +167,16 @@ impl Breaker {
         }
     }
 
-    /// Whether the breaker is open at `now`; once its time is up it closes
-    /// and starts counting afresh.
+    /// Whether the breaker is open at `now`; once its time is up it lets
+    /// records through again, the first one as a trial (half open).
     pub fn is_open(&self, now: Instant) -> bool {
         let mut state = self.lock();
         match state.open_until {
             Some(until) if now < until => true,
             Some(_) => {
                 state.open_until = None;
-                self.open_gauge.set(0.0);
-                tracing::info!(route = %self.route, "circuit breaker closed; records flow again");
+                state.half_open = true;
+                tracing::info!(route = %self.route, "circuit breaker half open: trying records again");
                 false
             }
             None => false,
@@ -175,6 +186,11 @@ impl Breaker {
     /// A record of the route was handled.
     pub fn success(&self, now: Instant) {
         let mut state = self.lock();
+        if state.half_open {
+            state.half_open = false;
+            self.open_gauge.set(0.0);
+            tracing::info!(route = %self.route, "circuit breaker closed: the trial record was handled");
+        }
         state.consecutive = 0;
         if self.config.ratio > 0.0 {
             self.count(&mut state, now, false);
@@ -187,7 +203,13 @@ impl Breaker {
     pub fn failure(&self, now: Instant) -> Option<Trip> {
         let mut state = self.lock();
         let mut trip = None;
-        if self.config.consecutive > 0 && state.consecutive >= self.config.consecutive {
+        if state.half_open {
+            trip = Some(Trip::Trial);
+        }
+        if trip.is_none()
+            && self.config.consecutive > 0
+            && state.consecutive >= self.config.consecutive
+        {
             trip = Some(Trip::Consecutive(state.consecutive));
         }
         if trip.is_none() && self.config.ratio > 0.0 {
@@ -280,12 +302,17 @@ mod tests {
         }
         assert_eq!(b.failure(t), Some(Trip::Consecutive(3)));
         assert!(b.is_open(t + Duration::from_secs(4)));
+        // Half open: a failing trial opens it again at once.
         assert!(!b.is_open(t + Duration::from_secs(5)));
-        // Closed: counting starts afresh.
+        assert_eq!(b.failure(t + Duration::from_secs(5)), Some(Trip::Trial));
+        assert!(b.is_open(t + Duration::from_secs(6)));
+        // A handled trial closes it: counting starts afresh.
+        assert!(!b.is_open(t + Duration::from_secs(11)));
+        b.success(t + Duration::from_secs(11));
         for _ in 0..3 {
-            assert_eq!(b.failure(t + Duration::from_secs(6)), None);
+            assert_eq!(b.failure(t + Duration::from_secs(11)), None);
         }
-        assert!(b.failure(t + Duration::from_secs(6)).is_some());
+        assert!(b.failure(t + Duration::from_secs(11)).is_some());
     }
 
     #[test]

@@ -619,7 +619,10 @@ mod tests {
         assert_eq!(p.outcome, Outcome::Paused);
         assert!(p.outputs.is_empty());
         assert!(
-            p.halt.unwrap().reason.contains("opened (2 dead letters in a row)"),
+            p.halt
+                .unwrap()
+                .reason
+                .contains("opened (2 dead letters in a row)"),
             "breaker reason"
         );
         // While open, even a good record waits.

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use crate::config::{RetryConfig, RetryStrategy};
 
-
 impl RetryConfig {
     /// Attempts in all, the first included.
     pub fn attempts(&self) -> u32 {

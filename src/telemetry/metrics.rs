@@ -157,7 +157,10 @@ pub(crate) fn describe_all() {
         CIRCUIT_BREAKER_OPEN,
         "1 while the route's circuit breaker is open."
     );
-    describe_counter!(CIRCUIT_BREAKER_TRIPS_TOTAL, "Circuit breaker trips, by route.");
+    describe_counter!(
+        CIRCUIT_BREAKER_TRIPS_TOTAL,
+        "Circuit breaker trips, by route."
+    );
     describe_gauge!(
         PARTITION_HELD,
         "1 while a partition is paused at a failed record (pause action or open circuit breaker)."

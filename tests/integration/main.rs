@@ -6,6 +6,7 @@
 // Test helpers unwrap: a failed unwrap is a failed test, with its message.
 #![allow(clippy::unwrap_used)]
 
+mod actions;
 mod cli;
 mod coordinator;
 mod dlq;

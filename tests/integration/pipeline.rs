@@ -42,7 +42,7 @@ pub(crate) async fn topics(client: &Client, partitions: i32) -> Topics {
     }
 }
 
-fn write_config(dir: &tempfile::TempDir, t: &Topics, route: &str) -> PathBuf {
+pub(crate) fn write_config(dir: &tempfile::TempDir, t: &Topics, route: &str) -> PathBuf {
     let path = dir.path().join("service.toml");
     let group = testkit::unique_name("group");
     std::fs::write(
@@ -66,11 +66,15 @@ reply_topic = "{responses}"
     path
 }
 
-fn start(bootstrap: &str, config: &std::path::Path) -> Service {
+pub(crate) fn start(bootstrap: &str, config: &std::path::Path) -> Service {
     start_with(bootstrap, config, &[])
 }
 
-fn start_with(bootstrap: &str, config: &std::path::Path, env: &[(&str, &str)]) -> Service {
+pub(crate) fn start_with(
+    bootstrap: &str,
+    config: &std::path::Path,
+    env: &[(&str, &str)],
+) -> Service {
     let config = config.to_string_lossy().into_owned();
     let mut env = env.to_vec();
     env.push(("KAFKA_ACTORS_CONFIG", config.as_str()));

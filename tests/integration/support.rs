@@ -202,6 +202,23 @@ impl Service {
         assert!(status.success(), "kill -{signal} failed");
     }
 
+    /// Waits for the process to exit by itself.
+    pub fn wait_exit(&mut self, within: Duration) -> ExitStatus {
+        let child = self.child.as_mut().expect("running");
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(exit) = child.try_wait().expect("wait") {
+                self.child = None;
+                return exit;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "service did not exit by itself within {within:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(&mut self, within: Duration) -> ExitStatus {
         let child = self.child.as_mut().expect("running");
