@@ -823,3 +823,52 @@ handler = "echo"
         Ok(())
     });
 }
+
+#[test]
+fn failure_tables_refuse_retrying_bad_input_and_unknown_classes() {
+    Jail::expect_with(|jail| {
+        jail.clear_env();
+        jail.create_file(
+            "actions.toml",
+            r#"
+[pipeline]
+pause_ms = 50
+[pipeline.on_failure]
+deserialization = "retry"
+[routes.orders]
+topic = "orders"
+[routes.orders.on_failure]
+validation = "retry"
+dependency = "pause"
+[routes.orders.circuit_breaker]
+ratio = 1.5
+"#,
+        )?;
+        let text = problems(&load_in_jail(Some("actions.toml")).unwrap_err());
+        assert!(
+            text.contains("pipeline.on_failure.deserialization: `retry` cannot help"),
+            "{text}"
+        );
+        assert!(
+            text.contains("routes.orders.on_failure.validation: `retry` cannot help"),
+            "{text}"
+        );
+        assert!(text.contains("pipeline.pause_ms"), "{text}");
+        assert!(text.contains("routes.orders.circuit_breaker.ratio"), "{text}");
+        assert!(!text.contains("dependency"), "{text}");
+
+        jail.create_file(
+            "typo.toml",
+            "[pipeline.on_failure]\nprocesing = \"dlq\"\n",
+        )?;
+        let text = problems(&load_in_jail(Some("typo.toml")).unwrap_err());
+        assert!(text.contains("procesing"), "{text}");
+        jail.create_file(
+            "action.toml",
+            "[pipeline.on_failure]\nprocessing = \"ignore\"\n",
+        )?;
+        let text = problems(&load_in_jail(Some("action.toml")).unwrap_err());
+        assert!(text.contains("ignore"), "{text}");
+        Ok(())
+    });
+}
