@@ -45,7 +45,7 @@ use tokio::sync::oneshot;
 use super::commit::{Commit, OffsetCommitter, Report};
 use super::watermark::Watermark;
 use crate::config::{ConsumerConfig, KafkaConfig, OffsetReset};
-use crate::handler::process::Halt;
+use crate::handler::process::{Halt, HaltKind};
 use crate::handler::process::InRecord;
 use crate::handler::router::Router;
 use crate::handler::worker::{BatchDone, HandleBatch, HandlerWorker, Resume};
@@ -127,6 +127,8 @@ impl std::fmt::Debug for PartitionConsumer {
 struct Held {
     /// The first record not handled.
     at: i64,
+    /// Paused by a failure (logged as such), not waiting for a due time.
+    alert: bool,
 }
 
 /// What one fetch brought.
@@ -463,27 +465,44 @@ impl PartitionConsumer {
     }
 
     /// A record at `offset` halted: stop fetching; unless the service is
-    /// stopping, try it again after `pipeline.pause_ms`.
+    /// stopping, take it again after `pipeline.pause_ms` (or, for a retry
+    /// record not due yet, when it is due).
     fn hold(&mut self, offset: i64, halt: &Halt, ctx: &mut Context<Self>) {
         if let Some(held) = &mut self.held {
             held.at = held.at.min(offset);
             return;
         }
-        self.held = Some(Held { at: offset });
-        self.held_gauge.set(1.0);
-        if halt.stop {
-            tracing::error!(
-                topic = %self.topic, partition = self.partition, offset, reason = %halt.reason,
-                "partition stopped at a record whose failure stops the service; it is not committed"
-            );
-            return;
-        }
-        tracing::error!(
-            topic = %self.topic, partition = self.partition, offset, reason = %halt.reason,
-            resume_in = ?self.settings.pause, "partition paused at a failed record"
-        );
+        self.held = Some(Held {
+            at: offset,
+            alert: !matches!(halt.kind, HaltKind::NotDue(_)),
+        });
+        let wait = match halt.kind {
+            HaltKind::Stop => {
+                self.held_gauge.set(1.0);
+                tracing::error!(
+                    topic = %self.topic, partition = self.partition, offset, reason = %halt.reason,
+                    "partition stopped at a record whose failure stops the service; it is not committed"
+                );
+                return;
+            }
+            HaltKind::Pause => {
+                self.held_gauge.set(1.0);
+                tracing::error!(
+                    topic = %self.topic, partition = self.partition, offset, reason = %halt.reason,
+                    resume_in = ?self.settings.pause, "partition paused at a failed record"
+                );
+                self.settings.pause
+            }
+            HaltKind::NotDue(wait) => {
+                tracing::debug!(
+                    topic = %self.topic, partition = self.partition, offset, ?wait,
+                    "retry record not due yet; its partition waits"
+                );
+                wait
+            }
+        };
         let generation = self.generation;
-        ctx.run_later(self.settings.pause, move |act, ctx| {
+        ctx.run_later(wait, move |act, ctx| {
             if act.generation == generation {
                 act.resume(ctx);
             }
@@ -506,7 +525,9 @@ impl PartitionConsumer {
             return;
         }
         let from = self.watermark.committable();
-        tracing::info!(topic = %self.topic, partition = self.partition, from, "partition resumes");
+        if self.held.is_some_and(|h| h.alert) {
+            tracing::info!(topic = %self.topic, partition = self.partition, from, "partition resumes");
+        }
         self.watermark = Watermark::new(from);
         self.next = from;
         self.held = None;

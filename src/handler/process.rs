@@ -55,10 +55,21 @@ pub enum Outcome {
 /// Why a record stops its partition instead of counting as handled.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Halt {
-    /// Shut the service down (`stop`); else pause the partition.
-    pub stop: bool,
+    /// What the partition does.
+    pub kind: HaltKind,
     /// What happened, for the log and the alert.
     pub reason: String,
+}
+
+/// What a halted partition does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HaltKind {
+    /// Pause for `pipeline.pause_ms` (an alert), then take the record again.
+    Pause,
+    /// Stay stopped: the service shuts down.
+    Stop,
+    /// A retry record that is not due yet: wait this long (normal work).
+    NotDue(std::time::Duration),
 }
 
 impl Outcome {
@@ -97,7 +108,10 @@ fn halted(route: &Route, stop: bool, reason: String) -> Processed {
             Outcome::Paused
         },
         outputs: Vec::new(),
-        halt: Some(Halt { stop, reason }),
+        halt: Some(Halt {
+            kind: if stop { HaltKind::Stop } else { HaltKind::Pause },
+            reason,
+        }),
     }
 }
 
@@ -580,7 +594,7 @@ mod tests {
         assert_eq!(p.outcome, Outcome::Paused);
         assert!(p.outputs.is_empty());
         let halt = p.halt.unwrap();
-        assert!(!halt.stop);
+        assert_eq!(halt.kind, HaltKind::Pause);
         assert!(
             halt.reason
                 .contains("dependency failure of routes.r at req/1@9: db down"),
@@ -590,7 +604,7 @@ mod tests {
         // The pipeline's table: stop.
         let p = process(&r, &rec("req", &refused)).await;
         assert_eq!(p.outcome, Outcome::Stopped);
-        assert!(p.halt.unwrap().stop);
+        assert_eq!(p.halt.unwrap().kind, HaltKind::Stop);
         // Defaults: not JSON is dead-lettered.
         let p = process(&r, &rec("req", "nope")).await;
         assert_eq!(p.outcome, Outcome::Failed(FailureKind::Deserialization));

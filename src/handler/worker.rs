@@ -33,7 +33,7 @@ use actix::prelude::*;
 use tokio::sync::oneshot;
 
 use super::api::FailureKind;
-use super::process::{Halt, InRecord, Outcome, process};
+use super::process::{Halt, HaltKind, InRecord, Outcome, process};
 use super::router::Router;
 use crate::producer::{ProducerPool, Publish, Results};
 use crate::telemetry::metrics as m;
@@ -140,7 +140,7 @@ impl Handler<HandleBatch> for HandlerWorker {
                 (
                     r.offset,
                     Halt {
-                        stop: false,
+                        kind: HaltKind::Pause,
                         reason: "behind a halted record".to_owned(),
                     },
                 )
@@ -181,11 +181,15 @@ impl Handler<HandleBatch> for HandlerWorker {
             .map(move |(outputs, results, halt), act, ctx| {
                 if let Some((offset, h)) = &halt {
                     act.held = true;
-                    if h.stop {
-                        tracing::error!(offset, reason = %h.reason, "stopping the service");
-                        act.router.stop_service(h.reason.clone());
-                    } else {
-                        tracing::error!(offset, reason = %h.reason, "partition paused");
+                    match h.kind {
+                        HaltKind::Stop => {
+                            tracing::error!(offset, reason = %h.reason, "stopping the service");
+                            act.router.stop_service(h.reason.clone());
+                        }
+                        HaltKind::Pause => {
+                            tracing::error!(offset, reason = %h.reason, "partition paused");
+                        }
+                        HaltKind::NotDue(_) => {}
                     }
                 }
                 let (tx, rx) = oneshot::channel();
