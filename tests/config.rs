@@ -854,13 +854,13 @@ ratio = 1.5
             "{text}"
         );
         assert!(text.contains("pipeline.pause_ms"), "{text}");
-        assert!(text.contains("routes.orders.circuit_breaker.ratio"), "{text}");
+        assert!(
+            text.contains("routes.orders.circuit_breaker.ratio"),
+            "{text}"
+        );
         assert!(!text.contains("dependency"), "{text}");
 
-        jail.create_file(
-            "typo.toml",
-            "[pipeline.on_failure]\nprocesing = \"dlq\"\n",
-        )?;
+        jail.create_file("typo.toml", "[pipeline.on_failure]\nprocesing = \"dlq\"\n")?;
         let text = problems(&load_in_jail(Some("typo.toml")).unwrap_err());
         assert!(text.contains("procesing"), "{text}");
         jail.create_file(

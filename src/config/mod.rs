@@ -643,6 +643,24 @@ pub struct RetryConfig {
     /// Each pause is scaled by a random factor in `1 ± jitter` (still
     /// capped at `max_delay_ms`), so that failing records spread out.
     pub jitter: f64,
+    /// `in_place`: the handler worker waits and calls again (its partition,
+    /// or its keys, wait); `topic`: the record goes to the retry topic with
+    /// its due time and the partition goes on.
+    pub mode: RetryMode,
+    /// The retry topic of `mode = "topic"` (default `<input topic>.retry`);
+    /// a topic name or the logical name of a declared topic.
+    pub topic: Option<String>,
+}
+
+/// Where a route's retries wait.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RetryMode {
+    /// In the handler worker (short delays).
+    #[default]
+    InPlace,
+    /// In the retry topic (long delays, non-blocking).
+    Topic,
 }
 
 impl Default for RetryConfig {
@@ -654,6 +672,8 @@ impl Default for RetryConfig {
             multiplier: 2.0,
             max_delay_ms: 10_000,
             jitter: 0.2,
+            mode: RetryMode::InPlace,
+            topic: None,
         }
     }
 }

@@ -45,8 +45,8 @@ use tokio::sync::oneshot;
 use super::commit::{Commit, OffsetCommitter, Report};
 use super::watermark::Watermark;
 use crate::config::{ConsumerConfig, KafkaConfig, OffsetReset};
-use crate::handler::process::{Halt, HaltKind};
 use crate::handler::process::InRecord;
+use crate::handler::process::{Halt, HaltKind};
 use crate::handler::router::Router;
 use crate::handler::worker::{BatchDone, HandleBatch, HandlerWorker, Resume};
 use crate::producer::{ProduceError, ProducerPool, murmur2};
@@ -103,8 +103,10 @@ pub struct PartitionConsumer {
     /// (why, for logs and restarts).
     paused: Option<String>,
     /// Paused at a failed record (a `pause` or `stop` action, an open
-    /// circuit breaker).
+    /// circuit breaker) or a retry record not due yet.
     held: Option<Held>,
+    /// The records a hold left unhandled, handed out again on resume.
+    retained: Vec<InRecord>,
     held_gauge: metrics::Gauge,
     in_flight_gauge: metrics::Gauge,
     lag_gauge: metrics::Gauge,
@@ -271,6 +273,7 @@ impl PartitionConsumer {
             draining: Vec::new(),
             paused: None,
             held: None,
+            retained: Vec::new(),
             restarts: 0,
             generation: 0,
             drained: false,
@@ -368,6 +371,16 @@ impl PartitionConsumer {
             }
         }
         self.next = last + 1;
+        self.hand_out(records, ctx);
+    }
+
+    /// Hands fetched records (started in the watermark) to the workers:
+    /// each key's records to the same worker, in batches of at most
+    /// `consumer.max_poll_records`.
+    fn hand_out(&mut self, records: Vec<InRecord>, ctx: &mut Context<Self>) {
+        if records.is_empty() {
+            return;
+        }
         let per_batch = self.settings.consumer.max_poll_records.max(1) as usize;
         let generation = self.generation;
         let workers = self.workers.len();
@@ -394,12 +407,16 @@ impl PartitionConsumer {
                     async move {
                         match result.await {
                             // Every output acknowledged, or the first failure.
-                            Ok(BatchDone { results, halt }) => (
+                            Ok(BatchDone {
+                                results,
+                                halt,
+                                unhandled,
+                            }) => (
                                 results
                                     .into_iter()
                                     .find_map(Result::err)
                                     .map_or(Ok(()), Err),
-                                halt,
+                                halt.map(|h| (h, unhandled)),
                             ),
                             Err(_) => (
                                 Err(ProduceError::Produce {
@@ -429,7 +446,7 @@ impl PartitionConsumer {
         &mut self,
         offsets: Vec<(i64, usize)>,
         result: Result<(), ProduceError>,
-        halt: Option<(i64, Halt)>,
+        halt: Option<((i64, Halt), Vec<InRecord>)>,
         ctx: &mut Context<Self>,
     ) {
         if let Err(e) = result {
@@ -441,17 +458,20 @@ impl PartitionConsumer {
             return;
         }
         self.restarts = 0;
-        let halted_at = halt.as_ref().map_or(i64::MAX, |(offset, _)| *offset);
+        let halted_at = halt.as_ref().map_or(i64::MAX, |((offset, _), _)| *offset);
         for (offset, _) in &offsets {
             if *offset < halted_at {
                 let _ = self.watermark.finish(*offset);
             }
         }
-        // Halted records leave the flight unhandled: fetched again on resume.
+        // Halted records leave the flight unhandled: kept, and handed out
+        // again on resume (not fetched again: no broker has to serve a
+        // fetch from inside a batch, and nothing handled runs twice).
         self.in_flight_records -= offsets.len();
         self.in_flight_bytes -= offsets.iter().map(|(_, b)| b).sum::<usize>();
         self.in_flight_gauge.set(self.in_flight_records as f64);
-        if let Some((offset, h)) = halt {
+        if let Some(((offset, h), unhandled)) = halt {
+            self.retained.extend(unhandled);
             self.hold(offset, &h, ctx);
         }
         let offsets = BTreeMap::from([(
@@ -524,17 +544,23 @@ impl PartitionConsumer {
             });
             return;
         }
-        let from = self.watermark.committable();
+        let mut retained = std::mem::take(&mut self.retained);
+        retained.sort_by_key(|r| r.offset);
         if self.held.is_some_and(|h| h.alert) {
-            tracing::info!(topic = %self.topic, partition = self.partition, from, "partition resumes");
+            tracing::info!(
+                topic = %self.topic, partition = self.partition,
+                from = retained.first().map_or(self.next, |r| r.offset),
+                "partition resumes"
+            );
         }
-        self.watermark = Watermark::new(from);
-        self.next = from;
         self.held = None;
         self.held_gauge.set(0.0);
         for w in &self.workers {
             w.do_send(Resume);
         }
+        // The held records first, in offset order (they are still started
+        // in the watermark), then fetching goes on after them.
+        self.hand_out(retained, ctx);
         ctx.notify(Poll);
     }
 
@@ -615,6 +641,7 @@ impl Supervised for PartitionConsumer {
         self.generation += 1;
         self.restarts += 1;
         // A hold ends with the restart: the held record is fetched again.
+        self.retained.clear();
         if self.held.take().is_some() {
             self.held_gauge.set(0.0);
             for w in &self.workers {

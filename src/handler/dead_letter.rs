@@ -128,7 +128,7 @@ pub struct Attempts<'a> {
 
 /// `message` cut to at most `limit` bytes on a character boundary, with `…`
 /// when something was cut.
-fn truncated(message: &str, limit: usize) -> String {
+pub fn truncated(message: &str, limit: usize) -> String {
     if message.len() <= limit {
         return message.to_owned();
     }

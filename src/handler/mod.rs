@@ -7,6 +7,8 @@
 //! - [`dead_letter`]: the dead-letter record of a failed request.
 //! - [`failure`]: what each failure class does (retry, dlq, pause, stop),
 //!   and the circuit breaker.
+//! - [`retry_topic`]: retry records (`retry.mode = "topic"`): headers,
+//!   due time, the original record.
 //! - [`jq`]: jq programs through jaq (pure Rust), for the `jq` handler.
 //! - [`router`]: routes by topic and event type, and the handler registry.
 //! - [`process`]: what happens to one record: route, handle, outputs (no
@@ -21,6 +23,7 @@ pub mod failure;
 pub mod jq;
 pub mod process;
 pub mod retry;
+pub mod retry_topic;
 pub mod router;
 pub mod worker;
 

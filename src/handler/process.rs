@@ -9,13 +9,14 @@ use std::collections::BTreeMap;
 use super::api::{Context, Failure, FailureKind, invoke};
 use super::dead_letter::{self, Origin};
 use super::envelope;
+use super::retry_topic;
 use super::router::{Route, Router};
 use crate::config::{FailureAction, Unrouted};
 use crate::producer::OutRecord;
 use crate::telemetry::metrics as m;
 
 /// A consumed record, as the pipeline sees it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InRecord {
     /// Topic.
     pub topic: String,
@@ -50,6 +51,10 @@ pub enum Outcome {
     Paused,
     /// Its failure's action stops the service; not handled.
     Stopped,
+    /// It failed and went to its route's retry topic.
+    RetryScheduled(FailureKind),
+    /// A retry record not due yet: its partition waits.
+    NotDue,
 }
 
 /// Why a record stops its partition instead of counting as handled.
@@ -82,6 +87,8 @@ impl Outcome {
             Self::UnroutedDeadLettered => "unrouted_dead_lettered",
             Self::Paused => "paused",
             Self::Stopped => "stopped",
+            Self::RetryScheduled(_) => "retry_scheduled",
+            Self::NotDue => "not_due",
         }
     }
 }
@@ -109,7 +116,11 @@ fn halted(route: &Route, stop: bool, reason: String) -> Processed {
         },
         outputs: Vec::new(),
         halt: Some(Halt {
-            kind: if stop { HaltKind::Stop } else { HaltKind::Pause },
+            kind: if stop {
+                HaltKind::Stop
+            } else {
+                HaltKind::Pause
+            },
             reason,
         }),
     }
@@ -174,6 +185,9 @@ fn failed(
 
 /// Routes and handles `record`.
 pub async fn process(router: &Router, record: &InRecord) -> Processed {
+    if router.is_retry_topic(&record.topic) && record.headers.contains_key(retry_topic::ROUTE) {
+        return process_retry(router, record).await;
+    }
     let header_type = record
         .headers
         .get(envelope::EVENT_TYPE)
@@ -227,52 +241,29 @@ pub async fn process(router: &Router, record: &InRecord) -> Processed {
         );
     }
 
+    let first_call = match &request {
+        Ok(request) => Some(call(route, record, request).await),
+        Err(_) => None,
+    };
     let mut attempts: u32 = 1;
     let mut first_failure = None;
-    let result = match &request {
-        Err(e) => Err(Failure {
+    let result = match (&request, first_call) {
+        (Err(e), _) => Err(Failure {
             kind: FailureKind::Deserialization,
             message: e.to_string(),
         }),
-        Ok(request) => loop {
-            let ctx = Context {
-                topic: &record.topic,
-                partition: record.partition,
-                offset: record.offset,
-                key: record.key.as_deref(),
-                headers: &record.headers,
-                correlation_id: request.correlation_id.as_deref(),
-                event_type: request.event_type.as_deref(),
-            };
-            let call = invoke(route.handler.as_ref(), ctx, request.payload.clone());
-            let result = match route.timeout {
-                None => call.await,
-                Some(limit) => match tokio::time::timeout(limit, call).await {
-                    Ok(result) => result,
-                    Err(_) => Err(Failure {
-                        kind: FailureKind::Timeout,
-                        message: format!(
-                            "the handler took longer than handler_timeout_ms ({} ms)",
-                            limit.as_millis()
-                        ),
-                    }),
-                },
-            };
+        (Ok(request), Some(mut result)) => loop {
             if result.is_err() && first_failure.is_none() {
                 first_failure = Some(chrono::Utc::now());
             }
             match result {
                 Err(failure)
-                    if route.actions.of(failure.kind) == FailureAction::Retry
+                    if route.retry_topic.is_none()
+                        && route.actions.of(failure.kind) == FailureAction::Retry
                         && attempts < route.retry.attempts() =>
                 {
                     let pause = route.retry.delay(attempts, fastrand::f64());
-                    metrics::counter!(
-                        m::HANDLER_RETRIES_TOTAL,
-                        "route" => route.name.clone(),
-                        "class" => failure.kind.as_str()
-                    )
-                    .increment(1);
+                    count_retry(route, failure.kind);
                     tracing::info!(
                         topic = %record.topic, partition = record.partition, offset = record.offset,
                         route = %route.name, class = failure.kind.as_str(), attempt = attempts,
@@ -280,49 +271,21 @@ pub async fn process(router: &Router, record: &InRecord) -> Processed {
                     );
                     tokio::time::sleep(pause).await;
                     attempts += 1;
+                    result = call(route, record, request).await;
                 }
                 other => break other,
             }
         },
+        (Ok(_), None) => unreachable!("a readable request is always called"),
     };
 
     match (result, request) {
-        (Ok(values), Ok(request)) => {
-            if let Some(b) = &route.breaker {
-                b.success(std::time::Instant::now());
-            }
-            let outputs = values
-                .into_iter()
-                .filter_map(|value| match &route.forward_to {
-                    Some(target) => Some(OutRecord {
-                        topic: target.clone(),
-                        partition: None,
-                        key: record.key.clone(),
-                        value: Some(value.to_string().into_bytes()),
-                        headers: record.headers.clone(),
-                    }),
-                    None => envelope::reply(
-                        &request,
-                        record.key.as_deref(),
-                        route.reply_topic.as_deref(),
-                        value,
-                    ),
-                })
-                .collect();
-            Processed {
-                route: Some(route.name.clone()),
-                outcome: Outcome::Handled,
-                outputs,
-                halt: None,
-            }
-        }
-        (Err(failure), request) => {
-            let calls = if request.is_ok() { attempts } else { 0 };
+        (Ok(values), Ok(request)) => handled(route, record, &request, values),
+        (Err(failure), Ok(_)) => {
             let first = first_failure.unwrap_or_else(chrono::Utc::now);
-            failed(router, route, record, &failure, (calls, first))
+            retry_or_fail(router, route, record, &failure, attempts, first)
         }
-        // A handler cannot have run without a readable request.
-        (Ok(_), Err(e)) => failed(
+        (_, Err(e)) => failed(
             router,
             route,
             record,
@@ -332,6 +295,212 @@ pub async fn process(router: &Router, record: &InRecord) -> Processed {
             },
             (0, chrono::Utc::now()),
         ),
+    }
+}
+
+/// One handler call for `record` (as first read), within the route's
+/// deadline.
+async fn call(
+    route: &Route,
+    record: &InRecord,
+    request: &envelope::Request,
+) -> Result<Vec<serde_json::Value>, Failure> {
+    let ctx = Context {
+        topic: &record.topic,
+        partition: record.partition,
+        offset: record.offset,
+        key: record.key.as_deref(),
+        headers: &record.headers,
+        correlation_id: request.correlation_id.as_deref(),
+        event_type: request.event_type.as_deref(),
+    };
+    let call = invoke(route.handler.as_ref(), ctx, request.payload.clone());
+    match route.timeout {
+        None => call.await,
+        Some(limit) => match tokio::time::timeout(limit, call).await {
+            Ok(result) => result,
+            Err(_) => Err(Failure {
+                kind: FailureKind::Timeout,
+                message: format!(
+                    "the handler took longer than handler_timeout_ms ({} ms)",
+                    limit.as_millis()
+                ),
+            }),
+        },
+    }
+}
+
+fn count_retry(route: &Route, kind: FailureKind) {
+    metrics::counter!(
+        m::HANDLER_RETRIES_TOTAL,
+        "route" => route.name.clone(),
+        "class" => kind.as_str()
+    )
+    .increment(1);
+}
+
+/// The handler's outputs as replies or forwards.
+fn handled(
+    route: &Route,
+    record: &InRecord,
+    request: &envelope::Request,
+    values: Vec<serde_json::Value>,
+) -> Processed {
+    if let Some(b) = &route.breaker {
+        b.success(std::time::Instant::now());
+    }
+    let outputs = values
+        .into_iter()
+        .filter_map(|value| match &route.forward_to {
+            Some(target) => Some(OutRecord {
+                topic: target.clone(),
+                partition: None,
+                key: record.key.clone(),
+                value: Some(value.to_string().into_bytes()),
+                headers: record.headers.clone(),
+            }),
+            None => envelope::reply(
+                request,
+                record.key.as_deref(),
+                route.reply_topic.as_deref(),
+                value,
+            ),
+        })
+        .collect();
+    Processed {
+        route: Some(route.name.clone()),
+        outcome: Outcome::Handled,
+        outputs,
+        halt: None,
+    }
+}
+
+/// After `attempts` failed calls: with a retry topic and attempts left,
+/// the record goes there with its due time; else [`failed`].
+fn retry_or_fail(
+    router: &Router,
+    route: &Route,
+    record: &InRecord,
+    failure: &Failure,
+    attempts: u32,
+    first_failure: chrono::DateTime<chrono::Utc>,
+) -> Processed {
+    if let Some(retry_topic) = &route.retry_topic
+        && route.actions.of(failure.kind) == FailureAction::Retry
+        && attempts < route.retry.attempts()
+    {
+        let delay = route.retry.delay(attempts, fastrand::f64());
+        let due =
+            chrono::Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+        count_retry(route, failure.kind);
+        tracing::info!(
+            topic = %record.topic, partition = record.partition, offset = record.offset,
+            route = %route.name, class = failure.kind.as_str(), attempts, retry_topic = %retry_topic,
+            retry_in = ?delay, error = %failure.message, "handler failed; retry scheduled"
+        );
+        return Processed {
+            route: Some(route.name.clone()),
+            outcome: Outcome::RetryScheduled(failure.kind),
+            outputs: vec![retry_topic::record(
+                retry_topic,
+                &route.name,
+                record,
+                failure,
+                attempts,
+                first_failure,
+                due,
+            )],
+            halt: None,
+        };
+    }
+    failed(router, route, record, failure, (attempts, first_failure))
+}
+
+/// A record of a retry topic: not due yet, the partition waits; due, one
+/// more handler call with the record as first read, then a reply, the next
+/// retry record, or [`failed`].
+async fn process_retry(router: &Router, record: &InRecord) -> Processed {
+    let at = format!("{}/{}@{}", record.topic, record.partition, record.offset);
+    let pending = match retry_topic::read(record) {
+        Ok(p) => p,
+        Err(e) => {
+            return Processed {
+                route: None,
+                outcome: Outcome::Paused,
+                outputs: Vec::new(),
+                halt: Some(Halt {
+                    kind: HaltKind::Pause,
+                    reason: format!("the retry record at {at} is malformed: {e}"),
+                }),
+            };
+        }
+    };
+    let Some(route) = router.retry_route(&record.topic, &pending.route) else {
+        return Processed {
+            route: None,
+            outcome: Outcome::Paused,
+            outputs: Vec::new(),
+            halt: Some(Halt {
+                kind: HaltKind::Pause,
+                reason: format!(
+                    "the retry record at {at} names routes.{}, which does not retry through {} \
+                     (retry.mode = \"topic\")",
+                    pending.route, record.topic
+                ),
+            }),
+        };
+    };
+    let wait = pending.due_ms - chrono::Utc::now().timestamp_millis();
+    if wait > 0 {
+        return Processed {
+            route: Some(route.name.clone()),
+            outcome: Outcome::NotDue,
+            outputs: Vec::new(),
+            halt: Some(Halt {
+                kind: HaltKind::NotDue(std::time::Duration::from_millis(wait.unsigned_abs())),
+                reason: format!("the retry record at {at} is due in {wait} ms"),
+            }),
+        };
+    }
+    if route
+        .breaker
+        .as_ref()
+        .is_some_and(|b| b.is_open(std::time::Instant::now()))
+    {
+        return halted(
+            route,
+            false,
+            format!(
+                "the circuit breaker of routes.{} is open; {at} waits",
+                route.name
+            ),
+        );
+    }
+    let original = &pending.original;
+    let attempts = pending.attempts + 1;
+    match envelope::read(&original.headers, original.value.as_deref()) {
+        // It was readable when it failed first; the same bytes still are.
+        Err(e) => failed(
+            router,
+            route,
+            original,
+            &Failure {
+                kind: FailureKind::Deserialization,
+                message: e.to_string(),
+            },
+            (pending.attempts, pending.first_failure),
+        ),
+        Ok(request) => match call(route, original, &request).await {
+            Ok(values) => handled(route, original, &request, values),
+            Err(failure) => retry_or_fail(
+                router,
+                route,
+                original,
+                &failure,
+                attempts,
+                pending.first_failure,
+            ),
+        },
     }
 }
 
@@ -643,6 +812,84 @@ mod tests {
         let p = process(&r, &rec("req", r#"{"payload": {"ok": 1}}"#)).await;
         assert_eq!(p.outcome, Outcome::Paused);
         assert!(p.halt.unwrap().reason.contains("is open"));
+    }
+
+    #[tokio::test]
+    async fn retry_topic_records_wait_until_due_then_answer_or_dead_letter() {
+        use std::sync::atomic::Ordering;
+        let topic_mode = |max_attempts| crate::config::RetryConfig {
+            mode: crate::config::RetryMode::Topic,
+            initial_delay_ms: 60_000,
+            max_delay_ms: 60_000,
+            jitter: 0.0,
+            ..quick(max_attempts)
+        };
+        let body = json!({"correlation_id": "c1", "payload": {"a": 1}}).to_string();
+        let (r, calls) = flaky_router(
+            2,
+            |n| HandlerError::Dependency(format!("down {n}")),
+            topic_mode(3),
+            None,
+        );
+        // First failure: to the retry topic, due in a minute; the partition
+        // goes on.
+        let p = process(&r, &rec("req", &body)).await;
+        assert_eq!(p.outcome, Outcome::RetryScheduled(FailureKind::Dependency));
+        assert!(p.halt.is_none());
+        let out = &p.outputs[0];
+        assert_eq!(out.topic, "req.retry");
+        assert_eq!(out.headers[retry_topic::ATTEMPTS], b"1");
+        assert_eq!(out.headers[retry_topic::ORIGINAL_OFFSET], b"9");
+        let retry_rec = |out: &OutRecord, due_in_ms: i64| {
+            let mut headers = out.headers.clone();
+            headers.insert(
+                retry_topic::DUE.to_owned(),
+                (chrono::Utc::now().timestamp_millis() + due_in_ms)
+                    .to_string()
+                    .into_bytes(),
+            );
+            InRecord {
+                topic: out.topic.clone(),
+                partition: 0,
+                offset: 3,
+                timestamp: None,
+                key: out.key.clone(),
+                value: out.value.clone(),
+                headers,
+            }
+        };
+        // Not due: the retry partition waits, the handler is not called.
+        let p = process(&r, &retry_rec(out, 60_000)).await;
+        assert_eq!(p.outcome, Outcome::NotDue);
+        assert!(matches!(p.halt.unwrap().kind, HaltKind::NotDue(d) if d.as_secs() >= 59));
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        // Due: the second call fails too; the next retry record says 2.
+        let p = process(&r, &retry_rec(out, -1)).await;
+        assert_eq!(p.outcome, Outcome::RetryScheduled(FailureKind::Dependency));
+        let out = p.outputs[0].clone();
+        assert_eq!(out.headers[retry_topic::ATTEMPTS], b"2");
+        // The third succeeds: the reply answers the original request.
+        let p = process(&r, &retry_rec(&out, -1)).await;
+        assert_eq!(p.outcome, Outcome::Handled);
+        assert_eq!(p.outputs[0].topic, "resp");
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+
+        // Out of attempts: dead-lettered with the original coordinates.
+        let (r, _) = flaky_router(
+            u32::MAX,
+            |_| HandlerError::Dependency("down".into()),
+            topic_mode(2),
+            None,
+        );
+        let first = process(&r, &rec("req", &body)).await;
+        let p = process(&r, &retry_rec(&first.outputs[0], -1)).await;
+        assert_eq!(p.outcome, Outcome::Failed(FailureKind::Dependency));
+        let dead = &p.outputs[0];
+        assert_eq!(dead.topic, "req.dlq");
+        assert_eq!(dead.headers[dead_letter::ATTEMPTS], b"2");
+        assert_eq!(dead.headers[dead_letter::ORIGINAL_TOPIC], b"req");
+        assert_eq!(dead.headers[dead_letter::ORIGINAL_OFFSET], b"9");
+        assert!(dead.headers.keys().all(|k| !k.starts_with("retry.")));
     }
 
     #[tokio::test]

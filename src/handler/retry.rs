@@ -53,6 +53,7 @@ mod tests {
             multiplier: 2.0,
             max_delay_ms: 1_000,
             jitter,
+            ..RetryConfig::default()
         }
     }
 
@@ -101,6 +102,7 @@ mod tests {
                 multiplier,
                 max_delay_ms: initial + extra,
                 jitter: 0.0,
+                ..RetryConfig::default()
             };
             let mut last = Duration::ZERO;
             for n in 1..50 {

@@ -102,6 +102,9 @@ pub struct Route {
     pub actions: super::failure::Actions,
     /// The circuit breaker, when configured.
     pub breaker: Option<super::failure::Breaker>,
+    /// With `retry.mode = "topic"`: where failed records wait for their
+    /// next attempt.
+    pub retry_topic: Option<String>,
 }
 
 impl std::fmt::Debug for Route {
@@ -153,6 +156,8 @@ pub enum RouterError {
 #[derive(Debug)]
 pub struct Router {
     topics: BTreeMap<String, TopicRoutes>,
+    /// Retry topics: the routes retrying through each, by name.
+    retry_topics: BTreeMap<String, HashMap<String, Arc<Route>>>,
     unrouted: Unrouted,
     instance: String,
     /// Set once a `stop` action asks the service to shut down (why).
@@ -163,6 +168,7 @@ impl Router {
     /// Builds the routes of `config` with the handlers of `registry`.
     pub fn build(config: &Config, registry: &HandlerRegistry) -> Result<Self, RouterError> {
         let mut topics: BTreeMap<String, TopicRoutes> = BTreeMap::new();
+        let mut retry_topics: BTreeMap<String, HashMap<String, Arc<Route>>> = BTreeMap::new();
         for (name, route) in &config.routes {
             let handler: Option<Arc<dyn Handler>> =
                 match (route.handler.as_str(), &route.program) {
@@ -212,7 +218,21 @@ impl Router {
                     &route.circuit_breaker,
                     std::time::Duration::from_millis(config.pipeline.pause_ms),
                 ),
+                retry_topic: (route.retry.mode == crate::config::RetryMode::Topic).then(|| {
+                    route
+                        .retry
+                        .topic
+                        .as_deref()
+                        .map(|t| config.topic_name(t))
+                        .unwrap_or_else(|| super::retry_topic::default_topic(&topic))
+                }),
             });
+            if let Some(retry_topic) = &ready.retry_topic {
+                retry_topics
+                    .entry(retry_topic.clone())
+                    .or_default()
+                    .insert(name.clone(), Arc::clone(&ready));
+            }
             let entry = topics.entry(topic).or_default();
             match &route.event_type {
                 Some(t) => {
@@ -223,15 +243,34 @@ impl Router {
         }
         Ok(Self {
             topics,
+            retry_topics,
             unrouted: config.pipeline.unrouted,
             instance: dead_letter::instance_id(config),
             stop: tokio::sync::watch::Sender::new(None),
         })
     }
 
-    /// Every input topic, sorted.
+    /// Every topic consumed (input and retry topics), sorted.
     pub fn topics(&self) -> Vec<String> {
-        self.topics.keys().cloned().collect()
+        let mut all: Vec<String> = self
+            .topics
+            .keys()
+            .chain(self.retry_topics.keys())
+            .cloned()
+            .collect();
+        all.sort();
+        all.dedup();
+        all
+    }
+
+    /// Whether `topic` is the retry topic of a route.
+    pub fn is_retry_topic(&self, topic: &str) -> bool {
+        self.retry_topics.contains_key(topic)
+    }
+
+    /// The route named `name` if it retries through `topic`.
+    pub fn retry_route(&self, topic: &str, name: &str) -> Option<&Arc<Route>> {
+        self.retry_topics.get(topic)?.get(name)
     }
 
     /// The route for a record of `topic` with `event_type`: the route of that

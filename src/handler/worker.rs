@@ -59,6 +59,8 @@ pub struct BatchDone {
     /// The offset of the record that halted the batch, and why: it and the
     /// records after it in the batch were not handled.
     pub halt: Option<(i64, Halt)>,
+    /// Those records, in offset order, to hand out again on resume.
+    pub unhandled: Vec<InRecord>,
 }
 
 /// The partition resumes after a halt: take batches again.
@@ -148,6 +150,7 @@ impl Handler<HandleBatch> for HandlerWorker {
             let _ = done.send(BatchDone {
                 results: Vec::new(),
                 halt,
+                unhandled: records,
             });
             return;
         }
@@ -157,7 +160,8 @@ impl Handler<HandleBatch> for HandlerWorker {
                 let mut outputs = Vec::new();
                 let mut results = Vec::with_capacity(records.len());
                 let mut halt = None;
-                for record in &records {
+                let mut unhandled = Vec::new();
+                for (i, record) in records.iter().enumerate() {
                     let started = Instant::now();
                     let processed = process(&router, record).await;
                     if let Outcome::Failed(kind) = processed.outcome {
@@ -172,13 +176,14 @@ impl Handler<HandleBatch> for HandlerWorker {
                     if let Some(h) = processed.halt {
                         // The records after it wait with it.
                         halt = Some((record.offset, h));
+                        unhandled = records[i..].to_vec();
                         break;
                     }
                 }
-                (outputs, results, halt)
+                (outputs, results, halt, unhandled)
             }
             .into_actor(self)
-            .map(move |(outputs, results, halt), act, ctx| {
+            .map(move |(outputs, results, halt, unhandled), act, ctx| {
                 if let Some((offset, h)) = &halt {
                     act.held = true;
                     match h.kind {
@@ -205,7 +210,11 @@ impl Handler<HandleBatch> for HandlerWorker {
                             message: "the producer pool dropped the batch".to_owned(),
                         })]
                     });
-                    let _ = done.send(BatchDone { results, halt });
+                    let _ = done.send(BatchDone {
+                        results,
+                        halt,
+                        unhandled,
+                    });
                 });
                 let mut panicked = false;
                 let mut outcomes: HashMap<(Option<String>, &'static str), u64> = HashMap::new();
