@@ -423,6 +423,12 @@ pub(crate) fn validate(config: &Config, provenance: &Provenance, problems: &mut 
             );
         }
         let retry = &route.retry;
+        if retry.topic.is_some() && retry.mode != crate::config::RetryMode::Topic {
+            c.fail(
+                &key("retry.topic"),
+                "a retry topic is only used with retry.mode = \"topic\"",
+            );
+        }
         c.range(
             &key("retry.max_attempts"),
             u64::from(retry.max_attempts),

@@ -49,12 +49,31 @@ impl Handler for Jq {
         _ctx: Context<'a>,
         payload: Value,
     ) -> BoxFuture<'a, Result<Vec<Value>, HandlerError>> {
-        let result = self
-            .0
-            .run(payload)
-            .map_err(|e| HandlerError::Permanent(e.to_string()));
+        let result = self.0.run(payload).map_err(|e| jq_failure(&e));
         Box::pin(async move { result })
     }
+}
+
+/// A jq error as a handler error: `error({class: "dependency" | "processing"
+/// | "validation", message: "..."})` picks the class (so a jq route can ask
+/// for a retry); any other error is a validation failure.
+fn jq_failure(e: &super::jq::JqError) -> HandlerError {
+    if let super::jq::JqError::Runtime { message } = e
+        && let Ok(Value::Object(error)) = serde_json::from_str::<Value>(message)
+    {
+        let text = error
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or(message)
+            .to_owned();
+        match error.get("class").and_then(Value::as_str) {
+            Some("processing") => return HandlerError::Retryable(text),
+            Some("dependency") => return HandlerError::Dependency(text),
+            Some("validation") => return HandlerError::Permanent(text),
+            _ => {}
+        }
+    }
+    HandlerError::Permanent(e.to_string())
 }
 
 impl HandlerRegistry {
@@ -337,6 +356,29 @@ impl Router {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn jq_errors_pick_their_class_with_an_object() {
+        let run = |program: &str| {
+            let p = super::super::jq::compile(program).unwrap();
+            jq_failure(&p.run(serde_json::json!({})).unwrap_err())
+        };
+        assert_eq!(
+            run(r#"error({class: "dependency", message: "db down"})"#),
+            HandlerError::Dependency("db down".into())
+        );
+        assert_eq!(
+            run(r#"error({class: "processing", message: "busy"})"#),
+            HandlerError::Retryable("busy".into())
+        );
+        assert!(
+            matches!(run(r#"error("refused")"#), HandlerError::Permanent(m) if m.contains("refused"))
+        );
+        assert!(matches!(
+            run(r#"error({class: "other"})"#),
+            HandlerError::Permanent(_)
+        ));
+    }
     use crate::config::RouteConfig;
 
     fn config(routes: &[(&str, &str, Option<&str>, &str)]) -> Config {

@@ -64,9 +64,12 @@ pub async fn start(config: &Config, router: Arc<Router>) -> Result<Pipeline, Run
     let mut partitions = Vec::new();
     for topic in router.topics() {
         let n = producer.partitions(&topic).await.map_err(|e| {
-            RuntimeError::Kafka(format!(
-                "{e} (it is the input topic of a route; create it first)"
-            ))
+            let what = if router.is_retry_topic(&topic) {
+                "the retry topic of a route with retry.mode = \"topic\""
+            } else {
+                "the input topic of a route"
+            };
+            RuntimeError::Kafka(format!("{e} (it is {what}; create it first)"))
         })?;
         partitions.extend((0..n).map(|p| (topic.clone(), p)));
     }

@@ -17,6 +17,7 @@ mod library;
 mod offsets;
 mod pipeline;
 mod poison;
+mod retries;
 mod seeds;
 mod service;
 mod support;
