@@ -16,10 +16,15 @@
 //! produced into the running service → N replies read back) and its ratio to
 //! each ceiling; latency p50/p99/p99.9 from request produce to reply consume
 //! at a fixed rate, for the raw relay (the floor on this machine) and for the
-//! service, with their ratio; the service's peak RSS.
+//! service, with their ratio; the service's peak RSS; and the throughput
+//! with one record in 11 not JSON (N/10 malformed among N good ones, every
+//! good one answered and every bad one dead-lettered with its headers,
+//! both checked) as a ratio to the clean run.
 //! Environment: `BENCH_RECORDS` (default 100000), `BENCH_RATE` (default
 //! 2000/s), `BENCH_SECONDS` (default 10), `BENCH_SERVICE_BIN` (another build
-//! of the service to run, e.g. the static musl binary). No asserts: figures.
+//! of the service to run, e.g. the static musl binary), `BENCH_DLQ_PARTITIONS`
+//! (default 1), `BENCH_SERVICE_LOG` (the service's `RUST_LOG`, default
+//! `warn`). No asserts: figures.
 
 // A benchmark prints its figures and unwraps its set-up.
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
@@ -54,6 +59,31 @@ fn request(i: u64, sent_ns: u128) -> OutRecord {
         key: Some(format!("k{}", i % 1000).into_bytes()),
         value: Some(value.into_bytes()),
         ..OutRecord::default()
+    }
+}
+
+/// `n` good requests (sequence numbers from `first`) with a record that is
+/// not JSON after every `every` of them, in batches of about 1000.
+async fn produce_mixed(producer: &Producer, topic: &str, first: u64, n: u64, every: u64) {
+    let mut batch = Vec::new();
+    for i in 0..n {
+        batch.push(OutRecord {
+            topic: topic.to_owned(),
+            ..request(first + i, 0)
+        });
+        if (i + 1) % every == 0 {
+            batch.push(OutRecord {
+                topic: topic.to_owned(),
+                key: Some(format!("k{}", i % 1000).into_bytes()),
+                value: Some(format!("not json #{i}").into_bytes()),
+                ..OutRecord::default()
+            });
+        }
+        if batch.len() >= 1000 || i + 1 == n {
+            for r in producer.send(std::mem::take(&mut batch)).await {
+                r.unwrap();
+            }
+        }
     }
 }
 
@@ -92,7 +122,7 @@ async fn clients(
 }
 
 /// Reads every partition from `starts` until `n` records arrived (or
-/// `within` passed); calls `each` on every record value as it arrives. Each
+/// `within` passed); calls `each` on every record as it arrives. Each
 /// partition is read by its own loop, so an idle partition's long poll never
 /// delays another's records.
 async fn read_n(
@@ -100,10 +130,10 @@ async fn read_n(
     starts: &[i64],
     n: u64,
     within: Duration,
-    mut each: impl FnMut(&[u8]),
+    mut each: impl FnMut(&rskafka::record::Record),
 ) -> u64 {
     let deadline = Instant::now() + within;
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<Vec<u8>>>();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<rskafka::record::Record>>();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut loops = Vec::new();
     for (pc, start) in parts.iter().zip(starts) {
@@ -112,12 +142,12 @@ async fn read_n(
             while !stop.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < deadline {
                 let (records, _) = pc.fetch_records(next, 1..4_000_000, 20).await.unwrap();
                 let from = next;
-                let values: Vec<Vec<u8>> = records
+                let values: Vec<rskafka::record::Record> = records
                     .into_iter()
                     .filter(|r| r.offset >= from)
                     .map(|r| {
                         next = r.offset + 1;
-                        r.record.value.unwrap_or_default()
+                        r.record
                     })
                     .collect();
                 if !values.is_empty() && tx.send(values).is_err() {
@@ -230,8 +260,9 @@ async fn latencies(
         &starts,
         total,
         Duration::from_secs(seconds + 60),
-        |v| {
+        |r| {
             let now = epoch.elapsed().as_nanos();
+            let v = r.value.as_deref().unwrap_or_default();
             if let Ok(json) = serde_json::from_slice::<serde_json::Value>(v) {
                 let sent = json["payload"]["sent_ns"].as_u64().unwrap_or(0) as u128;
                 let seq = json["payload"]["seq"].as_u64().unwrap_or(0);
@@ -247,10 +278,14 @@ async fn latencies(
     out_ms
 }
 
+/// Each partition's high watermark, from a Fetch response (Tansu's
+/// ListOffsets(latest) is the last batch's base offset + 1, FINDINGS.md).
 async fn ends(parts: &[Arc<PartitionClient>]) -> Vec<i64> {
     let mut out = Vec::new();
     for pc in parts {
-        out.push(pc.get_offset(OffsetAt::Latest).await.unwrap());
+        let latest = pc.get_offset(OffsetAt::Latest).await.unwrap();
+        let (_, high_watermark) = pc.fetch_records(latest, 1..1_000_000, 0).await.unwrap();
+        out.push(high_watermark);
     }
     out
 }
@@ -281,7 +316,10 @@ fn start_service(
         .args(["--config", &config.to_string_lossy(), "run"])
         .env("KAFKA_BOOTSTRAP_SERVERS", bootstrap)
         .env("KAFKA_ACTORS_HTTP__BIND", http)
-        .env("RUST_LOG", "warn")
+        .env(
+            "RUST_LOG",
+            std::env::var("BENCH_SERVICE_LOG").unwrap_or_else(|_| "warn".to_owned()),
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(log).unwrap())
@@ -375,7 +413,8 @@ fn main() {
         let resp = testkit::unique_name("bench-resp");
         let dlq = format!("{req}.dlq");
         testkit::create_topics(&client, &[req.as_str(), resp.as_str()], PARTITIONS, 1).await.unwrap();
-        testkit::create_topics(&client, &[dlq.as_str()], 1, 1).await.unwrap();
+        let dlq_partitions = env_or("BENCH_DLQ_PARTITIONS", 1) as i32;
+        testkit::create_topics(&client, &[dlq.as_str()], dlq_partitions, 1).await.unwrap();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bench.toml");
         // Defaults everywhere but the codec: the ceiling produces uncompressed.
@@ -420,6 +459,59 @@ fn main() {
             throughput / broker_ceiling
         );
 
+        // The same again with one record in 11 not JSON (N/10 among N good
+        // ones): every good one answered, every bad one dead-lettered with
+        // its headers; the figure is records handled per second against
+        // the clean run above.
+        let bad = n / 10;
+        let starts = ends(&resp_parts).await;
+        let mut dlq_parts = Vec::new();
+        for p in 0..dlq_partitions {
+            dlq_parts.push(kafka_actors::consumer::partition::connect(&config, &dlq, p).await.unwrap());
+        }
+        let t = Instant::now();
+        let requests = {
+            let producer = Producer::connect(&config, Compression::None).await.unwrap();
+            let req = req.clone();
+            tokio::spawn(async move { produce_mixed(&producer, &req, n, n, 10).await })
+        };
+        let mut answered = std::collections::HashSet::new();
+        let got = read_n(&resp_parts, &starts, n, Duration::from_secs(300), |r| {
+            let v: serde_json::Value = serde_json::from_slice(r.value.as_deref().unwrap_or_default()).unwrap_or_default();
+            if let Some(seq) = v["payload"]["seq"].as_u64() {
+                answered.insert(seq);
+            }
+        })
+        .await;
+        let mut dead_ok = 0u64;
+        let mut dead_seen = std::collections::HashSet::new();
+        let dead = read_n(&dlq_parts, &vec![0; dlq_parts.len()], bad, Duration::from_secs(120), |r| {
+            let h = |name: &str| r.headers.get(name).map(|v| String::from_utf8_lossy(v).into_owned());
+            let value = String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned();
+            if h("dlq.error.kind").as_deref() == Some("deserialization")
+                && h("dlq.original.topic").as_deref() == Some(req.as_str())
+                && h("dlq.original.offset").is_some()
+                && h("dlq.attempts").as_deref() == Some("0")
+                && value.starts_with("not json #")
+            {
+                dead_ok += 1;
+            }
+            dead_seen.insert(value);
+        })
+        .await;
+        let mixed_elapsed = t.elapsed().as_secs_f64();
+        requests.await.unwrap();
+        let all_answered = (n..2 * n).all(|seq| answered.contains(&seq));
+        let mixed = (got + dead) as f64 / mixed_elapsed;
+        println!(
+            "pipeline with malformed records ({n} good + {bad} not JSON in -> {got} replies, {dead} dead letters, DLQ of {dlq_partitions} partition(s)) {mixed:>10.0} records/s = {:.2} x the clean run",
+            mixed / throughput
+        );
+        println!(
+            "  checked: every good request answered: {all_answered}; dead letters with correct headers: {dead_ok} of {bad} ({} distinct)",
+            dead_seen.len()
+        );
+
         // Latency at a fixed rate, request produce -> reply consume: the
         // raw relay first (the floor on this machine), then the service.
         let total = rate * seconds;
@@ -435,7 +527,7 @@ fn main() {
         };
         let floor = latencies(&config, &lat_in, &lat_out_parts, 0, rate, seconds).await;
         relaying.await.unwrap();
-        let service_lat = latencies(&config, &req, &resp_parts, n, rate, seconds).await;
+        let service_lat = latencies(&config, &req, &resp_parts, 2 * n, rate, seconds).await;
         for (what, l) in [("raw relay", &floor), ("pipeline ", &service_lat)] {
             println!(
                 "latency {what} at {rate}/s for {seconds}s ({} replies): p50 {:.2} ms  p99 {:.2} ms  p99.9 {:.2} ms",

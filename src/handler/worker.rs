@@ -154,6 +154,11 @@ impl Handler<HandleBatch> for HandlerWorker {
             });
             return;
         }
+        let offsets: Vec<i64> = records.iter().map(|r| r.offset).collect();
+        let (topic, partition) = records
+            .first()
+            .map(|r| (r.topic.clone(), r.partition))
+            .unwrap_or_default();
         // `wait`: the next batch starts only after this one.
         ctx.wait(
             async move {
@@ -165,7 +170,7 @@ impl Handler<HandleBatch> for HandlerWorker {
                     let started = Instant::now();
                     let processed = process(&router, record).await;
                     if let Outcome::Failed(kind) = processed.outcome {
-                        tracing::warn!(
+                        tracing::debug!(
                             topic = %record.topic, partition = record.partition, offset = record.offset,
                             route = processed.route.as_deref().unwrap_or("-"),
                             kind = kind.as_str(), "handler failed; dead-lettering the record"
@@ -218,6 +223,27 @@ impl Handler<HandleBatch> for HandlerWorker {
                 });
                 let mut panicked = false;
                 let mut outcomes: HashMap<(Option<String>, &'static str), u64> = HashMap::new();
+                // One warning per batch, route and class (a flood of bad
+                // records must not become a flood of log lines); each record
+                // at debug level above.
+                let mut dead: HashMap<(Option<String>, &'static str), (u64, i64, i64)> =
+                    HashMap::new();
+                for ((route, outcome, _), offset) in results.iter().zip(&offsets) {
+                    if let Outcome::Failed(kind) = outcome {
+                        let e = dead
+                            .entry((route.clone(), kind.as_str()))
+                            .or_insert((0, *offset, *offset));
+                        e.0 += 1;
+                        e.2 = *offset;
+                    }
+                }
+                for ((route, kind), (n, first, last)) in dead {
+                    tracing::warn!(
+                        topic = %topic, partition, first_offset = first, last_offset = last,
+                        route = route.as_deref().unwrap_or("-"), kind,
+                        "{n} record(s) failed and were dead-lettered"
+                    );
+                }
                 for (route, outcome, elapsed) in results {
                     panicked |= outcome == Outcome::Failed(FailureKind::Panic);
                     let label = route.clone().unwrap_or_else(|| "-".to_owned());
