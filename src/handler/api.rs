@@ -76,6 +76,9 @@ pub enum FailureKind {
     Timeout,
     /// The handler said a dependency is unavailable.
     Dependency,
+    /// An output (a reply, a forward) is larger than the broker accepts
+    /// for its topic; the record is dead-lettered.
+    Oversize,
 }
 
 impl FailureKind {
@@ -88,6 +91,7 @@ impl FailureKind {
             Self::Panic => "panic",
             Self::Timeout => "timeout",
             Self::Dependency => "dependency",
+            Self::Oversize => "oversize",
         }
     }
 }

@@ -15,9 +15,10 @@ use super::api::FailureKind;
 /// the dead-letter topic, failures that may pass are retried.
 pub fn default_action(kind: FailureKind) -> FailureAction {
     match kind {
-        FailureKind::Deserialization | FailureKind::Validation | FailureKind::Panic => {
-            FailureAction::Dlq
-        }
+        FailureKind::Deserialization
+        | FailureKind::Validation
+        | FailureKind::Panic
+        | FailureKind::Oversize => FailureAction::Dlq,
         FailureKind::Processing | FailureKind::Timeout | FailureKind::Dependency => {
             FailureAction::Retry
         }
@@ -32,6 +33,8 @@ fn from_table(table: &FailureActions, kind: FailureKind) -> Option<FailureAction
         FailureKind::Timeout => table.timeout,
         FailureKind::Dependency => table.dependency,
         FailureKind::Panic => table.panic,
+        // Found after the outputs were published: always dead-lettered.
+        FailureKind::Oversize => None,
     }
 }
 

@@ -504,6 +504,41 @@ async fn process_retry(router: &Router, record: &InRecord) -> Processed {
     }
 }
 
+/// The dead letter of `record` whose output the broker refused as too
+/// large (`message` says which and why); `None` for a record no route
+/// takes (its only output is a dead letter already).
+pub fn oversize_letter(router: &Router, record: &InRecord, message: String) -> Option<OutRecord> {
+    let route = if router.is_retry_topic(&record.topic) {
+        let pending = retry_topic::read(record).ok()?;
+        let route = router.retry_route(&record.topic, &pending.route)?;
+        return Some(dead_letter_of(
+            router,
+            &pending.original,
+            &route.dlq_topic,
+            (&route.name, &route.handler_name),
+            &Failure {
+                kind: FailureKind::Oversize,
+                message,
+            },
+            (pending.attempts + 1, pending.first_failure),
+        ));
+    } else {
+        let request = envelope::read(&record.headers, record.value.as_deref()).ok()?;
+        router.route(&record.topic, request.event_type.as_deref())?
+    };
+    Some(dead_letter_of(
+        router,
+        record,
+        &route.dlq_topic,
+        (&route.name, &route.handler_name),
+        &Failure {
+            kind: FailureKind::Oversize,
+            message,
+        },
+        (1, chrono::Utc::now()),
+    ))
+}
+
 /// The dead letter of `record`: `(route, handler)` that failed it (empty
 /// when none), `(handler calls, first failure time)`; the last failure is
 /// now.

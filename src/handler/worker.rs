@@ -35,7 +35,7 @@ use tokio::sync::oneshot;
 use super::api::FailureKind;
 use super::process::{Halt, HaltKind, InRecord, Outcome, process};
 use super::router::Router;
-use crate::producer::{ProducerPool, Publish, Results};
+use crate::producer::{ProduceError, ProducerPool, Publish, Results};
 use crate::telemetry::metrics as m;
 
 /// Handle these records (in order) and publish their outputs; `done` gets
@@ -163,6 +163,8 @@ impl Handler<HandleBatch> for HandlerWorker {
         ctx.wait(
             async move {
                 let mut outputs = Vec::new();
+                // For each output, the index of its record.
+                let mut owners = Vec::new();
                 let mut results = Vec::with_capacity(records.len());
                 let mut halt = None;
                 let mut unhandled = Vec::new();
@@ -177,6 +179,7 @@ impl Handler<HandleBatch> for HandlerWorker {
                         );
                     }
                     results.push((processed.route, processed.outcome, started.elapsed()));
+                    owners.extend(std::iter::repeat_n(i, processed.outputs.len()));
                     outputs.extend(processed.outputs);
                     if let Some(h) = processed.halt {
                         // The records after it wait with it.
@@ -185,10 +188,10 @@ impl Handler<HandleBatch> for HandlerWorker {
                         break;
                     }
                 }
-                (outputs, results, halt, unhandled)
+                (outputs, owners, records, results, halt, unhandled)
             }
             .into_actor(self)
-            .map(move |(outputs, results, halt, unhandled), act, ctx| {
+            .map(move |(outputs, owners, records, results, halt, unhandled), act, ctx| {
                 if let Some((offset, h)) = &halt {
                     act.held = true;
                     match h.kind {
@@ -207,14 +210,10 @@ impl Handler<HandleBatch> for HandlerWorker {
                     records: outputs,
                     done: tx,
                 });
+                let (router, pool) = (Arc::clone(&act.router), act.pool.clone());
                 tokio::spawn(async move {
-                    let results = rx.await.unwrap_or_else(|_| {
-                        vec![Err(crate::producer::ProduceError::Produce {
-                            topic: String::new(),
-                            partition: -1,
-                            message: "the producer pool dropped the batch".to_owned(),
-                        })]
-                    });
+                    let results = rx.await.unwrap_or_else(|_| vec![dropped()]);
+                    let results = dead_letter_oversize(&router, &pool, &records, &owners, results).await;
                     let _ = done.send(BatchDone {
                         results,
                         halt,
@@ -268,6 +267,80 @@ impl Handler<HandleBatch> for HandlerWorker {
             }),
         );
     }
+}
+
+fn dropped() -> Result<crate::producer::Written, ProduceError> {
+    Err(ProduceError::Produce {
+        topic: String::new(),
+        partition: -1,
+        message: "the producer pool dropped the batch".to_owned(),
+    })
+}
+
+/// Outputs the broker refused as too large: their records are dead-lettered
+/// (class `oversize`) instead, and count as handled once those dead letters
+/// are acknowledged; other outputs' results are kept.
+async fn dead_letter_oversize(
+    router: &Router,
+    pool: &Addr<ProducerPool>,
+    records: &[InRecord],
+    owners: &[usize],
+    mut results: Results,
+) -> Results {
+    let mut letters: Vec<(usize, crate::producer::OutRecord)> = Vec::new();
+    for (i, result) in results.iter().enumerate() {
+        let Err(e @ ProduceError::TooLarge { .. }) = result else {
+            continue;
+        };
+        let Some(&owner) = owners.get(i) else {
+            continue;
+        };
+        if letters.iter().any(|(o, _)| *o == owner) {
+            continue;
+        }
+        let record = &records[owner];
+        match super::process::oversize_letter(router, record, e.to_string()) {
+            Some(letter) => {
+                tracing::warn!(
+                    topic = %record.topic, partition = record.partition, offset = record.offset,
+                    error = %e, "an output is too large for the broker; dead-lettering the record"
+                );
+                letters.push((owner, letter));
+            }
+            None => {
+                tracing::error!(
+                    topic = %record.topic, partition = record.partition, offset = record.offset,
+                    error = %e, "a dead letter is too large for the broker"
+                );
+            }
+        }
+    }
+    if letters.is_empty() {
+        return results;
+    }
+    let (tx, rx) = oneshot::channel();
+    let (owners_of_letters, letters): (Vec<usize>, Vec<_>) = letters.into_iter().unzip();
+    pool.do_send(Publish {
+        records: letters,
+        done: tx,
+    });
+    let written = rx.await.unwrap_or_else(|_| vec![dropped()]);
+    for (owner, letter_result) in owners_of_letters.iter().zip(written) {
+        for (i, result) in results.iter_mut().enumerate() {
+            if owners.get(i) == Some(owner) && matches!(result, Err(ProduceError::TooLarge { .. }))
+            {
+                *result = match &letter_result {
+                    Ok(written) => Ok(*written),
+                    Err(e) => Err(ProduceError::Produce {
+                        topic: String::new(),
+                        partition: -1,
+                        message: format!("the dead letter of an oversize output: {e}"),
+                    }),
+                };
+            }
+        }
+    }
+    results
 }
 
 impl Handler<Resume> for HandlerWorker {

@@ -83,9 +83,36 @@ pub enum ProduceError {
         /// rskafka's error, as text.
         message: String,
     },
+    /// The broker refused the record as larger than it accepts for the
+    /// topic (`MESSAGE_TOO_LARGE`, `RECORD_LIST_TOO_LARGE`): never retried.
+    #[error(
+        "producing to {topic}/{partition} failed: the record ({bytes} bytes) is larger than the broker accepts for {topic} (max.message.bytes): {message}"
+    )]
+    TooLarge {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+        /// The record's key and value bytes.
+        bytes: usize,
+        /// The broker's error.
+        message: String,
+    },
     /// The codec is not compiled in.
     #[error("compression {0} is not available in this build")]
     Codec(&'static str),
+}
+
+/// Whether the broker refused a produce because of the records' size.
+pub fn too_large(e: &rskafka::client::error::Error) -> bool {
+    matches!(
+        e,
+        rskafka::client::error::Error::ServerError {
+            protocol_error: rskafka::client::error::ProtocolError::MessageTooLarge
+                | rskafka::client::error::ProtocolError::RecordListTooLarge,
+            ..
+        }
+    )
 }
 
 /// A topic's partition clients and its partitioner, resolved once.

@@ -329,7 +329,29 @@ impl ProducerPool {
             let mut attempt = 1;
             loop {
                 match client.produce(records.clone(), compression).await {
-                    Ok(offsets) => return Ok(offsets),
+                    Ok(offsets) => return Ok(offsets.into_iter().map(Ok).collect()),
+                    // Retrying cannot help: find the records that are too
+                    // large by sending each alone, in order.
+                    Err(e) if super::client::too_large(&e) => {
+                        let mut each = Vec::with_capacity(records.len());
+                        for record in &records {
+                            let bytes = record.key.as_ref().map_or(0, Vec::len)
+                                + record.value.as_ref().map_or(0, Vec::len);
+                            each.push(
+                                match client.produce(vec![record.clone()], compression).await {
+                                    Ok(offsets) => offsets
+                                        .first()
+                                        .copied()
+                                        .ok_or_else(|| (0, "no offset returned".to_owned())),
+                                    Err(e) if super::client::too_large(&e) => {
+                                        Err((bytes, e.to_string()))
+                                    }
+                                    Err(e) => return Err(e.to_string()),
+                                },
+                            );
+                        }
+                        return Ok(each);
+                    }
                     Err(e) if attempt >= settings.attempts => return Err(e.to_string()),
                     Err(e) => {
                         tracing::warn!(
@@ -347,10 +369,24 @@ impl ProducerPool {
             let n = publishes.len() as u64;
             match result {
                 Ok(offsets) => {
-                    metrics::counter!(m::PRODUCER_RECORDS_TOTAL, "topic" => topic, "outcome" => "ok")
-                        .increment(n);
+                    let refused = offsets.iter().filter(|o| o.is_err()).count() as u64;
+                    metrics::counter!(m::PRODUCER_RECORDS_TOTAL, "topic" => topic.clone(), "outcome" => "ok")
+                        .increment(n - refused);
+                    if refused > 0 {
+                        metrics::counter!(m::PRODUCER_RECORDS_TOTAL, "topic" => topic.clone(), "outcome" => "too_large")
+                            .increment(refused);
+                    }
                     for ((id, index), offset) in publishes.into_iter().zip(offsets) {
-                        act.settle(id, index, Ok(Written { partition, offset }));
+                        let result = match offset {
+                            Ok(offset) => Ok(Written { partition, offset }),
+                            Err((bytes, message)) => Err(ProduceError::TooLarge {
+                                topic: topic.clone(),
+                                partition,
+                                bytes,
+                                message,
+                            }),
+                        };
+                        act.settle(id, index, result);
                     }
                 }
                 Err(message) => {

@@ -383,3 +383,120 @@ async fn a_stop_action_shuts_down_without_committing_the_record() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Apache Kafka: Tansu accepts records above a topic's max.message.bytes; runs in .ci/run against Kafka"]
+async fn a_reply_too_large_for_the_broker_dead_letters_its_request_and_the_partition_goes_on() {
+    bounded(async {
+        let broker = TestBroker::start().await.unwrap();
+        let bootstrap = broker.bootstrap().to_owned();
+        let client = testkit::client(&bootstrap, Duration::from_secs(20))
+            .await
+            .unwrap();
+        let t = Topics {
+            requests: testkit::unique_name("req"),
+            responses: testkit::unique_name("resp"),
+        };
+        let dlq = format!("{}.dlq", t.requests);
+        testkit::create_topics(&client, &[t.requests.as_str(), dlq.as_str()], 1, 1)
+            .await
+            .unwrap();
+        // Replies above 4 KiB are refused by the broker.
+        let (b, resp) = (bootstrap.clone(), t.responses.clone());
+        let (status, out, err) = tokio::task::spawn_blocking(move || {
+            crate::support::run_cli(
+                &["topics", "create", &resp, "--topic-config", "max.message.bytes=4096"],
+                &[("KAFKA_BOOTSTRAP_SERVERS", &b)],
+            )
+        })
+        .await
+        .unwrap();
+        assert!(status.success(), "{out}{err}");
+
+        let mut registry = HandlerRegistry::with_builtins();
+        registry.register(
+            "big",
+            typed(|_ctx, input: Value| async move {
+                let size = input["size"].as_u64().unwrap_or(0) as usize;
+                // Letters that do not compress (the producer compresses, and
+                // the broker's limit applies to the compressed batch).
+                let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+                let pad: String = (0..size)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        char::from(b'a' + (x % 26) as u8)
+                    })
+                    .collect();
+                Ok::<_, HandlerError>(Some(json!({"seq": input["seq"], "pad": pad})))
+            }),
+        );
+        let service = InProcess::start(
+            config(
+                &bootstrap,
+                RouteConfig {
+                    topic: t.requests.clone(),
+                    handler: "big".to_owned(),
+                    reply_topic: Some(t.responses.clone()),
+                    ..RouteConfig::default()
+                },
+            ),
+            registry,
+        )
+        .await;
+        // Record 2 asks for a 20 KB reply; the others for small ones, in
+        // the same record batch.
+        let producer = Producer::connect(
+            &testkit::kafka_config(&bootstrap),
+            kafka_actors::config::Compression::None,
+        )
+        .await
+        .unwrap();
+        let records = (0..5u64)
+            .map(|seq| OutRecord {
+                topic: t.requests.clone(),
+                key: Some(b"k".to_vec()),
+                value: Some(
+                    json!({"correlation_id": format!("c{seq}"), "payload": {"seq": seq, "size": if seq == 2 { 20_000 } else { 10 }}})
+                        .to_string()
+                        .into_bytes(),
+                ),
+                ..OutRecord::default()
+            })
+            .collect();
+        let mut written = Vec::new();
+        for r in producer.send(records).await {
+            written.push(r.unwrap());
+        }
+
+        let answered = read_all(&client, &t.responses, 1, 4, Duration::from_secs(30)).await;
+        assert_eq!(seqs(&answered), vec![0, 1, 3, 4]);
+        let pc = client
+            .partition_client(dlq.as_str(), 0, UnknownTopicHandling::Retry)
+            .await
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let dead = loop {
+            let (records, _) = pc.fetch_records(0, 1..1_000_000, 100).await.unwrap();
+            if let Some(r) = records.into_iter().next() {
+                break r;
+            }
+            assert!(Instant::now() < deadline, "no dead letter");
+        };
+        let header = |n: &str| String::from_utf8(dead.record.headers[n].clone()).unwrap();
+        assert_eq!(header("dlq.error.kind"), "oversize");
+        assert_eq!(header("dlq.original.offset"), written[2].offset.to_string());
+        assert!(header("dlq.error.message").contains("max.message.bytes"), "{}", header("dlq.error.message"));
+        // Nothing else: the partition went on, nothing restarted.
+        assert_eq!(count(&client, &dlq).await, 1);
+        assert_eq!(
+            service
+                .metric("kafka_actors_actor_restarts_total{actor=\"partition_consumer\"}")
+                .await,
+            None
+        );
+        service.stop().await;
+    })
+    .await;
+}
