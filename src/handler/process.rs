@@ -126,6 +126,24 @@ fn halted(route: &Route, stop: bool, reason: String) -> Processed {
     }
 }
 
+/// While the route's circuit breaker is open, its records wait.
+fn breaker_holds(route: &Route, record: &InRecord) -> Option<Processed> {
+    let open = route
+        .breaker
+        .as_ref()
+        .is_some_and(|b| b.is_open(std::time::Instant::now()));
+    open.then(|| {
+        halted(
+            route,
+            false,
+            format!(
+                "the circuit breaker of routes.{} is open; {}/{}@{} waits",
+                route.name, record.topic, record.partition, record.offset
+            ),
+        )
+    })
+}
+
 /// A record of `route` failed for good (its retries, if any, are spent):
 /// its class's action says whether it is dead-lettered, pauses its
 /// partition or stops the service; the circuit breaker may pause instead of
@@ -226,19 +244,8 @@ pub async fn process(router: &Router, record: &InRecord) -> Processed {
             }
         };
     };
-    if route
-        .breaker
-        .as_ref()
-        .is_some_and(|b| b.is_open(std::time::Instant::now()))
-    {
-        return halted(
-            route,
-            false,
-            format!(
-                "the circuit breaker of routes.{} is open; {}/{}@{} waits",
-                route.name, record.topic, record.partition, record.offset
-            ),
-        );
+    if let Some(held) = breaker_holds(route, record) {
+        return held;
     }
 
     let first_call = match &request {
@@ -462,19 +469,8 @@ async fn process_retry(router: &Router, record: &InRecord) -> Processed {
             }),
         };
     }
-    if route
-        .breaker
-        .as_ref()
-        .is_some_and(|b| b.is_open(std::time::Instant::now()))
-    {
-        return halted(
-            route,
-            false,
-            format!(
-                "the circuit breaker of routes.{} is open; {at} waits",
-                route.name
-            ),
-        );
+    if let Some(held) = breaker_holds(route, record) {
+        return held;
     }
     let original = &pending.original;
     let attempts = pending.attempts + 1;

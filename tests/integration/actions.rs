@@ -8,9 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use kafka_actors::config::{
-    CircuitBreakerConfig, Config, FailureAction, FailureActions, RouteConfig,
-};
+use kafka_actors::config::{CircuitBreakerConfig, FailureAction, FailureActions, RouteConfig};
 use kafka_actors::handler::{HandlerError, HandlerRegistry, typed};
 use kafka_actors::producer::{OutRecord, Producer};
 use kafka_actors::testkit::{self, TestBroker};
@@ -19,75 +17,7 @@ use rskafka::client::partition::{OffsetAt, UnknownTopicHandling};
 use serde_json::{Value, json};
 
 use crate::pipeline::{Topics, correlation_counts, read_all, topics};
-use crate::support::{bounded, http_get};
-
-/// The runtime in its own actix System, as a library user runs it.
-struct InProcess {
-    stop: tokio::sync::oneshot::Sender<()>,
-    thread: std::thread::JoinHandle<Result<(), kafka_actors::runtime::RuntimeError>>,
-    http: String,
-}
-
-impl InProcess {
-    async fn start(config: Config, registry: HandlerRegistry) -> Self {
-        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let (started_tx, started_rx) = tokio::sync::oneshot::channel();
-        let thread = std::thread::spawn(move || {
-            actix::System::new().block_on(kafka_actors::runtime::run(
-                config,
-                registry,
-                async {
-                    let _ = stop_rx.await;
-                },
-                Some(started_tx),
-            ))
-        });
-        let started = started_rx.await.expect("runtime started");
-        Self {
-            stop,
-            thread,
-            http: started.http_addr.unwrap().to_string(),
-        }
-    }
-
-    /// The value of the first `/metrics` line starting with `prefix`.
-    async fn metric(&self, prefix: &str) -> Option<f64> {
-        let http = self.http.clone();
-        let prefix = prefix.to_owned();
-        tokio::task::spawn_blocking(move || {
-            let (_, body) = http_get(&http, "/metrics").unwrap();
-            body.lines()
-                .find(|l| l.starts_with(&prefix))
-                .and_then(|l| l.rsplit(' ').next())
-                .and_then(|v| v.parse().ok())
-        })
-        .await
-        .unwrap()
-    }
-
-    async fn stop(self) {
-        self.stop.send(()).unwrap();
-        tokio::task::spawn_blocking(move || self.thread.join().unwrap())
-            .await
-            .unwrap()
-            .unwrap();
-    }
-}
-
-fn config(bootstrap: &str, route: RouteConfig) -> Config {
-    let mut config = Config {
-        kafka: testkit::kafka_config(bootstrap),
-        ..Config::default()
-    };
-    config.consumer.group_id = testkit::unique_name("group");
-    config.consumer.fetch_max_wait_ms = 100;
-    config.consumer.session_timeout_ms = 6_000;
-    config.consumer.heartbeat_interval_ms = 1_000;
-    config.http.bind = "127.0.0.1:0".to_owned();
-    config.pipeline.pause_ms = 1_500;
-    config.routes.insert("main".to_owned(), route);
-    config
-}
+use crate::support::{InProcess, bounded, library_config};
 
 /// A handler that fails every record with `fail: true` (or every record,
 /// with `all`) while `down` holds, with `error`; else answers `{seq}`.
@@ -188,7 +118,7 @@ async fn a_paused_partition_takes_its_record_again_and_nothing_overtakes_it() {
             }),
         );
         let service = InProcess::start(
-            config(
+            library_config(
                 &bootstrap,
                 RouteConfig {
                     topic: t.requests.clone(),
@@ -266,7 +196,7 @@ async fn the_circuit_breaker_lets_its_limit_through_then_pauses_the_route() {
             }),
         );
         let service = InProcess::start(
-            config(
+            library_config(
                 &bootstrap,
                 RouteConfig {
                     topic: t.requests.clone(),
@@ -433,7 +363,7 @@ async fn a_reply_too_large_for_the_broker_dead_letters_its_request_and_the_parti
             }),
         );
         let service = InProcess::start(
-            config(
+            library_config(
                 &bootstrap,
                 RouteConfig {
                     topic: t.requests.clone(),

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use kafka_actors::config::{Config, RouteConfig};
+use kafka_actors::config::RouteConfig;
 use kafka_actors::handler::{HandlerError, HandlerRegistry, typed};
 use kafka_actors::producer::{OutRecord, Producer};
 use kafka_actors::testkit::{self, TestBroker};
@@ -19,7 +19,7 @@ use rskafka::record::RecordAndOffset;
 use serde_json::{Value, json};
 
 use crate::pipeline::{correlation_counts, read_all, topics};
-use crate::support::{bounded, run_cli};
+use crate::support::{InProcess, bounded, library_config, run_cli};
 
 /// Runs the binary against `bootstrap` off the test's runtime threads.
 async fn cli(bootstrap: &str, args: &[&str]) -> (i32, String, String) {
@@ -115,18 +115,8 @@ async fn dead_letters_are_listed_and_replayed_through_the_recovered_handler() {
                 }
             }),
         );
-        let mut config = Config {
-            kafka: testkit::kafka_config(&bootstrap),
-            ..Config::default()
-        };
-        config.consumer.group_id = testkit::unique_name("group");
-        config.consumer.fetch_max_wait_ms = 100;
-        config.consumer.session_timeout_ms = 6_000;
-        config.consumer.heartbeat_interval_ms = 1_000;
-        config.consumer.group_instance_id = Some("dlq-test-instance".to_owned());
-        config.http.bind = "127.0.0.1:0".to_owned();
-        config.routes.insert(
-            "gated".to_owned(),
+        let mut config = library_config(
+            &bootstrap,
             RouteConfig {
                 topic: t.requests.clone(),
                 handler: "gate".to_owned(),
@@ -134,19 +124,8 @@ async fn dead_letters_are_listed_and_replayed_through_the_recovered_handler() {
                 ..RouteConfig::default()
             },
         );
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let (started_tx, started_rx) = tokio::sync::oneshot::channel();
-        let service = std::thread::spawn(move || {
-            actix::System::new().block_on(kafka_actors::runtime::run(
-                config,
-                registry,
-                async {
-                    let _ = stop_rx.await;
-                },
-                Some(started_tx),
-            ))
-        });
-        started_rx.await.expect("runtime started");
+        config.consumer.group_instance_id = Some("dlq-test-instance".to_owned());
+        let service = InProcess::start(config, registry).await;
 
         // 24 requests the handler refuses, then one that is not JSON.
         const N: usize = 24;
@@ -194,7 +173,7 @@ async fn dead_letters_are_listed_and_replayed_through_the_recovered_handler() {
         for r in &dead {
             assert_eq!(text(r, "dlq.version"), "1");
             assert_eq!(text(r, "dlq.original.topic"), t.requests);
-            assert_eq!(text(r, "dlq.route"), "gated");
+            assert_eq!(text(r, "dlq.route"), "main");
             assert_eq!(text(r, "dlq.handler"), "gate");
             assert_eq!(text(r, "dlq.instance.id"), "dlq-test-instance");
             let first = chrono::DateTime::parse_from_rfc3339(&text(r, "dlq.failure.first"))
@@ -237,7 +216,7 @@ async fn dead_letters_are_listed_and_replayed_through_the_recovered_handler() {
             assert_eq!(v["offset"], json!(i));
             assert_eq!(v["letter"]["format"], "kafka_actors");
             assert_eq!(v["letter"]["original_topic"], json!(t.requests));
-            assert_eq!(v["headers"]["dlq.route"], "gated");
+            assert_eq!(v["headers"]["dlq.route"], "main");
         }
         let (code, out, _) = cli(&bootstrap, &["dlq", "list", &dlq, "--limit", "10"]).await;
         assert_eq!(code, 0);
@@ -422,11 +401,7 @@ async fn dead_letters_are_listed_and_replayed_through_the_recovered_handler() {
             "no answer to the replayed Spring dead letter"
         );
 
-        stop_tx.send(()).unwrap();
-        tokio::task::spawn_blocking(move || service.join().unwrap())
-            .await
-            .unwrap()
-            .unwrap();
+        service.stop().await;
     })
     .await;
 }

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use kafka_actors::config::{Config, RetryConfig, RetryMode, RetryStrategy, RouteConfig};
+use kafka_actors::config::{RetryConfig, RetryMode, RetryStrategy, RouteConfig};
 use kafka_actors::handler::{HandlerError, HandlerRegistry, typed};
 use kafka_actors::producer::{OutRecord, Producer};
 use kafka_actors::testkit::{self, TestBroker};
@@ -18,7 +18,7 @@ use rskafka::record::RecordAndOffset;
 use serde_json::{Value, json};
 
 use crate::pipeline::{correlation_counts, read_all, topics};
-use crate::support::bounded;
+use crate::support::{InProcess, bounded, library_config};
 
 /// Every record of every partition of `topic` once `want` are there (or
 /// what there is at the deadline).
@@ -118,38 +118,20 @@ async fn a_retried_record_waits_in_the_retry_topic_while_its_partition_goes_on()
                 }
             }),
         );
-        let mut config = Config {
-            kafka: testkit::kafka_config(&bootstrap),
-            ..Config::default()
-        };
-        config.consumer.group_id = testkit::unique_name("group");
-        config.consumer.fetch_max_wait_ms = 100;
-        config.consumer.session_timeout_ms = 6_000;
-        config.consumer.heartbeat_interval_ms = 1_000;
-        config.http.bind = "127.0.0.1:0".to_owned();
-        config.routes.insert(
-            "main".to_owned(),
-            RouteConfig {
-                topic: t.requests.clone(),
-                handler: "flaky".to_owned(),
-                reply_topic: Some(t.responses.clone()),
-                retry: retry_config(3, 1_500),
-                ..RouteConfig::default()
-            },
-        );
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let (started_tx, started_rx) = tokio::sync::oneshot::channel();
-        let service = std::thread::spawn(move || {
-            actix::System::new().block_on(kafka_actors::runtime::run(
-                config,
-                registry,
-                async {
-                    let _ = stop_rx.await;
+        let service = InProcess::start(
+            library_config(
+                &bootstrap,
+                RouteConfig {
+                    topic: t.requests.clone(),
+                    handler: "flaky".to_owned(),
+                    reply_topic: Some(t.responses.clone()),
+                    retry: retry_config(3, 1_500),
+                    ..RouteConfig::default()
                 },
-                Some(started_tx),
-            ))
-        });
-        started_rx.await.expect("runtime started");
+            ),
+            registry,
+        )
+        .await;
 
         let producer = Producer::connect(
             &testkit::kafka_config(&bootstrap),
@@ -248,11 +230,7 @@ async fn a_retried_record_waits_in_the_retry_topic_while_its_partition_goes_on()
         assert_eq!(attempts.len(), 4);
         assert!(attempts.values().all(|a| a == &["1", "2"]), "{attempts:?}");
 
-        stop_tx.send(()).unwrap();
-        tokio::task::spawn_blocking(move || service.join().unwrap())
-            .await
-            .unwrap()
-            .unwrap();
+        service.stop().await;
     })
     .await;
 }

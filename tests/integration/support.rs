@@ -8,6 +8,10 @@ use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use kafka_actors::config::{Config, RouteConfig};
+use kafka_actors::handler::HandlerRegistry;
+use kafka_actors::testkit;
+
 /// Upper bound on any one integration test.
 pub const TEST_DEADLINE: Duration = Duration::from_secs(120);
 
@@ -272,4 +276,77 @@ pub fn python() -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// The runtime in its own actix System, as a library user runs it.
+pub struct InProcess {
+    stop: tokio::sync::oneshot::Sender<()>,
+    thread: std::thread::JoinHandle<Result<(), kafka_actors::runtime::RuntimeError>>,
+    /// `127.0.0.1:PORT` of its HTTP listener.
+    pub http: String,
+}
+
+impl InProcess {
+    /// Runs `config` with `registry`'s handlers until [`InProcess::stop`].
+    pub async fn start(config: Config, registry: HandlerRegistry) -> Self {
+        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+        let thread = std::thread::spawn(move || {
+            actix::System::new().block_on(kafka_actors::runtime::run(
+                config,
+                registry,
+                async {
+                    let _ = stop_rx.await;
+                },
+                Some(started_tx),
+            ))
+        });
+        let started = started_rx.await.expect("runtime started");
+        Self {
+            stop,
+            thread,
+            http: started.http_addr.unwrap().to_string(),
+        }
+    }
+
+    /// The value of the first `/metrics` line starting with `prefix`.
+    pub async fn metric(&self, prefix: &str) -> Option<f64> {
+        let http = self.http.clone();
+        let prefix = prefix.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let (_, body) = http_get(&http, "/metrics").unwrap();
+            body.lines()
+                .find(|l| l.starts_with(&prefix))
+                .and_then(|l| l.rsplit(' ').next())
+                .and_then(|v| v.parse().ok())
+        })
+        .await
+        .unwrap()
+    }
+
+    /// Stops it and waits for a clean end.
+    pub async fn stop(self) {
+        self.stop.send(()).unwrap();
+        tokio::task::spawn_blocking(move || self.thread.join().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+    }
+}
+
+/// A library service's configuration: `route` as `main`, group and HTTP
+/// port fresh, short fetch waits, `pipeline.pause_ms` 1.5 s.
+pub fn library_config(bootstrap: &str, route: RouteConfig) -> Config {
+    let mut config = Config {
+        kafka: testkit::kafka_config(bootstrap),
+        ..Config::default()
+    };
+    config.consumer.group_id = testkit::unique_name("group");
+    config.consumer.fetch_max_wait_ms = 100;
+    config.consumer.session_timeout_ms = 6_000;
+    config.consumer.heartbeat_interval_ms = 1_000;
+    config.http.bind = "127.0.0.1:0".to_owned();
+    config.pipeline.pause_ms = 1_500;
+    config.routes.insert("main".to_owned(), route);
+    config
 }
