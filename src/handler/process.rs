@@ -500,10 +500,17 @@ async fn process_retry(router: &Router, record: &InRecord) -> Processed {
     }
 }
 
-/// The dead letter of `record` whose output the broker refused as too
-/// large (`message` says which and why); `None` for a record no route
-/// takes (its only output is a dead letter already).
-pub fn oversize_letter(router: &Router, record: &InRecord, message: String) -> Option<OutRecord> {
+/// The dead letter of `record` whose output the broker refused for good:
+/// `kind` is [`FailureKind::Oversize`] (too large) or
+/// [`FailureKind::Validation`] (its `reply_to` names a topic that does not
+/// exist), `message` says which and why; `None` for a record no route takes
+/// (its only output is a dead letter already).
+pub fn refused_letter(
+    router: &Router,
+    record: &InRecord,
+    kind: FailureKind,
+    message: String,
+) -> Option<OutRecord> {
     let route = if router.is_retry_topic(&record.topic) {
         let pending = retry_topic::read(record).ok()?;
         let route = router.retry_route(&record.topic, &pending.route)?;
@@ -512,10 +519,7 @@ pub fn oversize_letter(router: &Router, record: &InRecord, message: String) -> O
             &pending.original,
             &route.dlq_topic,
             (&route.name, &route.handler_name),
-            &Failure {
-                kind: FailureKind::Oversize,
-                message,
-            },
+            &Failure { kind, message },
             (pending.attempts + 1, pending.first_failure),
         ));
     } else {
@@ -527,10 +531,7 @@ pub fn oversize_letter(router: &Router, record: &InRecord, message: String) -> O
         record,
         &route.dlq_topic,
         (&route.name, &route.handler_name),
-        &Failure {
-            kind: FailureKind::Oversize,
-            message,
-        },
+        &Failure { kind, message },
         (1, chrono::Utc::now()),
     ))
 }

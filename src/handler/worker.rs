@@ -213,7 +213,7 @@ impl Handler<HandleBatch> for HandlerWorker {
                 let (router, pool) = (Arc::clone(&act.router), act.pool.clone());
                 tokio::spawn(async move {
                     let results = rx.await.unwrap_or_else(|_| vec![dropped()]);
-                    let results = dead_letter_oversize(&router, &pool, &records, &owners, results).await;
+                    let results = dead_letter_refused(&router, &pool, &records, &owners, results).await;
                     let _ = done.send(BatchDone {
                         results,
                         halt,
@@ -277,10 +277,33 @@ fn dropped() -> Result<crate::producer::Written, ProduceError> {
     })
 }
 
-/// Outputs the broker refused as too large: their records are dead-lettered
-/// (class `oversize`) instead, and count as handled once those dead letters
-/// are acknowledged; other outputs' results are kept.
-async fn dead_letter_oversize(
+/// Why an output was refused for good because of its record, if it was: too
+/// large for the broker (`oversize`), or addressed by the record's own
+/// `reply_to` header to a topic that does not exist (`validation`). Other
+/// failures (the broker, a configured topic missing) are not the record's.
+fn refused(record: &InRecord, error: &ProduceError) -> Option<(FailureKind, String)> {
+    match error {
+        ProduceError::TooLarge { .. } => Some((FailureKind::Oversize, error.to_string())),
+        ProduceError::UnknownTopic { topic }
+            if record
+                .headers
+                .get(super::envelope::REPLY_TO)
+                .map(Vec::as_slice)
+                == Some(topic.as_bytes()) =>
+        {
+            Some((
+                FailureKind::Validation,
+                format!("its reply_to header names topic {topic}, which does not exist"),
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// Outputs refused because of their record ([`refused`]): those records are
+/// dead-lettered instead, and count as handled once their dead letters are
+/// acknowledged; other outputs' results are kept.
+async fn dead_letter_refused(
     router: &Router,
     pool: &Addr<ProducerPool>,
     records: &[InRecord],
@@ -288,29 +311,32 @@ async fn dead_letter_oversize(
     mut results: Results,
 ) -> Results {
     let mut letters: Vec<(usize, crate::producer::OutRecord)> = Vec::new();
+    let mut refused_at = vec![false; results.len()];
     for (i, result) in results.iter().enumerate() {
-        let Err(e @ ProduceError::TooLarge { .. }) = result else {
+        let (Err(e), Some(&owner)) = (result, owners.get(i)) else {
             continue;
         };
-        let Some(&owner) = owners.get(i) else {
+        let record = &records[owner];
+        let Some((kind, message)) = refused(record, e) else {
             continue;
         };
+        refused_at[i] = true;
         if letters.iter().any(|(o, _)| *o == owner) {
             continue;
         }
-        let record = &records[owner];
-        match super::process::oversize_letter(router, record, e.to_string()) {
+        match super::process::refused_letter(router, record, kind, message) {
             Some(letter) => {
                 tracing::warn!(
                     topic = %record.topic, partition = record.partition, offset = record.offset,
-                    error = %e, "an output is too large for the broker; dead-lettering the record"
+                    class = kind.as_str(), error = %e,
+                    "the broker refused an output because of its record; dead-lettering the record"
                 );
                 letters.push((owner, letter));
             }
             None => {
                 tracing::error!(
                     topic = %record.topic, partition = record.partition, offset = record.offset,
-                    error = %e, "a dead letter is too large for the broker"
+                    error = %e, "the broker refused a dead letter"
                 );
             }
         }
@@ -327,8 +353,7 @@ async fn dead_letter_oversize(
     let written = rx.await.unwrap_or_else(|_| vec![dropped()]);
     for (owner, letter_result) in owners_of_letters.iter().zip(written) {
         for (i, result) in results.iter_mut().enumerate() {
-            if owners.get(i) == Some(owner) && matches!(result, Err(ProduceError::TooLarge { .. }))
-            {
+            if owners.get(i) == Some(owner) && refused_at[i] {
                 *result = match &letter_result {
                     Ok(written) => Ok(*written),
                     Err(e) => Err(ProduceError::Produce {

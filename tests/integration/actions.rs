@@ -430,3 +430,86 @@ async fn a_reply_too_large_for_the_broker_dead_letters_its_request_and_the_parti
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_to_header_naming_a_missing_topic_dead_letters_the_request() {
+    bounded(async {
+        let broker = TestBroker::start().await.unwrap();
+        let bootstrap = broker.bootstrap().to_owned();
+        let client = testkit::client(&bootstrap, Duration::from_secs(20))
+            .await
+            .unwrap();
+        let t = topics(&client, 1).await;
+        let dlq = format!("{}.dlq", t.requests);
+        let service = InProcess::start(
+            library_config(
+                &bootstrap,
+                RouteConfig {
+                    topic: t.requests.clone(),
+                    handler: "echo".to_owned(),
+                    reply_topic: Some(t.responses.clone()),
+                    ..RouteConfig::default()
+                },
+            ),
+            HandlerRegistry::with_builtins(),
+        )
+        .await;
+        let missing = testkit::unique_name("no-such-topic");
+        let producer = Producer::connect(
+            &testkit::kafka_config(&bootstrap),
+            kafka_actors::config::Compression::None,
+        )
+        .await
+        .unwrap();
+        let records = (0..3u64)
+            .map(|seq| OutRecord {
+                topic: t.requests.clone(),
+                key: Some(b"k".to_vec()),
+                value: Some(
+                    json!({"correlation_id": format!("c{seq}"), "payload": {"seq": seq}})
+                        .to_string()
+                        .into_bytes(),
+                ),
+                headers: if seq == 1 {
+                    std::collections::BTreeMap::from([(
+                        "reply_to".to_owned(),
+                        missing.clone().into_bytes(),
+                    )])
+                } else {
+                    std::collections::BTreeMap::new()
+                },
+                ..OutRecord::default()
+            })
+            .collect();
+        for r in producer.send(records).await {
+            r.unwrap();
+        }
+        let answered = read_all(&client, &t.responses, 1, 2, Duration::from_secs(30)).await;
+        assert_eq!(seqs(&answered), vec![0, 2]);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while count(&client, &dlq).await < 1 {
+            assert!(Instant::now() < deadline, "no dead letter");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let pc = client
+            .partition_client(dlq.as_str(), 0, UnknownTopicHandling::Retry)
+            .await
+            .unwrap();
+        let (records, _) = pc.fetch_records(0, 1..1_000_000, 100).await.unwrap();
+        let header = |n: &str| String::from_utf8(records[0].record.headers[n].clone()).unwrap();
+        assert_eq!(header("dlq.error.kind"), "validation");
+        assert!(
+            header("dlq.error.message").contains(&format!("reply_to header names topic {missing}")),
+            "{}",
+            header("dlq.error.message")
+        );
+        assert_eq!(
+            service
+                .metric("kafka_actors_actor_restarts_total{actor=\"partition_consumer\"}")
+                .await,
+            None
+        );
+        service.stop().await;
+    })
+    .await;
+}
