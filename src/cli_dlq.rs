@@ -355,12 +355,23 @@ pub(crate) async fn list(
         };
         for r in records {
             if printed == limit {
-                // Next page: this partition from this record on.
-                if !as_json {
-                    emit(&format!(
-                        "-- {printed} dead letter(s); next page: --partition {partition} --from-offset {}",
-                        r.offset
-                    ));
+                // Next page: this partition from this record on, then the
+                // partitions after it.
+                let later: String = reader.parts[reader.current + 1..]
+                    .iter()
+                    .map(|p| format!(" -p {}", p.client.partition()))
+                    .collect();
+                let mut hint = format!(
+                    "-- {printed} dead letter(s); next page: --partition {partition} --from-offset {}",
+                    r.offset
+                );
+                if !later.is_empty() {
+                    hint.push_str(&format!("; then the other partitions:{later}"));
+                }
+                if as_json {
+                    emit_err(&hint);
+                } else {
+                    emit(&hint);
                 }
                 return Exit::Ok;
             }
@@ -504,18 +515,28 @@ pub(crate) async fn replay(
             let results = producer
                 .send(chunk.iter().map(|(_, out)| out.clone()).collect())
                 .await;
+            // A chunk's records go out to their partitions at once: count
+            // every one written, and report the first that was not.
+            let mut first_failure = None;
             for ((offset, out), result) in chunk.iter().zip(results) {
-                if let Err(e) = result {
-                    emit_err(&format!(
-                        "kafka-actors: replaying {topic}/{partition}@{offset} to {}: {e}; \
-                         {sent} record(s) were replayed before it; to go on from here: \
-                         --partition {partition} --from-offset {offset}",
-                        out.topic
-                    ));
-                    return Exit::Unavailable;
+                match result {
+                    Ok(_) => {
+                        sent += 1;
+                        *by_target.entry(out.topic.clone()).or_default() += 1;
+                    }
+                    Err(e) if first_failure.is_none() => {
+                        first_failure = Some((*offset, out.topic.clone(), e.to_string()));
+                    }
+                    Err(_) => {}
                 }
-                sent += 1;
-                *by_target.entry(out.topic.clone()).or_default() += 1;
+            }
+            if let Some((offset, target, e)) = first_failure {
+                emit_err(&format!(
+                    "kafka-actors: replaying {topic}/{partition}@{offset} to {target}: {e}; \
+                     {sent} record(s) were replayed (some after it in the same batch may be \
+                     among them); to go on from here: --partition {partition} --from-offset {offset}"
+                ));
+                return Exit::Unavailable;
             }
             // Pace: `sent` records may have left by now at `rate` per second.
             let due = Duration::from_secs_f64(sent as f64 / f64::from(options.rate));

@@ -105,6 +105,8 @@ pub struct PartitionConsumer {
     /// Paused at a failed record (a `pause` or `stop` action, an open
     /// circuit breaker) or a retry record not due yet.
     held: Option<Held>,
+    /// Bumped with every decisive hold: an older hold's timer is ignored.
+    hold_token: u64,
     /// The records a hold left unhandled, handed out again on resume.
     retained: Vec<InRecord>,
     held_gauge: metrics::Gauge,
@@ -129,8 +131,8 @@ impl std::fmt::Debug for PartitionConsumer {
 struct Held {
     /// The first record not handled.
     at: i64,
-    /// Paused by a failure (logged as such), not waiting for a due time.
-    alert: bool,
+    /// The halt that decides.
+    kind: HaltKind,
 }
 
 /// What one fetch brought.
@@ -273,6 +275,7 @@ impl PartitionConsumer {
             draining: Vec::new(),
             paused: None,
             held: None,
+            hold_token: 0,
             retained: Vec::new(),
             restarts: 0,
             generation: 0,
@@ -488,15 +491,23 @@ impl PartitionConsumer {
     /// stopping, take it again after `pipeline.pause_ms` (or, for a retry
     /// record not due yet, when it is due).
     fn hold(&mut self, offset: i64, halt: &Halt, ctx: &mut Context<Self>) {
+        // The halt that decides: a stop over a pause over a wait; a batch
+        // returned because it was behind a halted record never decides (its
+        // halt comes with the halted record's batch).
         if let Some(held) = &mut self.held {
             held.at = held.at.min(offset);
-            return;
+            if halt.kind.rank() <= held.kind.rank() {
+                return;
+            }
         }
+        self.hold_token += 1;
+        let at = self.held.map_or(offset, |h| h.at.min(offset));
         self.held = Some(Held {
-            at: offset,
-            alert: !matches!(halt.kind, HaltKind::NotDue(_)),
+            at,
+            kind: halt.kind,
         });
         let wait = match halt.kind {
+            HaltKind::Behind => return,
             HaltKind::Stop => {
                 self.held_gauge.set(1.0);
                 tracing::error!(
@@ -521,9 +532,9 @@ impl PartitionConsumer {
                 wait
             }
         };
-        let generation = self.generation;
+        let (generation, token) = (self.generation, self.hold_token);
         ctx.run_later(wait, move |act, ctx| {
-            if act.generation == generation {
+            if act.generation == generation && act.hold_token == token {
                 act.resume(ctx);
             }
         });
@@ -536,9 +547,9 @@ impl PartitionConsumer {
             return;
         }
         if self.in_flight_records > 0 {
-            let generation = self.generation;
+            let (generation, token) = (self.generation, self.hold_token);
             ctx.run_later(Duration::from_millis(100), move |act, ctx| {
-                if act.generation == generation {
+                if act.generation == generation && act.hold_token == token {
                     act.resume(ctx);
                 }
             });
@@ -546,7 +557,7 @@ impl PartitionConsumer {
         }
         let mut retained = std::mem::take(&mut self.retained);
         retained.sort_by_key(|r| r.offset);
-        if self.held.is_some_and(|h| h.alert) {
+        if self.held.is_some_and(|h| h.kind == HaltKind::Pause) {
             tracing::info!(
                 topic = %self.topic, partition = self.partition,
                 from = retained.first().map_or(self.next, |r| r.offset),
@@ -642,11 +653,11 @@ impl Supervised for PartitionConsumer {
         self.restarts += 1;
         // A hold ends with the restart: the held record is fetched again.
         self.retained.clear();
-        if self.held.take().is_some() {
-            self.held_gauge.set(0.0);
-            for w in &self.workers {
-                w.do_send(Resume);
-            }
+        self.held = None;
+        self.held_gauge.set(0.0);
+        // A worker may be held by a halt whose result the restart dropped.
+        for w in &self.workers {
+            w.do_send(Resume);
         }
         metrics::counter!(m::ACTOR_RESTARTS_TOTAL, "actor" => "partition_consumer").increment(1);
         tracing::warn!(topic = %self.topic, partition = self.partition, from, restarts = self.restarts, "partition consumer restarting");
@@ -688,12 +699,13 @@ impl Handler<Poll> for PartitionConsumer {
                         .set((high_watermark - act.watermark.committable()).max(0) as f64);
                 }
                 Ok(Fetched::Reset(offset)) => {
-                    if act.in_flight_records == 0 {
+                    if act.in_flight_records == 0 && act.held.is_none() && act.retained.is_empty() {
                         act.watermark = Watermark::new(offset);
                         act.next = offset;
                     } else {
-                        // Let the records in flight finish first.
-                        tracing::warn!(topic = %act.topic, partition = act.partition, "offset reset while records are in flight; restarting");
+                        // Let the records in flight finish first (held
+                        // ones start over from the watermark).
+                        tracing::warn!(topic = %act.topic, partition = act.partition, "offset reset while records are in flight or held; restarting");
                         ctx.stop();
                         return;
                     }

@@ -47,6 +47,9 @@ pub const REPLAY_SOURCE: &str = "dlq.replay.source";
 pub const REPLAY_TIME: &str = "dlq.replay.time";
 /// Header on a replayed record: how many times it was replayed so far.
 pub const REPLAY_COUNT: &str = "dlq.replay.count";
+/// Header: the record's value was left out of this dead letter because the
+/// dead-letter topic refused it as too large (its size, and why).
+pub const VALUE_DROPPED: &str = "dlq.value.dropped";
 /// Longest failure message kept in [`ERROR_MESSAGE`], in bytes.
 pub const MESSAGE_LIMIT: usize = 4096;
 

@@ -75,7 +75,14 @@ struct State {
     /// The pause is over; the next record is a trial: a failure opens the
     /// breaker again at once, a success closes it.
     half_open: bool,
+    /// The record of the last failed trial, and how many trials in a row it
+    /// failed.
+    trial: Option<(String, i32, i64, u32)>,
 }
+
+/// Trials one record may fail in a row before it is dead-lettered anyway
+/// (it is the record, not the route, that is bad).
+const TRIALS_PER_RECORD: u32 = 3;
 
 /// A route's circuit breaker (see [`CircuitBreakerConfig`]): closed, open
 /// for its pause once tripped, then half open: the first record decides
@@ -200,13 +207,26 @@ impl Breaker {
         }
     }
 
-    /// A record of the route is about to be dead-lettered: `Some` when this
-    /// opens the breaker instead (the record must then not be
-    /// dead-lettered).
-    pub fn failure(&self, now: Instant) -> Option<Trip> {
+    /// A record of the route (`at`: topic, partition, offset) is about to
+    /// be dead-lettered for a `kind` failure: `Some` when this opens the
+    /// breaker instead (the record must then not be dead-lettered). A trial
+    /// that fails on bytes that are not JSON, or a record that failed
+    /// [`TRIALS_PER_RECORD`] trials, is dead-lettered and the breaker stays
+    /// half open: the record is bad, not the route.
+    pub fn failure(&self, now: Instant, kind: FailureKind, at: (&str, i32, i64)) -> Option<Trip> {
         let mut state = self.lock();
         let mut trip = None;
-        if state.half_open {
+        let mut trial = None;
+        if state.half_open && kind != FailureKind::Deserialization {
+            let count = match &state.trial {
+                Some((t, p, o, n)) if (t.as_str(), *p, *o) == at => n + 1,
+                _ => 1,
+            };
+            if count >= TRIALS_PER_RECORD {
+                state.trial = None;
+                return None;
+            }
+            trial = Some((at.0.to_owned(), at.1, at.2, count));
             trip = Some(Trip::Trial);
         }
         if trip.is_none()
@@ -231,6 +251,7 @@ impl Breaker {
             Some(trip) => {
                 *state = State {
                     open_until: Some(now + self.open_for),
+                    trial,
                     ..State::default()
                 };
                 self.open_gauge.set(1.0);
@@ -274,6 +295,35 @@ mod tests {
         assert_eq!(a.of(FailureKind::Panic), FailureAction::Dlq);
     }
 
+    const K: FailureKind = FailureKind::Validation;
+    const AT: (&str, i32, i64) = ("t", 0, 7);
+
+    #[test]
+    fn a_record_that_fails_every_trial_is_dead_lettered_and_not_json_never_trips_a_trial() {
+        let b = breaker(1, 0.0);
+        let t = Instant::now();
+        assert_eq!(b.failure(t, K, AT), None);
+        assert_eq!(b.failure(t, K, AT), Some(Trip::Consecutive(1)));
+        let mut now = t;
+        for _ in 1..TRIALS_PER_RECORD {
+            now += Duration::from_secs(6);
+            assert!(!b.is_open(now));
+            assert_eq!(b.failure(now, K, AT), Some(Trip::Trial));
+        }
+        now += Duration::from_secs(6);
+        assert!(!b.is_open(now));
+        assert_eq!(b.failure(now, K, AT), None, "the third trial of one record");
+        // Still half open: the next record's failure opens it again...
+        assert_eq!(b.failure(now, K, ("t", 0, 8)), Some(Trip::Trial));
+        // ...unless its bytes are not JSON.
+        now += Duration::from_secs(6);
+        assert!(!b.is_open(now));
+        assert_eq!(
+            b.failure(now, FailureKind::Deserialization, ("t", 0, 9)),
+            None
+        );
+    }
+
     fn breaker(consecutive: u32, ratio: f64) -> Breaker {
         Breaker::new(
             "r",
@@ -297,25 +347,28 @@ mod tests {
     fn n_dead_letters_in_a_row_pass_and_the_next_opens_it_for_its_time() {
         let b = breaker(3, 0.0);
         let t = Instant::now();
-        assert_eq!(b.failure(t), None);
-        assert_eq!(b.failure(t), None);
+        assert_eq!(b.failure(t, K, AT), None);
+        assert_eq!(b.failure(t, K, AT), None);
         b.success(t);
         for _ in 0..3 {
-            assert_eq!(b.failure(t), None);
+            assert_eq!(b.failure(t, K, AT), None);
         }
-        assert_eq!(b.failure(t), Some(Trip::Consecutive(3)));
+        assert_eq!(b.failure(t, K, AT), Some(Trip::Consecutive(3)));
         assert!(b.is_open(t + Duration::from_secs(4)));
         // Half open: a failing trial opens it again at once.
         assert!(!b.is_open(t + Duration::from_secs(5)));
-        assert_eq!(b.failure(t + Duration::from_secs(5)), Some(Trip::Trial));
+        assert_eq!(
+            b.failure(t + Duration::from_secs(5), K, AT),
+            Some(Trip::Trial)
+        );
         assert!(b.is_open(t + Duration::from_secs(6)));
         // A handled trial closes it: counting starts afresh.
         assert!(!b.is_open(t + Duration::from_secs(11)));
         b.success(t + Duration::from_secs(11));
         for _ in 0..3 {
-            assert_eq!(b.failure(t + Duration::from_secs(11)), None);
+            assert_eq!(b.failure(t + Duration::from_secs(11), K, AT), None);
         }
-        assert!(b.failure(t + Duration::from_secs(11)).is_some());
+        assert!(b.failure(t + Duration::from_secs(11), K, AT).is_some());
     }
 
     #[test]
@@ -324,14 +377,14 @@ mod tests {
         let t = Instant::now();
         // 5 failures alone: below min_records.
         for _ in 0..5 {
-            assert_eq!(b.failure(t), None);
+            assert_eq!(b.failure(t, K, AT), None);
         }
         for _ in 0..5 {
             b.success(t);
         }
         // 10 records, 6 dead: above half.
         assert_eq!(
-            b.failure(t),
+            b.failure(t, K, AT),
             Some(Trip::Ratio {
                 dead: 6,
                 records: 11
@@ -339,14 +392,14 @@ mod tests {
         );
         let b = breaker(0, 0.5);
         for _ in 0..9 {
-            assert_eq!(b.failure(t), None);
+            assert_eq!(b.failure(t, K, AT), None);
         }
         // A window later, those are forgotten.
         let later = t + Duration::from_millis(1500);
-        assert_eq!(b.failure(later), None);
+        assert_eq!(b.failure(later, K, AT), None);
         for _ in 0..9 {
             b.success(later);
         }
-        assert_eq!(b.failure(later), None, "2 of 11");
+        assert_eq!(b.failure(later, K, AT), None, "2 of 11");
     }
 }

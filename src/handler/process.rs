@@ -75,6 +75,21 @@ pub enum HaltKind {
     Stop,
     /// A retry record that is not due yet: wait this long (normal work).
     NotDue(std::time::Duration),
+    /// A batch behind a halted record of the same worker, returned
+    /// unhandled: the halt that matters comes with that record.
+    Behind,
+}
+
+impl HaltKind {
+    /// Which halt decides when several reach one partition.
+    pub fn rank(self) -> u8 {
+        match self {
+            Self::Behind => 0,
+            Self::NotDue(_) => 1,
+            Self::Pause => 2,
+            Self::Stop => 3,
+        }
+    }
 }
 
 impl Outcome {
@@ -169,11 +184,13 @@ fn failed(
             ),
         ),
         FailureAction::Retry | FailureAction::Dlq => {
-            if let Some(trip) = route
-                .breaker
-                .as_ref()
-                .and_then(|b| b.failure(std::time::Instant::now()))
-            {
+            if let Some(trip) = route.breaker.as_ref().and_then(|b| {
+                b.failure(
+                    std::time::Instant::now(),
+                    failure.kind,
+                    (&record.topic, record.partition, record.offset),
+                )
+            }) {
                 return halted(
                     route,
                     false,
@@ -431,31 +448,21 @@ async fn process_retry(router: &Router, record: &InRecord) -> Processed {
     let pending = match retry_topic::read(record) {
         Ok(p) => p,
         Err(e) => {
-            return Processed {
-                route: None,
-                outcome: Outcome::Paused,
-                outputs: Vec::new(),
-                halt: Some(Halt {
-                    kind: HaltKind::Pause,
-                    reason: format!("the retry record at {at} is malformed: {e}"),
-                }),
-            };
+            return unusable_retry_record(
+                router,
+                record,
+                record,
+                format!("the retry record at {at} is malformed: {e}"),
+            );
         }
     };
     let Some(route) = router.retry_route(&record.topic, &pending.route) else {
-        return Processed {
-            route: None,
-            outcome: Outcome::Paused,
-            outputs: Vec::new(),
-            halt: Some(Halt {
-                kind: HaltKind::Pause,
-                reason: format!(
-                    "the retry record at {at} names routes.{}, which does not retry through {} \
-                     (retry.mode = \"topic\")",
-                    pending.route, record.topic
-                ),
-            }),
-        };
+        let reason = format!(
+            "the retry record at {at} names routes.{}, which does not retry through {} \
+             (retry.mode = \"topic\")",
+            pending.route, record.topic
+        );
+        return unusable_retry_record(router, record, &pending.original, reason);
     };
     let wait = pending.due_ms - chrono::Utc::now().timestamp_millis();
     if wait > 0 {
@@ -500,40 +507,93 @@ async fn process_retry(router: &Router, record: &InRecord) -> Processed {
     }
 }
 
+/// A retry record no route can take (malformed, or naming a route that does
+/// not retry through its topic): dead-lettered as `validation`, `original`
+/// as far as it can be read, to the dead-letter topic of a route retrying
+/// through this topic (else `<retry topic>.dlq`), so that it never blocks
+/// its retry partition.
+fn unusable_retry_record(
+    router: &Router,
+    record: &InRecord,
+    original: &InRecord,
+    reason: String,
+) -> Processed {
+    let dlq_topic = router
+        .retry_routes(&record.topic)
+        .next()
+        .map(|r| r.dlq_topic.clone())
+        .unwrap_or_else(|| dead_letter::default_topic(&record.topic));
+    Processed {
+        route: None,
+        outcome: Outcome::Failed(FailureKind::Validation),
+        outputs: vec![dead_letter_of(
+            router,
+            original,
+            &dlq_topic,
+            ("", ""),
+            &Failure {
+                kind: FailureKind::Validation,
+                message: reason,
+            },
+            (0, chrono::Utc::now()),
+        )],
+        halt: None,
+    }
+}
+
 /// The dead letter of `record` whose output the broker refused for good:
 /// `kind` is [`FailureKind::Oversize`] (too large) or
 /// [`FailureKind::Validation`] (its `reply_to` names a topic that does not
-/// exist), `message` says which and why; `None` for a record no route takes
-/// (its only output is a dead letter already).
+/// exist), `message` says which and why. A record no route takes goes to
+/// `<topic>.dlq`.
 pub fn refused_letter(
     router: &Router,
     record: &InRecord,
     kind: FailureKind,
     message: String,
-) -> Option<OutRecord> {
-    let route = if router.is_retry_topic(&record.topic) {
-        let pending = retry_topic::read(record).ok()?;
-        let route = router.retry_route(&record.topic, &pending.route)?;
-        return Some(dead_letter_of(
+) -> OutRecord {
+    let failure = Failure { kind, message };
+    if router.is_retry_topic(&record.topic)
+        && let Ok(pending) = retry_topic::read(record)
+        && let Some(route) = router.retry_route(&record.topic, &pending.route)
+    {
+        return dead_letter_of(
             router,
             &pending.original,
             &route.dlq_topic,
             (&route.name, &route.handler_name),
-            &Failure { kind, message },
+            &failure,
             (pending.attempts + 1, pending.first_failure),
-        ));
-    } else {
-        let request = envelope::read(&record.headers, record.value.as_deref()).ok()?;
-        router.route(&record.topic, request.event_type.as_deref())?
+        );
+    }
+    // Routed as `process` routes it.
+    let header_type = record
+        .headers
+        .get(envelope::EVENT_TYPE)
+        .and_then(|v| std::str::from_utf8(v).ok());
+    let request = envelope::read(&record.headers, record.value.as_deref());
+    let event_type = match &request {
+        Ok(r) => r.event_type.as_deref(),
+        Err(_) => header_type,
     };
-    Some(dead_letter_of(
-        router,
-        record,
-        &route.dlq_topic,
-        (&route.name, &route.handler_name),
-        &Failure { kind, message },
-        (1, chrono::Utc::now()),
-    ))
+    match router.route(&record.topic, event_type) {
+        Some(route) => dead_letter_of(
+            router,
+            record,
+            &route.dlq_topic,
+            (&route.name, &route.handler_name),
+            &failure,
+            (1, chrono::Utc::now()),
+        ),
+        None => dead_letter_of(
+            router,
+            record,
+            &dead_letter::default_topic(&record.topic),
+            ("", ""),
+            &failure,
+            (0, chrono::Utc::now()),
+        ),
+    }
 }
 
 /// The dead letter of `record`: `(route, handler)` that failed it (empty

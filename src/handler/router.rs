@@ -287,6 +287,14 @@ impl Router {
         self.retry_topics.contains_key(topic)
     }
 
+    /// The routes retrying through `topic`.
+    pub fn retry_routes(&self, topic: &str) -> impl Iterator<Item = &Arc<Route>> {
+        self.retry_topics
+            .get(topic)
+            .into_iter()
+            .flat_map(|r| r.values())
+    }
+
     /// The route named `name` if it retries through `topic`.
     pub fn retry_route(&self, topic: &str, name: &str) -> Option<&Arc<Route>> {
         self.retry_topics.get(topic)?.get(name)

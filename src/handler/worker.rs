@@ -142,7 +142,7 @@ impl Handler<HandleBatch> for HandlerWorker {
                 (
                     r.offset,
                     Halt {
-                        kind: HaltKind::Pause,
+                        kind: HaltKind::Behind,
                         reason: "behind a halted record".to_owned(),
                     },
                 )
@@ -202,7 +202,7 @@ impl Handler<HandleBatch> for HandlerWorker {
                         HaltKind::Pause => {
                             tracing::error!(offset, reason = %h.reason, "partition paused");
                         }
-                        HaltKind::NotDue(_) => {}
+                        HaltKind::NotDue(_) | HaltKind::Behind => {}
                     }
                 }
                 let (tx, rx) = oneshot::channel();
@@ -324,22 +324,26 @@ async fn dead_letter_refused(
         if letters.iter().any(|(o, _)| *o == owner) {
             continue;
         }
-        match super::process::refused_letter(router, record, kind, message) {
-            Some(letter) => {
-                tracing::warn!(
-                    topic = %record.topic, partition = record.partition, offset = record.offset,
-                    class = kind.as_str(), error = %e,
-                    "the broker refused an output because of its record; dead-lettering the record"
-                );
-                letters.push((owner, letter));
-            }
-            None => {
-                tracing::error!(
-                    topic = %record.topic, partition = record.partition, offset = record.offset,
-                    error = %e, "the broker refused a dead letter"
-                );
-            }
+        let mut letter = super::process::refused_letter(router, record, kind, message);
+        if let ProduceError::TooLarge { topic, bytes, .. } = e
+            && *topic == letter.topic
+        {
+            // The refused output was this record's dead letter: the value
+            // itself is too large for the dead-letter topic. Keep the
+            // headers and say so; without this the partition could never
+            // get past the record.
+            letter.value = None;
+            letter.headers.insert(
+                super::dead_letter::VALUE_DROPPED.to_owned(),
+                format!("{bytes} bytes; larger than {topic} accepts").into_bytes(),
+            );
         }
+        tracing::warn!(
+            topic = %record.topic, partition = record.partition, offset = record.offset,
+            class = kind.as_str(), error = %e,
+            "the broker refused an output because of its record; dead-lettering the record"
+        );
+        letters.push((owner, letter));
     }
     if letters.is_empty() {
         return results;

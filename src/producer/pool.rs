@@ -326,42 +326,45 @@ impl ProducerPool {
             .unzip();
         let (topic, partition) = target.clone();
         let request = async move {
-            let mut attempt = 1;
-            loop {
-                match client.produce(records.clone(), compression).await {
-                    Ok(offsets) => return Ok(offsets.into_iter().map(Ok).collect()),
-                    // Retrying cannot help: find the records that are too
-                    // large by sending each alone, in order.
-                    Err(e) if super::client::too_large(&e) => {
-                        let mut each = Vec::with_capacity(records.len());
-                        for record in &records {
-                            let bytes = record.key.as_ref().map_or(0, Vec::len)
-                                + record.value.as_ref().map_or(0, Vec::len);
-                            each.push(
-                                match client.produce(vec![record.clone()], compression).await {
-                                    Ok(offsets) => offsets
-                                        .first()
-                                        .copied()
-                                        .ok_or_else(|| (0, "no offset returned".to_owned())),
-                                    Err(e) if super::client::too_large(&e) => {
-                                        Err((bytes, e.to_string()))
-                                    }
-                                    Err(e) => return Err(e.to_string()),
-                                },
-                            );
-                        }
-                        return Ok(each);
-                    }
-                    Err(e) if attempt >= settings.attempts => return Err(e.to_string()),
-                    Err(e) => {
+            let send = |records: Vec<Record>| {
+                produce_with_retries(&client, records, compression, &settings, &topic, partition)
+            };
+            match send(records.clone()).await {
+                Ok(offsets) => Ok(offsets.into_iter().map(Ok).collect()),
+                // Retrying cannot help: find the records that are too large
+                // by sending each alone, in order.
+                Err(e) if super::client::too_large(&e) => {
+                    if records.len() > 1 {
                         tracing::warn!(
-                            topic = %topic, partition, attempt, records = records.len(), error = %e,
-                            "produce failed; retrying"
+                            topic = %topic, partition, records = records.len(), error = %e,
+                            "a produce request was refused as too large; sending its records one by one"
                         );
-                        tokio::time::sleep(settings.retry_backoff * 2u32.pow(attempt - 1)).await;
-                        attempt += 1;
                     }
+                    let mut each = Vec::with_capacity(records.len());
+                    for (i, record) in records.iter().enumerate() {
+                        let bytes = record.key.as_ref().map_or(0, Vec::len)
+                            + record.value.as_ref().map_or(0, Vec::len);
+                        match send(vec![record.clone()]).await {
+                            Ok(offsets) => each.push(offsets.first().copied().ok_or_else(|| {
+                                Refused::Failed("the broker returned no offset".to_owned())
+                            })),
+                            Err(e) if super::client::too_large(&e) => {
+                                each.push(Err(Refused::TooLarge(bytes, e.to_string())));
+                            }
+                            Err(e) => {
+                                // This one and, to keep their order, the rest.
+                                let message = e.to_string();
+                                each.extend(
+                                    (i..records.len())
+                                        .map(|_| Err(Refused::Failed(message.clone()))),
+                                );
+                                break;
+                            }
+                        }
+                    }
+                    Ok(each)
                 }
+                Err(e) => Err(e.to_string()),
             }
         };
         ctx.spawn(request.into_actor(self).map(move |result, act, ctx| {
@@ -369,24 +372,38 @@ impl ProducerPool {
             let n = publishes.len() as u64;
             match result {
                 Ok(offsets) => {
-                    let refused = offsets.iter().filter(|o| o.is_err()).count() as u64;
-                    metrics::counter!(m::PRODUCER_RECORDS_TOTAL, "topic" => topic.clone(), "outcome" => "ok")
-                        .increment(n - refused);
-                    if refused > 0 {
-                        metrics::counter!(m::PRODUCER_RECORDS_TOTAL, "topic" => topic.clone(), "outcome" => "too_large")
-                            .increment(refused);
-                    }
+                    let (mut ok, mut too_large, mut failed) = (0u64, 0u64, 0u64);
                     for ((id, index), offset) in publishes.into_iter().zip(offsets) {
                         let result = match offset {
-                            Ok(offset) => Ok(Written { partition, offset }),
-                            Err((bytes, message)) => Err(ProduceError::TooLarge {
-                                topic: topic.clone(),
-                                partition,
-                                bytes,
-                                message,
-                            }),
+                            Ok(offset) => {
+                                ok += 1;
+                                Ok(Written { partition, offset })
+                            }
+                            Err(Refused::TooLarge(bytes, message)) => {
+                                too_large += 1;
+                                Err(ProduceError::TooLarge {
+                                    topic: topic.clone(),
+                                    partition,
+                                    bytes,
+                                    message,
+                                })
+                            }
+                            Err(Refused::Failed(message)) => {
+                                failed += 1;
+                                Err(ProduceError::Produce {
+                                    topic: topic.clone(),
+                                    partition,
+                                    message,
+                                })
+                            }
                         };
                         act.settle(id, index, result);
+                    }
+                    for (outcome, count) in [("ok", ok), ("too_large", too_large), ("error", failed)] {
+                        if count > 0 {
+                            metrics::counter!(m::PRODUCER_RECORDS_TOTAL, "topic" => topic.clone(), "outcome" => outcome)
+                                .increment(count);
+                        }
                     }
                 }
                 Err(message) => {
@@ -413,6 +430,44 @@ impl ProducerPool {
             act.send(target, ctx);
             act.answer_flushes();
         }));
+    }
+}
+
+/// Why one record of a request split after a too-large refusal was not
+/// written.
+enum Refused {
+    /// Too large for the broker: `(key and value bytes, the error)`.
+    TooLarge(usize, String),
+    /// Failed past its retries (it, or a record before it).
+    Failed(String),
+}
+
+/// One produce request, retried with backoff up to `settings.attempts`
+/// unless the broker refused it as too large (retrying cannot help).
+async fn produce_with_retries(
+    client: &PartitionClient,
+    records: Vec<Record>,
+    compression: rskafka::client::partition::Compression,
+    settings: &PoolSettings,
+    topic: &str,
+    partition: i32,
+) -> Result<Vec<i64>, rskafka::client::error::Error> {
+    let mut attempt = 1;
+    loop {
+        match client.produce(records.clone(), compression).await {
+            Ok(offsets) => return Ok(offsets),
+            Err(e) if super::client::too_large(&e) || attempt >= settings.attempts => {
+                return Err(e);
+            }
+            Err(e) => {
+                tracing::warn!(
+                    topic = %topic, partition, attempt, records = records.len(), error = %e,
+                    "produce failed; retrying"
+                );
+                tokio::time::sleep(settings.retry_backoff * 2u32.pow(attempt - 1)).await;
+                attempt += 1;
+            }
+        }
     }
 }
 
