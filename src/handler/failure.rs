@@ -211,7 +211,7 @@ impl Breaker {
     /// be dead-lettered for a `kind` failure: `Some` when this opens the
     /// breaker instead (the record must then not be dead-lettered). A trial
     /// that fails on bytes that are not JSON, or a record that failed
-    /// [`TRIALS_PER_RECORD`] trials, is dead-lettered and the breaker stays
+    /// three trials in a row, is dead-lettered and the breaker stays
     /// half open: the record is bad, not the route.
     pub fn failure(&self, now: Instant, kind: FailureKind, at: (&str, i32, i64)) -> Option<Trip> {
         let mut state = self.lock();
