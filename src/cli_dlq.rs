@@ -53,6 +53,8 @@ struct Part {
     client: std::sync::Arc<PartitionClient>,
     next: i64,
     end: i64,
+    /// The records of the fetch that found the end, read first.
+    fetched: Vec<RecordAndOffset>,
 }
 
 /// Reads the selected partitions of one topic, in offset order, up to the
@@ -103,13 +105,24 @@ impl Reader {
                 .map_err(|e| unavailable(format!("cannot read the earliest offset: {e}")))?;
             // The end is the high watermark of a Fetch response: not every
             // broker answers ListOffsets(latest) with it (FINDINGS.md).
-            let (_, high) = client
+            let (fetched, high) = client
                 .fetch_records(low, 1..1_048_576, 0)
                 .await
                 .map_err(|e| unavailable(format!("cannot read from offset {low}: {e}")))?;
             let next = select.from_offset.map_or(low, |o| o.max(low));
             let end = select.to_offset.map_or(high, |o| (o + 1).min(high));
-            parts.push(Part { client, next, end });
+            // Reused only when it reaches the first record wanted.
+            let fetched = if fetched.iter().any(|r| r.offset >= next) {
+                fetched
+            } else {
+                Vec::new()
+            };
+            parts.push(Part {
+                client,
+                next,
+                end,
+                fetched,
+            });
         }
         Ok(Self {
             topic: topic.to_owned(),
@@ -146,11 +159,17 @@ impl Reader {
                 continue;
             }
             let p = part.client.partition();
-            let (records, _high_watermark) = part
-                .client
-                .fetch_records(part.next, 1..1_048_576, 0)
-                .await
-                .map_err(|e| format!("reading {}/{p} at offset {}: {e}", self.topic, part.next))?;
+            let records = if part.fetched.is_empty() {
+                part.client
+                    .fetch_records(part.next, 1..1_048_576, 0)
+                    .await
+                    .map_err(|e| {
+                        format!("reading {}/{p} at offset {}: {e}", self.topic, part.next)
+                    })?
+                    .0
+            } else {
+                std::mem::take(&mut part.fetched)
+            };
             let (from, end) = (part.next, part.end);
             let records: Vec<RecordAndOffset> = records
                 .into_iter()
@@ -600,14 +619,15 @@ pub(crate) async fn purge(
         let (low, high) = (part.next, part.end);
         let upto = before.map_or(high, |b| b.min(high));
         if upto > low {
-            plan.push((part.client.partition(), low, upto));
+            plan.push((&part.client, low, upto));
         }
     }
     if plan.is_empty() {
         emit(&format!("nothing to purge in {topic}"));
         return Exit::Ok;
     }
-    for (p, low, upto) in &plan {
+    for (client, low, upto) in &plan {
+        let p = client.partition();
         emit(&format!(
             "{topic}/{p}: {} record(s), offsets {low}..{}",
             upto - low,
@@ -621,13 +641,9 @@ pub(crate) async fn purge(
         return Exit::Usage;
     }
     let timeout = i32::try_from(config.kafka.request_timeout_ms).unwrap_or(i32::MAX);
-    for (p, low, upto) in &plan {
-        let part = reader
-            .parts
-            .iter()
-            .find(|part| part.client.partition() == *p)
-            .expect("planned from these parts");
-        if let Err(e) = part.client.delete_records(*upto, timeout).await {
+    for (client, low, upto) in &plan {
+        let p = client.partition();
+        if let Err(e) = client.delete_records(*upto, timeout).await {
             emit_err(&format!(
                 "kafka-actors: deleting the records of {topic}/{p} before offset {upto}: {e}"
             ));

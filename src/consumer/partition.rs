@@ -104,7 +104,7 @@ pub struct PartitionConsumer {
     paused: Option<String>,
     /// Paused at a failed record (a `pause` or `stop` action, an open
     /// circuit breaker) or a retry record not due yet.
-    held: Option<Held>,
+    held: Option<HaltKind>,
     /// Bumped with every decisive hold: an older hold's timer is ignored.
     hold_token: u64,
     /// The records a hold left unhandled, handed out again on resume.
@@ -124,15 +124,6 @@ impl std::fmt::Debug for PartitionConsumer {
             .field("in_flight", &self.in_flight_records)
             .finish_non_exhaustive()
     }
-}
-
-/// Where a partition is held.
-#[derive(Debug, Clone, Copy)]
-struct Held {
-    /// The first record not handled.
-    at: i64,
-    /// The halt that decides.
-    kind: HaltKind,
 }
 
 /// What one fetch brought.
@@ -494,18 +485,14 @@ impl PartitionConsumer {
         // The halt that decides: a stop over a pause over a wait; a batch
         // returned because it was behind a halted record never decides (its
         // halt comes with the halted record's batch).
-        if let Some(held) = &mut self.held {
-            held.at = held.at.min(offset);
-            if halt.kind.rank() <= held.kind.rank() {
-                return;
-            }
+        if self
+            .held
+            .is_some_and(|held| halt.kind.rank() <= held.rank())
+        {
+            return;
         }
         self.hold_token += 1;
-        let at = self.held.map_or(offset, |h| h.at.min(offset));
-        self.held = Some(Held {
-            at,
-            kind: halt.kind,
-        });
+        self.held = Some(halt.kind);
         let wait = match halt.kind {
             HaltKind::Behind => return,
             HaltKind::Stop => {
@@ -557,7 +544,7 @@ impl PartitionConsumer {
         }
         let mut retained = std::mem::take(&mut self.retained);
         retained.sort_by_key(|r| r.offset);
-        if self.held.is_some_and(|h| h.kind == HaltKind::Pause) {
+        if self.held == Some(HaltKind::Pause) {
             tracing::info!(
                 topic = %self.topic, partition = self.partition,
                 from = retained.first().map_or(self.next, |r| r.offset),

@@ -5,6 +5,7 @@
 //! handled only once the broker acknowledged them.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::api::{Context, Failure, FailureKind, invoke};
 use super::dead_letter::{self, Origin};
@@ -218,21 +219,38 @@ fn failed(
     }
 }
 
+/// The request in `record`, its route, and the event type that chose it
+/// (the envelope's, else the `event_type` header of a record that is not
+/// a readable request).
+fn read_and_route<'r>(
+    router: &'r Router,
+    record: &InRecord,
+) -> (
+    Result<envelope::Request, envelope::EnvelopeError>,
+    Option<&'r Arc<Route>>,
+    Option<String>,
+) {
+    let request = envelope::read(&record.headers, record.value.as_deref());
+    let event_type = match &request {
+        Ok(r) => r.event_type.clone(),
+        Err(_) => record
+            .headers
+            .get(envelope::EVENT_TYPE)
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .map(ToOwned::to_owned),
+    };
+    let route = router.route(&record.topic, event_type.as_deref());
+    (request, route, event_type)
+}
+
 /// Routes and handles `record`.
 pub async fn process(router: &Router, record: &InRecord) -> Processed {
     if router.is_retry_topic(&record.topic) && record.headers.contains_key(retry_topic::ROUTE) {
         return process_retry(router, record).await;
     }
-    let header_type = record
-        .headers
-        .get(envelope::EVENT_TYPE)
-        .and_then(|v| std::str::from_utf8(v).ok());
-    let request = envelope::read(&record.headers, record.value.as_deref());
-    let event_type = match &request {
-        Ok(r) => r.event_type.as_deref(),
-        Err(_) => header_type,
-    };
-    let Some(route) = router.route(&record.topic, event_type) else {
+    let (request, route, event_type) = read_and_route(router, record);
+    let event_type = event_type.as_deref();
+    let Some(route) = route else {
         return match router.unrouted() {
             Unrouted::Skip => Processed {
                 route: None,
@@ -265,42 +283,40 @@ pub async fn process(router: &Router, record: &InRecord) -> Processed {
         return held;
     }
 
-    let first_call = match &request {
-        Ok(request) => Some(call(route, record, request).await),
-        Err(_) => None,
-    };
     let mut attempts: u32 = 1;
     let mut first_failure = None;
-    let result = match (&request, first_call) {
-        (Err(e), _) => Err(Failure {
+    let result = match &request {
+        Err(e) => Err(Failure {
             kind: FailureKind::Deserialization,
             message: e.to_string(),
         }),
-        (Ok(request), Some(mut result)) => loop {
-            if result.is_err() && first_failure.is_none() {
-                first_failure = Some(chrono::Utc::now());
-            }
-            match result {
-                Err(failure)
-                    if route.retry_topic.is_none()
-                        && route.actions.of(failure.kind) == FailureAction::Retry
-                        && attempts < route.retry.attempts() =>
-                {
-                    let pause = route.retry.delay(attempts, fastrand::f64());
-                    count_retry(route, failure.kind);
-                    tracing::info!(
-                        topic = %record.topic, partition = record.partition, offset = record.offset,
-                        route = %route.name, class = failure.kind.as_str(), attempt = attempts,
-                        retry_in = ?pause, error = %failure.message, "handler failed; retrying"
-                    );
-                    tokio::time::sleep(pause).await;
-                    attempts += 1;
-                    result = call(route, record, request).await;
+        Ok(request) => {
+            let mut result = call(route, record, request).await;
+            loop {
+                if result.is_err() && first_failure.is_none() {
+                    first_failure = Some(chrono::Utc::now());
                 }
-                other => break other,
+                match result {
+                    Err(failure)
+                        if route.retry_topic.is_none()
+                            && route.actions.of(failure.kind) == FailureAction::Retry
+                            && attempts < route.retry.attempts() =>
+                    {
+                        let pause = route.retry.delay(attempts, fastrand::f64());
+                        count_retry(route, failure.kind);
+                        tracing::info!(
+                            topic = %record.topic, partition = record.partition, offset = record.offset,
+                            route = %route.name, class = failure.kind.as_str(), attempt = attempts,
+                            retry_in = ?pause, error = %failure.message, "handler failed; retrying"
+                        );
+                        tokio::time::sleep(pause).await;
+                        attempts += 1;
+                        result = call(route, record, request).await;
+                    }
+                    other => break other,
+                }
             }
-        },
-        (Ok(_), None) => unreachable!("a readable request is always called"),
+        }
     };
 
     match (result, request) {
@@ -566,17 +582,7 @@ pub fn refused_letter(
             (pending.attempts + 1, pending.first_failure),
         );
     }
-    // Routed as `process` routes it.
-    let header_type = record
-        .headers
-        .get(envelope::EVENT_TYPE)
-        .and_then(|v| std::str::from_utf8(v).ok());
-    let request = envelope::read(&record.headers, record.value.as_deref());
-    let event_type = match &request {
-        Ok(r) => r.event_type.as_deref(),
-        Err(_) => header_type,
-    };
-    match router.route(&record.topic, event_type) {
+    match read_and_route(router, record).1 {
         Some(route) => dead_letter_of(
             router,
             record,

@@ -37,6 +37,21 @@ pub const ERROR_KIND: &str = "retry.error.kind";
 /// Header: its message (cut like dead letters').
 pub const ERROR_MESSAGE: &str = "retry.error.message";
 
+/// Every header this module writes (a user's own `retry.*` headers stay).
+const HEADERS: [&str; 11] = [
+    VERSION,
+    ROUTE,
+    ATTEMPTS,
+    DUE,
+    ORIGINAL_TOPIC,
+    ORIGINAL_PARTITION,
+    ORIGINAL_OFFSET,
+    ORIGINAL_TIMESTAMP,
+    FIRST_FAILURE,
+    ERROR_KIND,
+    ERROR_MESSAGE,
+];
+
 /// The retry topic of `topic` when a route names none.
 pub fn default_topic(topic: &str) -> String {
     format!("{topic}.retry")
@@ -99,7 +114,7 @@ pub fn read(record: &InRecord) -> Result<Pending, String> {
             value: record.value.clone(),
             headers: h
                 .iter()
-                .filter(|(k, _)| !k.starts_with("retry."))
+                .filter(|(k, _)| !HEADERS.contains(&k.as_str()))
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
         },
