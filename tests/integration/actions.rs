@@ -151,7 +151,16 @@ async fn a_paused_partition_takes_its_record_again_and_nothing_overtakes_it() {
             assert!(Instant::now() < deadline, "no {held} = 1");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        tokio::time::sleep(Duration::from_secs(4)).await;
+        // Three holds: the first, and two more after pauses ran out.
+        let paused = "kafka_actors_handler_records_total{route=\"main\",outcome=\"paused\"}";
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while service.metric(paused).await < Some(3.0) {
+            assert!(
+                Instant::now() < deadline,
+                "record 3 was not held three times"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         let during = read_all(&client, &t.responses, 1, 4, Duration::from_millis(500)).await;
         assert_eq!(seqs(&during), vec![0, 1, 2], "something overtook record 3");
         assert_eq!(count(&client, &format!("{}.dlq", t.requests)).await, 0);
@@ -218,12 +227,12 @@ async fn the_circuit_breaker_lets_its_limit_through_then_pauses_the_route() {
         // Exactly three dead letters, then the breaker opens; each time its
         // pause is over, one trial record fails again and it opens again.
         let trips = "kafka_actors_circuit_breaker_trips_total{route=\"main\"}";
+        // Opened, then a trial failed and opened it again.
         let deadline = Instant::now() + Duration::from_secs(20);
-        while service.metric(trips).await.is_none() {
-            assert!(Instant::now() < deadline, "the breaker never opened");
+        while service.metric(trips).await < Some(2.0) {
+            assert!(Instant::now() < deadline, "the breaker did not open twice");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        tokio::time::sleep(Duration::from_secs(4)).await;
         assert_eq!(count(&client, &dlq).await, 3, "dead letters");
         assert_eq!(count(&client, &t.responses).await, 0);
         assert!(service.metric(trips).await >= Some(1.0));

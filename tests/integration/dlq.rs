@@ -258,7 +258,7 @@ async fn dead_letters_are_listed_and_replayed_through_the_recovered_handler() {
             "{out}"
         );
         assert_eq!(out.lines().filter(|l| l.contains(" -> ")).count(), N);
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        // The dry run has exited: anything it had published would be there.
         assert_eq!(end_offset(&client, &t.requests, 0).await, ends[0]);
         assert_eq!(end_offset(&client, &t.requests, 1).await, ends[1]);
 
