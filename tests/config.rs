@@ -410,6 +410,20 @@ fn bad_retry_settings_are_named_by_route_and_key() {
         ] {
             assert!(text.contains(key), "{key}: {text}");
         }
+        jail.create_file(
+            "keyed.toml",
+            "[routes.orders]\ntopic = \"orders\"\nordering = \"key\"\n\
+             [routes.orders.retry]\nmode = \"topic\"\n",
+        )?;
+        let text = problems(&load_in_jail(Some("keyed.toml")).unwrap_err());
+        assert!(text.contains("routes.orders.ordering"), "{text}");
+        assert!(text.contains("in_place"), "{text}");
+        jail.create_file(
+            "keyed.toml",
+            "[routes.orders]\ntopic = \"orders\"\nordering = \"by_key\"\n",
+        )?;
+        let text = problems(&load_in_jail(Some("keyed.toml")).unwrap_err());
+        assert!(text.contains("routes.orders.ordering"), "{text}");
         jail.create_file("typo.toml", "[routes.orders]\ntopic = \"orders\"\n[routes.orders.retry]\nstrategy = \"sometimes\"\n")?;
         let text = problems(&load_in_jail(Some("typo.toml")).unwrap_err());
         assert!(text.contains("routes.orders.retry.strategy"), "{text}");

@@ -525,6 +525,22 @@ pub struct RouteConfig {
     /// Pause the route instead of dead-lettering everything after a bad
     /// deploy (off by default).
     pub circuit_breaker: CircuitBreakerConfig,
+    /// `partition` (default): an in-place retry holds the handler worker,
+    /// so the records behind the failing one wait; `key`: only the records
+    /// with the failing record's key wait, parked behind it in order, while
+    /// records with other keys go on.
+    pub ordering: Ordering,
+}
+
+/// What waits while a record is retried in place (`routes.<name>.ordering`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ordering {
+    /// Every record behind it in its handler worker.
+    #[default]
+    Partition,
+    /// Only the later records with its key, parked behind it in order.
+    Key,
 }
 
 /// What a failure does to its record and partition.
@@ -708,6 +724,7 @@ impl Default for RouteConfig {
             retry: RetryConfig::default(),
             on_failure: FailureActions::default(),
             circuit_breaker: CircuitBreakerConfig::default(),
+            ordering: Ordering::Partition,
         }
     }
 }

@@ -48,7 +48,7 @@ use crate::config::{ConsumerConfig, KafkaConfig, OffsetReset};
 use crate::handler::process::InRecord;
 use crate::handler::process::{Halt, HaltKind};
 use crate::handler::router::Router;
-use crate::handler::worker::{BatchDone, HandleBatch, HandlerWorker, Resume};
+use crate::handler::worker::{BatchDone, Forget, HandleBatch, HandlerWorker, Resume};
 use crate::producer::{ProduceError, ProducerPool, murmur2};
 use crate::telemetry::metrics as m;
 
@@ -109,7 +109,12 @@ pub struct PartitionConsumer {
     hold_token: u64,
     /// The records a hold left unhandled, handed out again on resume.
     retained: Vec<InRecord>,
+    /// Records parked behind a failed record of their key (`ordering =
+    /// "key"`): out of the flight, not finished, still in the budget.
+    parked_records: usize,
+    parked_bytes: usize,
     held_gauge: metrics::Gauge,
+    parked_gauge: metrics::Gauge,
     in_flight_gauge: metrics::Gauge,
     lag_gauge: metrics::Gauge,
     consumed: metrics::Counter,
@@ -247,6 +252,7 @@ impl PartitionConsumer {
         ];
         Self {
             held_gauge: metrics::gauge!(m::PARTITION_HELD, &labels),
+            parked_gauge: metrics::gauge!(m::PARTITION_PARKED_RECORDS, &labels),
             in_flight_gauge: metrics::gauge!(m::CONSUMER_IN_FLIGHT_RECORDS, &labels),
             lag_gauge: metrics::gauge!(m::CONSUMER_LAG_RECORDS, &labels),
             consumed: metrics::counter!(m::CONSUMER_RECORDS_TOTAL, "topic" => topic.clone()),
@@ -268,6 +274,8 @@ impl PartitionConsumer {
             held: None,
             hold_token: 0,
             retained: Vec::new(),
+            parked_records: 0,
+            parked_bytes: 0,
             restarts: 0,
             generation: 0,
             drained: false,
@@ -348,8 +356,8 @@ impl PartitionConsumer {
     }
 
     fn below_bounds(&self) -> bool {
-        self.in_flight_records < self.settings.max_in_flight_records
-            && self.in_flight_bytes < self.settings.max_in_flight_bytes
+        self.in_flight_records + self.parked_records < self.settings.max_in_flight_records
+            && self.in_flight_bytes + self.parked_bytes < self.settings.max_in_flight_bytes
     }
 
     /// Hands `records` (in offset order) to the workers.
@@ -405,12 +413,14 @@ impl PartitionConsumer {
                                 results,
                                 halt,
                                 unhandled,
+                                parked,
                             }) => (
                                 results
                                     .into_iter()
                                     .find_map(Result::err)
                                     .map_or(Ok(()), Err),
                                 halt.map(|h| (h, unhandled)),
+                                parked,
                             ),
                             Err(_) => (
                                 Err(ProduceError::Produce {
@@ -419,13 +429,14 @@ impl PartitionConsumer {
                                     message: "the handler worker dropped the batch".to_owned(),
                                 }),
                                 None,
+                                Vec::new(),
                             ),
                         }
                     }
                     .into_actor(self)
-                    .map(move |(result, halt), act, ctx| {
+                    .map(move |(result, halt, parked), act, ctx| {
                         if act.generation == generation {
-                            act.finished(sized, result, halt, ctx);
+                            act.finished(sized, result, halt, parked, ctx);
                         }
                     }),
                 );
@@ -441,6 +452,7 @@ impl PartitionConsumer {
         offsets: Vec<(i64, usize)>,
         result: Result<(), ProduceError>,
         halt: Option<((i64, Halt), Vec<InRecord>)>,
+        parked: Vec<(i64, oneshot::Receiver<BatchDone>)>,
         ctx: &mut Context<Self>,
     ) {
         if let Err(e) = result {
@@ -453,10 +465,26 @@ impl PartitionConsumer {
         }
         self.restarts = 0;
         let halted_at = halt.as_ref().map_or(i64::MAX, |((offset, _), _)| *offset);
-        for (offset, _) in &offsets {
-            if *offset < halted_at {
+        for (offset, bytes) in &offsets {
+            if parked.iter().any(|(p, _)| p == offset) {
+                self.parked_records += 1;
+                self.parked_bytes += bytes;
+            } else if *offset < halted_at {
                 let _ = self.watermark.finish(*offset);
             }
+        }
+        self.parked_gauge.set(self.parked_records as f64);
+        for (offset, outcome) in parked {
+            let bytes = offsets
+                .iter()
+                .find(|(o, _)| *o == offset)
+                .map_or(0, |(_, b)| *b);
+            let generation = self.generation;
+            ctx.spawn(outcome.into_actor(self).map(move |outcome, act, ctx| {
+                if act.generation == generation && act.draining.is_empty() && !act.drained {
+                    act.unparked(offset, bytes, outcome.ok(), ctx);
+                }
+            }));
         }
         // Halted records leave the flight unhandled: kept, and handed out
         // again on resume (not fetched again: no broker has to serve a
@@ -474,6 +502,43 @@ impl PartitionConsumer {
         )]);
         // The committer commits at once (or on its interval with
         // auto-commit), one commit in flight at a time.
+        self.committer.do_send(Report(offsets));
+        ctx.notify(Poll);
+    }
+
+    /// A parked record is handled (`None`: its worker forgot it, which
+    /// only a restart or a drain asks for).
+    fn unparked(
+        &mut self,
+        offset: i64,
+        bytes: usize,
+        outcome: Option<BatchDone>,
+        ctx: &mut Context<Self>,
+    ) {
+        self.parked_records = self.parked_records.saturating_sub(1);
+        self.parked_bytes = self.parked_bytes.saturating_sub(bytes);
+        self.parked_gauge.set(self.parked_records as f64);
+        let failure = match outcome {
+            Some(done) => done.results.into_iter().find_map(Result::err),
+            None => Some(ProduceError::Produce {
+                topic: String::new(),
+                partition: -1,
+                message: "the handler worker dropped a parked record".to_owned(),
+            }),
+        };
+        if let Some(e) = failure {
+            tracing::error!(
+                topic = %self.topic, partition = self.partition, offset, from = self.watermark.committable(), error = %e,
+                "publishing the outputs of a parked record failed; restarting the partition consumer from its watermark"
+            );
+            ctx.stop();
+            return;
+        }
+        let _ = self.watermark.finish(offset);
+        let offsets = BTreeMap::from([(
+            (self.topic.clone(), self.partition),
+            self.watermark.committable(),
+        )]);
         self.committer.do_send(Report(offsets));
         ctx.notify(Poll);
     }
@@ -569,6 +634,10 @@ impl PartitionConsumer {
         )]);
         let committer = self.committer.clone();
         let waiters = std::mem::take(&mut self.draining);
+        // Parked records are not committed: the next owner handles them.
+        for w in &self.workers {
+            w.do_send(Forget);
+        }
         let (topic, partition) = (self.topic.clone(), self.partition);
         ctx.wait(
             async move {
@@ -642,9 +711,14 @@ impl Supervised for PartitionConsumer {
         self.retained.clear();
         self.held = None;
         self.held_gauge.set(0.0);
-        // A worker may be held by a halt whose result the restart dropped.
+        // So do parked records.
+        self.parked_records = 0;
+        self.parked_bytes = 0;
+        self.parked_gauge.set(0.0);
+        // A worker may be held by a halt whose result the restart dropped,
+        // and holds parked records the restart fetches again.
         for w in &self.workers {
-            w.do_send(Resume);
+            w.do_send(Forget);
         }
         metrics::counter!(m::ACTOR_RESTARTS_TOTAL, "actor" => "partition_consumer").increment(1);
         tracing::warn!(topic = %self.topic, partition = self.partition, from, restarts = self.restarts, "partition consumer restarting");
@@ -686,7 +760,11 @@ impl Handler<Poll> for PartitionConsumer {
                         .set((high_watermark - act.watermark.committable()).max(0) as f64);
                 }
                 Ok(Fetched::Reset(offset)) => {
-                    if act.in_flight_records == 0 && act.held.is_none() && act.retained.is_empty() {
+                    if act.in_flight_records == 0
+                        && act.parked_records == 0
+                        && act.held.is_none()
+                        && act.retained.is_empty()
+                    {
                         act.watermark = Watermark::new(offset);
                         act.next = offset;
                     } else {

@@ -56,6 +56,22 @@ pub enum Outcome {
     RetryScheduled(FailureKind),
     /// A retry record not due yet: its partition waits.
     NotDue,
+    /// It failed, its route keeps key order, and it waits in its handler
+    /// worker with the later records of its key (`ordering = "key"`).
+    Parked(Later),
+}
+
+/// A record parked after a failed call, and when to call again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Later {
+    /// The class of the last failure.
+    pub kind: FailureKind,
+    /// How long to wait before the next call.
+    pub delay: std::time::Duration,
+    /// Calls so far.
+    pub attempts: u32,
+    /// When the first call failed.
+    pub first_failure: chrono::DateTime<chrono::Utc>,
 }
 
 /// Why a record stops its partition instead of counting as handled.
@@ -105,6 +121,7 @@ impl Outcome {
             Self::Stopped => "stopped",
             Self::RetryScheduled(_) => "retry_scheduled",
             Self::NotDue => "not_due",
+            Self::Parked(_) => "parked",
         }
     }
 }
@@ -248,6 +265,16 @@ pub async fn process(router: &Router, record: &InRecord) -> Processed {
     if router.is_retry_topic(&record.topic) && record.headers.contains_key(retry_topic::ROUTE) {
         return process_retry(router, record).await;
     }
+    process_from(router, record, None).await
+}
+
+/// Calls the handler again for a record that was [`Outcome::Parked`].
+pub async fn process_parked(router: &Router, record: &InRecord, parked: Later) -> Processed {
+    process_from(router, record, Some(parked)).await
+}
+
+/// Routes and handles `record`, after the failed calls of `parked`.
+async fn process_from(router: &Router, record: &InRecord, parked: Option<Later>) -> Processed {
     let (request, route, event_type) = read_and_route(router, record);
     let event_type = event_type.as_deref();
     let Some(route) = route else {
@@ -283,8 +310,9 @@ pub async fn process(router: &Router, record: &InRecord) -> Processed {
         return held;
     }
 
-    let mut attempts: u32 = 1;
-    let mut first_failure = None;
+    // The number of the call about to be made.
+    let mut attempts: u32 = parked.map_or(0, |p| p.attempts) + 1;
+    let mut first_failure = parked.map(|p| p.first_failure);
     let result = match &request {
         Err(e) => Err(Failure {
             kind: FailureKind::Deserialization,
@@ -304,6 +332,25 @@ pub async fn process(router: &Router, record: &InRecord) -> Processed {
                     {
                         let pause = route.retry.delay(attempts, fastrand::f64());
                         count_retry(route, failure.kind);
+                        if route.key_order {
+                            tracing::info!(
+                                topic = %record.topic, partition = record.partition, offset = record.offset,
+                                route = %route.name, class = failure.kind.as_str(), attempt = attempts,
+                                retry_in = ?pause, error = %failure.message,
+                                "handler failed; parked with the later records of its key"
+                            );
+                            return Processed {
+                                route: Some(route.name.clone()),
+                                outcome: Outcome::Parked(Later {
+                                    kind: failure.kind,
+                                    delay: pause,
+                                    attempts,
+                                    first_failure: first_failure.unwrap_or_else(chrono::Utc::now),
+                                }),
+                                outputs: Vec::new(),
+                                halt: None,
+                            };
+                        }
                         tracing::info!(
                             topic = %record.topic, partition = record.partition, offset = record.offset,
                             route = %route.name, class = failure.kind.as_str(), attempt = attempts,

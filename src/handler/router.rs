@@ -124,6 +124,9 @@ pub struct Route {
     /// With `retry.mode = "topic"`: where failed records wait for their
     /// next attempt.
     pub retry_topic: Option<String>,
+    /// `ordering = "key"`: an in-place retry parks the record and the later
+    /// records with its key; other keys go on.
+    pub key_order: bool,
 }
 
 impl std::fmt::Debug for Route {
@@ -179,6 +182,8 @@ pub struct Router {
     retry_topics: BTreeMap<String, HashMap<String, Arc<Route>>>,
     unrouted: Unrouted,
     instance: String,
+    /// `pipeline.pause_ms`.
+    pause: std::time::Duration,
     /// Set once a `stop` action asks the service to shut down (why).
     stop: tokio::sync::watch::Sender<Option<String>>,
 }
@@ -245,6 +250,7 @@ impl Router {
                         .map(|t| config.topic_name(t))
                         .unwrap_or_else(|| super::retry_topic::default_topic(&topic))
                 }),
+                key_order: route.ordering == crate::config::Ordering::Key,
             });
             if let Some(retry_topic) = &ready.retry_topic {
                 retry_topics
@@ -265,6 +271,7 @@ impl Router {
             retry_topics,
             unrouted: config.pipeline.unrouted,
             instance: dead_letter::instance_id(config),
+            pause: std::time::Duration::from_millis(config.pipeline.pause_ms),
             stop: tokio::sync::watch::Sender::new(None),
         })
     }
@@ -280,6 +287,12 @@ impl Router {
         all.sort();
         all.dedup();
         all
+    }
+
+    /// How long a failed record whose action is `pause` waits
+    /// (`pipeline.pause_ms`).
+    pub fn pause(&self) -> std::time::Duration {
+        self.pause
     }
 
     /// Whether `topic` is the retry topic of a route.

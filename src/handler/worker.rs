@@ -25,7 +25,7 @@
 //! **Metrics**: `kafka_actors_handler_records_total{route,outcome}`,
 //! `kafka_actors_handler_duration_seconds{route}`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -33,7 +33,7 @@ use actix::prelude::*;
 use tokio::sync::oneshot;
 
 use super::api::FailureKind;
-use super::process::{Halt, HaltKind, InRecord, Outcome, process};
+use super::process::{Halt, HaltKind, InRecord, Later, Outcome, process, process_parked};
 use super::router::Router;
 use crate::producer::{ProduceError, ProducerPool, Publish, Results};
 use crate::telemetry::metrics as m;
@@ -61,12 +61,62 @@ pub struct BatchDone {
     pub halt: Option<(i64, Halt)>,
     /// Those records, in offset order, to hand out again on resume.
     pub unhandled: Vec<InRecord>,
+    /// Records parked behind a failed record of their key (`ordering =
+    /// "key"`): not handled yet; each receiver gets its record's outcome
+    /// once it is handled (or is dropped when the worker forgets it).
+    pub parked: Vec<(i64, oneshot::Receiver<BatchDone>)>,
 }
 
 /// The partition resumes after a halt: take batches again.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct Resume;
+
+/// The partition starts over from its watermark, or is drained: drop the
+/// parked records (they are not committed, so they are fetched again) and
+/// take batches again.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Forget;
+
+/// What a key's parked records wait behind.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum LaneKey {
+    /// Records with this key.
+    Key(Vec<u8>),
+    /// A record without a key: it waits alone.
+    Offset(i64),
+}
+
+impl LaneKey {
+    fn of(record: &InRecord) -> Self {
+        match &record.key {
+            Some(k) => Self::Key(k.clone()),
+            None => Self::Offset(record.offset),
+        }
+    }
+}
+
+/// A parked record and where its outcome goes.
+#[derive(Debug)]
+struct Parked {
+    record: InRecord,
+    done: oneshot::Sender<BatchDone>,
+}
+
+/// The parked records of one key, in offset order: the first failed and
+/// waits for its next call; the others wait behind it.
+#[derive(Debug)]
+struct Lane {
+    records: VecDeque<Parked>,
+    /// The first record's failed calls (none after a `pause`: it starts
+    /// over).
+    later: Option<Later>,
+    /// When the first record is called again.
+    due: Instant,
+    /// The timer that may run the lane (older timers are ignored).
+    token: u64,
+}
 
 /// The handler worker; see the module documentation.
 pub struct HandlerWorker {
@@ -77,12 +127,16 @@ pub struct HandlerWorker {
     held: bool,
     restarts: u32,
     durations: HashMap<String, metrics::Histogram>,
+    /// Parked records by key (`ordering = "key"`).
+    lanes: HashMap<LaneKey, Lane>,
+    lane_token: u64,
 }
 
 impl std::fmt::Debug for HandlerWorker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HandlerWorker")
             .field("restarts", &self.restarts)
+            .field("lanes", &self.lanes.len())
             .finish_non_exhaustive()
     }
 }
@@ -93,6 +147,9 @@ pub fn restart_backoff(restarts: u32) -> Duration {
         .min(Duration::from_secs(5))
 }
 
+/// One handled (or parked, or halted) record, for logs and metrics.
+type Handled = (i64, Option<String>, Outcome, Duration);
+
 impl HandlerWorker {
     /// A worker routing with `router` and publishing through `pool`.
     pub fn new(router: Arc<Router>, pool: Addr<ProducerPool>) -> Self {
@@ -102,7 +159,233 @@ impl HandlerWorker {
             held: false,
             restarts: 0,
             durations: HashMap::new(),
+            lanes: HashMap::new(),
+            lane_token: 0,
         }
+    }
+
+    /// Runs the lane of `key` when it is due.
+    fn arm(&mut self, key: LaneKey, ctx: &mut Context<Self>) {
+        let Some(lane) = self.lanes.get_mut(&key) else {
+            return;
+        };
+        self.lane_token += 1;
+        lane.token = self.lane_token;
+        let token = lane.token;
+        let wait = lane.due.saturating_duration_since(Instant::now());
+        ctx.run_later(wait, move |act, ctx| act.run_lane(key, token, ctx));
+    }
+
+    /// Parks `records` (in offset order) behind the lane of `key`, creating
+    /// it, due after `wait`, if there is none; returns where their outcomes
+    /// will go.
+    fn park(
+        &mut self,
+        key: LaneKey,
+        later: Option<Later>,
+        wait: Duration,
+        records: Vec<InRecord>,
+        ctx: &mut Context<Self>,
+    ) -> Vec<(i64, oneshot::Receiver<BatchDone>)> {
+        let mut receivers = Vec::with_capacity(records.len());
+        let fresh = !self.lanes.contains_key(&key);
+        let lane = self.lanes.entry(key.clone()).or_insert_with(|| Lane {
+            records: VecDeque::new(),
+            later,
+            due: Instant::now() + wait,
+            token: 0,
+        });
+        for record in records {
+            let (done, rx) = oneshot::channel();
+            receivers.push((record.offset, rx));
+            lane.records.push_back(Parked { record, done });
+        }
+        if fresh {
+            self.arm(key, ctx);
+        }
+        receivers
+    }
+
+    /// The lane of `key` is due: call its first record again, then handle
+    /// the records behind it in order until one fails again (it becomes
+    /// the lane's first and waits) or the lane is empty.
+    fn run_lane(&mut self, key: LaneKey, token: u64, ctx: &mut Context<Self>) {
+        if self.lanes.get(&key).is_none_or(|l| l.token != token) {
+            return;
+        }
+        let Some(lane) = self.lanes.remove(&key) else {
+            return;
+        };
+        let router = Arc::clone(&self.router);
+        let pause = router.pause();
+        let at = lane
+            .records
+            .front()
+            .map(|p| (p.record.topic.clone(), p.record.partition))
+            .unwrap_or_default();
+        // `wait`: no batch is handled meanwhile, so no record of this key
+        // can overtake the lane.
+        ctx.wait(
+            async move {
+                let mut waiting = lane.records;
+                let mut later = lane.later;
+                let mut ran: Vec<Parked> = Vec::new();
+                let mut outputs = Vec::new();
+                let mut owners = Vec::new();
+                let mut handled: Vec<Handled> = Vec::new();
+                // How long the records left wait, and with which failures.
+                let mut again = None;
+                while let Some(first) = waiting.front() {
+                    let started = Instant::now();
+                    let processed = match later.take() {
+                        Some(l) => process_parked(&router, &first.record, l).await,
+                        None => process(&router, &first.record).await,
+                    };
+                    handled.push((
+                        first.record.offset,
+                        processed.route.clone(),
+                        processed.outcome,
+                        started.elapsed(),
+                    ));
+                    if let Outcome::Parked(l) = processed.outcome {
+                        again = Some((Some(l), l.delay));
+                        break;
+                    }
+                    if let Some(h) = processed.halt {
+                        if h.kind == HaltKind::Stop {
+                            tracing::error!(
+                                topic = %first.record.topic, partition = first.record.partition,
+                                offset = first.record.offset, reason = %h.reason,
+                                "stopping the service; the parked records of this key are not committed"
+                            );
+                            router.stop_service(h.reason);
+                            // No timer: the lane waits for the drain.
+                            again = Some((None, Duration::MAX));
+                        } else {
+                            tracing::error!(
+                                topic = %first.record.topic, partition = first.record.partition,
+                                offset = first.record.offset, reason = %h.reason, resume_in = ?pause,
+                                "key paused at a failed record; records with other keys go on"
+                            );
+                            again = Some((None, pause));
+                        }
+                        break;
+                    }
+                    owners.extend(std::iter::repeat_n(ran.len(), processed.outputs.len()));
+                    outputs.extend(processed.outputs);
+                    if let Some(p) = waiting.pop_front() {
+                        ran.push(p);
+                    }
+                }
+                (waiting, again, ran, outputs, owners, handled)
+            }
+            .into_actor(self)
+            .map(move |(waiting, again, ran, outputs, owners, handled), act, ctx| {
+                if let Some((later, wait)) = again
+                    && !waiting.is_empty()
+                {
+                    let stopped = wait == Duration::MAX;
+                    act.lanes.insert(
+                        key.clone(),
+                        Lane {
+                            records: waiting,
+                            later,
+                            due: Instant::now() + wait.min(Duration::from_secs(86_400 * 365)),
+                            token: 0,
+                        },
+                    );
+                    if !stopped {
+                        act.arm(key, ctx);
+                    }
+                }
+                let (records, dones): (Vec<InRecord>, Vec<_>) =
+                    ran.into_iter().map(|p| (p.record, p.done)).unzip();
+                act.publish(outputs, owners, records, move |results| {
+                    let failure = results.iter().find_map(|r| r.as_ref().err());
+                    for done in dones {
+                        let _ = done.send(BatchDone {
+                            results: failure
+                                .map(|e| vec![Err(copy_error(e))])
+                                .unwrap_or_default(),
+                            halt: None,
+                            unhandled: Vec::new(),
+                            parked: Vec::new(),
+                        });
+                    }
+                });
+                if act.account(&at, handled) {
+                    ctx.stop();
+                }
+            }),
+        );
+    }
+
+    /// Publishes `outputs` (the `owners[i]`-th of `records` wrote the
+    /// `i`-th), dead-letters the records whose outputs the broker refused
+    /// because of them, and gives the results to `then`.
+    fn publish(
+        &self,
+        outputs: Vec<crate::producer::OutRecord>,
+        owners: Vec<usize>,
+        records: Vec<InRecord>,
+        then: impl FnOnce(Results) + Send + 'static,
+    ) {
+        let (tx, rx) = oneshot::channel();
+        self.pool.do_send(Publish {
+            records: outputs,
+            done: tx,
+        });
+        let (router, pool) = (Arc::clone(&self.router), self.pool.clone());
+        tokio::spawn(async move {
+            let results = rx.await.unwrap_or_else(|_| vec![dropped()]);
+            then(dead_letter_refused(&router, &pool, &records, &owners, results).await);
+        });
+    }
+
+    /// Logs the batch's dead letters (one warning per route and class) and
+    /// counts its outcomes and durations; whether a handler panicked.
+    fn account(&mut self, (topic, partition): &(String, i32), handled: Vec<Handled>) -> bool {
+        let mut panicked = false;
+        let mut outcomes: HashMap<(Option<String>, &'static str), u64> = HashMap::new();
+        // One warning per batch, route and class (a flood of bad records
+        // must not become a flood of log lines); each record at debug level.
+        let mut dead: HashMap<(Option<String>, &'static str), (u64, i64, i64)> = HashMap::new();
+        for (offset, route, outcome, _) in &handled {
+            if let Outcome::Failed(kind) = outcome {
+                let e = dead
+                    .entry((route.clone(), kind.as_str()))
+                    .or_insert((0, *offset, *offset));
+                e.0 += 1;
+                e.2 = *offset;
+            }
+        }
+        for ((route, kind), (n, first, last)) in dead {
+            tracing::warn!(
+                topic = %topic, partition, first_offset = first, last_offset = last,
+                route = route.as_deref().unwrap_or("-"), kind,
+                "{n} record(s) failed and were dead-lettered"
+            );
+        }
+        for (_, route, outcome, elapsed) in handled {
+            panicked |= outcome == Outcome::Failed(FailureKind::Panic);
+            let label = route.clone().unwrap_or_else(|| "-".to_owned());
+            self.durations
+                .entry(label.clone())
+                .or_insert_with(
+                    || metrics::histogram!(m::HANDLER_DURATION_SECONDS, "route" => label),
+                )
+                .record(elapsed.as_secs_f64());
+            *outcomes.entry((route, outcome.as_str())).or_default() += 1;
+        }
+        for ((route, outcome), n) in outcomes {
+            let route = route.unwrap_or_else(|| "-".to_owned());
+            metrics::counter!(m::HANDLER_RECORDS_TOTAL, "route" => route, "outcome" => outcome)
+                .increment(n);
+        }
+        if !panicked {
+            self.restarts = 0;
+        }
+        panicked
     }
 }
 
@@ -113,6 +396,11 @@ impl Actor for HandlerWorker {
         if self.restarts > 0 {
             // Hold the mailbox back for the backoff.
             ctx.wait(tokio::time::sleep(restart_backoff(self.restarts)).into_actor(self));
+        }
+        // Lanes survive a restart; their timers went with the old context.
+        let keys: Vec<LaneKey> = self.lanes.keys().cloned().collect();
+        for key in keys {
+            self.arm(key, ctx);
         }
     }
 }
@@ -134,11 +422,10 @@ impl Handler<HandleBatch> for HandlerWorker {
 
     fn handle(&mut self, msg: HandleBatch, ctx: &mut Self::Context) {
         let router = Arc::clone(&self.router);
-        let records = msg.records;
         let done = msg.done;
         if self.held {
             // Behind a halted record: handled after the partition resumes.
-            let halt = records.first().map(|r| {
+            let halt = msg.records.first().map(|r| {
                 (
                     r.offset,
                     Halt {
@@ -150,25 +437,44 @@ impl Handler<HandleBatch> for HandlerWorker {
             let _ = done.send(BatchDone {
                 results: Vec::new(),
                 halt,
-                unhandled: records,
+                unhandled: msg.records,
+                parked: Vec::new(),
             });
             return;
         }
-        let offsets: Vec<i64> = records.iter().map(|r| r.offset).collect();
-        let (topic, partition) = records
+        let at = msg
+            .records
             .first()
             .map(|r| (r.topic.clone(), r.partition))
             .unwrap_or_default();
+        // Records whose key has parked records wait behind them.
+        let mut parked = Vec::new();
+        let mut records = Vec::with_capacity(msg.records.len());
+        for r in msg.records {
+            let key = LaneKey::of(&r);
+            if self.lanes.contains_key(&key) {
+                parked.extend(self.park(key, None, Duration::ZERO, vec![r], ctx));
+            } else {
+                records.push(r);
+            }
+        }
         // `wait`: the next batch starts only after this one.
         ctx.wait(
             async move {
                 let mut outputs = Vec::new();
                 // For each output, the index of its record.
                 let mut owners = Vec::new();
-                let mut results = Vec::with_capacity(records.len());
+                let mut handled: Vec<Handled> = Vec::with_capacity(records.len());
                 let mut halt = None;
                 let mut unhandled = Vec::new();
+                // Keys that failed in this batch, with their records.
+                let mut parking: Vec<(LaneKey, Later, Vec<InRecord>)> = Vec::new();
                 for (i, record) in records.iter().enumerate() {
+                    let key = LaneKey::of(record);
+                    if let Some((_, _, behind)) = parking.iter_mut().find(|(k, _, _)| *k == key) {
+                        behind.push(record.clone());
+                        continue;
+                    }
                     let started = Instant::now();
                     let processed = process(&router, record).await;
                     if let Outcome::Failed(kind) = processed.outcome {
@@ -178,7 +484,11 @@ impl Handler<HandleBatch> for HandlerWorker {
                             kind = kind.as_str(), "handler failed; dead-lettering the record"
                         );
                     }
-                    results.push((processed.route, processed.outcome, started.elapsed()));
+                    handled.push((record.offset, processed.route, processed.outcome, started.elapsed()));
+                    if let Outcome::Parked(later) = processed.outcome {
+                        parking.push((key, later, vec![record.clone()]));
+                        continue;
+                    }
                     owners.extend(std::iter::repeat_n(i, processed.outputs.len()));
                     outputs.extend(processed.outputs);
                     if let Some(h) = processed.halt {
@@ -188,10 +498,10 @@ impl Handler<HandleBatch> for HandlerWorker {
                         break;
                     }
                 }
-                (outputs, owners, records, results, halt, unhandled)
+                (outputs, owners, records, handled, halt, unhandled, parking)
             }
             .into_actor(self)
-            .map(move |(outputs, owners, records, results, halt, unhandled), act, ctx| {
+            .map(move |(outputs, owners, records, handled, halt, unhandled, parking), act, ctx| {
                 if let Some((offset, h)) = &halt {
                     act.held = true;
                     match h.kind {
@@ -205,67 +515,31 @@ impl Handler<HandleBatch> for HandlerWorker {
                         HaltKind::NotDue(_) | HaltKind::Behind => {}
                     }
                 }
-                let (tx, rx) = oneshot::channel();
-                act.pool.do_send(Publish {
-                    records: outputs,
-                    done: tx,
-                });
-                let (router, pool) = (Arc::clone(&act.router), act.pool.clone());
-                tokio::spawn(async move {
-                    let results = rx.await.unwrap_or_else(|_| vec![dropped()]);
-                    let results = dead_letter_refused(&router, &pool, &records, &owners, results).await;
+                for (key, later, behind) in parking {
+                    parked.extend(act.park(key, Some(later), later.delay, behind, ctx));
+                }
+                act.publish(outputs, owners, records, move |results| {
                     let _ = done.send(BatchDone {
                         results,
                         halt,
                         unhandled,
+                        parked,
                     });
                 });
-                let mut panicked = false;
-                let mut outcomes: HashMap<(Option<String>, &'static str), u64> = HashMap::new();
-                // One warning per batch, route and class (a flood of bad
-                // records must not become a flood of log lines); each record
-                // at debug level above.
-                let mut dead: HashMap<(Option<String>, &'static str), (u64, i64, i64)> =
-                    HashMap::new();
-                for ((route, outcome, _), offset) in results.iter().zip(&offsets) {
-                    if let Outcome::Failed(kind) = outcome {
-                        let e = dead
-                            .entry((route.clone(), kind.as_str()))
-                            .or_insert((0, *offset, *offset));
-                        e.0 += 1;
-                        e.2 = *offset;
-                    }
-                }
-                for ((route, kind), (n, first, last)) in dead {
-                    tracing::warn!(
-                        topic = %topic, partition, first_offset = first, last_offset = last,
-                        route = route.as_deref().unwrap_or("-"), kind,
-                        "{n} record(s) failed and were dead-lettered"
-                    );
-                }
-                for (route, outcome, elapsed) in results {
-                    panicked |= outcome == Outcome::Failed(FailureKind::Panic);
-                    let label = route.clone().unwrap_or_else(|| "-".to_owned());
-                    act.durations
-                        .entry(label.clone())
-                        .or_insert_with(|| {
-                            metrics::histogram!(m::HANDLER_DURATION_SECONDS, "route" => label)
-                        })
-                        .record(elapsed.as_secs_f64());
-                    *outcomes.entry((route, outcome.as_str())).or_default() += 1;
-                }
-                for ((route, outcome), n) in outcomes {
-                    let route = route.unwrap_or_else(|| "-".to_owned());
-                    metrics::counter!(m::HANDLER_RECORDS_TOTAL, "route" => route, "outcome" => outcome)
-                        .increment(n);
-                }
-                if panicked {
+                if act.account(&at, handled) {
                     ctx.stop();
-                } else {
-                    act.restarts = 0;
                 }
             }),
         );
+    }
+}
+
+/// The same failure, for the other records of a lane.
+fn copy_error(e: &ProduceError) -> ProduceError {
+    ProduceError::Produce {
+        topic: String::new(),
+        partition: -1,
+        message: e.to_string(),
     }
 }
 
@@ -377,6 +651,17 @@ impl Handler<Resume> for HandlerWorker {
 
     fn handle(&mut self, _msg: Resume, _ctx: &mut Self::Context) {
         self.held = false;
+    }
+}
+
+impl Handler<Forget> for HandlerWorker {
+    type Result = ();
+
+    fn handle(&mut self, _msg: Forget, _ctx: &mut Self::Context) {
+        self.held = false;
+        // Dropping the senders tells nobody: the partition ignores
+        // completions from before its restart or drain.
+        self.lanes.clear();
     }
 }
 

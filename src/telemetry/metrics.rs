@@ -52,6 +52,9 @@ pub const CIRCUIT_BREAKER_TRIPS_TOTAL: &str = "kafka_actors_circuit_breaker_trip
 /// Partitions paused by a `pause` action or an open circuit breaker,
 /// labelled `topic`, `partition`: 1 while paused.
 pub const PARTITION_HELD: &str = "kafka_actors_partition_held_count";
+/// Records parked behind a failed record of their key (`ordering = "key"`),
+/// labelled `topic`, `partition`.
+pub const PARTITION_PARKED_RECORDS: &str = "kafka_actors_partition_parked_records";
 /// Actor restarts, labelled `actor`.
 pub const ACTOR_RESTARTS_TOTAL: &str = "kafka_actors_actor_restarts_total";
 
@@ -72,6 +75,7 @@ pub const ALL: &[&str] = &[
     CIRCUIT_BREAKER_OPEN,
     CIRCUIT_BREAKER_TRIPS_TOTAL,
     PARTITION_HELD,
+    PARTITION_PARKED_RECORDS,
     HANDLER_RETRIES_TOTAL,
     GROUP_REBALANCES_TOTAL,
     GROUP_REBALANCE_DURATION_SECONDS,
@@ -107,6 +111,10 @@ pub(crate) fn describe_all() {
     describe_gauge!(
         BROKER_UP,
         "1 while the last broker connectivity check succeeded."
+    );
+    describe_gauge!(
+        PARTITION_PARKED_RECORDS,
+        "Records parked behind a failed record of their key (ordering = \"key\"), not committed yet."
     );
     describe_counter!(
         BROKER_CHECKS_TOTAL,

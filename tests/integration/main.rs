@@ -15,6 +15,7 @@ mod harness;
 mod intelligence;
 mod library;
 mod offsets;
+mod ordering;
 mod pipeline;
 mod poison;
 mod retries;

@@ -22,7 +22,7 @@ use crate::support::{InProcess, bounded, library_config};
 
 /// Every record of every partition of `topic` once `want` are there (or
 /// what there is at the deadline).
-async fn read_records(
+pub(crate) async fn read_records(
     client: &Client,
     topic: &str,
     partitions: i32,
@@ -55,7 +55,7 @@ async fn read_records(
     out
 }
 
-fn header(r: &RecordAndOffset, name: &str) -> String {
+pub(crate) fn header(r: &RecordAndOffset, name: &str) -> String {
     String::from_utf8(
         r.record
             .headers
