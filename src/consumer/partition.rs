@@ -174,23 +174,33 @@ fn in_records(
         .collect()
 }
 
+/// Why a record batch cannot be read: fetching it again fails the same way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Unreadable {
+    /// Compressed with a codec this build lacks (rskafka fails the whole
+    /// fetch with "Unimplemented compression: Lz4").
+    Codec(&'static str),
+    /// rskafka cannot decode it ("Malformed data").
+    Malformed(String),
+}
+
 impl FetchError {
-    /// The codec of a record batch this build cannot decompress, if that is
-    /// why the fetch failed (rskafka fails the whole fetch with
-    /// "Unimplemented compression: Lz4").
-    fn missing_codec(&self) -> Option<&'static str> {
+    /// Why the fetched record batch cannot be read, if that is why the
+    /// fetch failed.
+    fn unreadable(&self) -> Option<Unreadable> {
         let Self::Fetch { source, .. } = self;
         let text = source.to_string();
-        if !text.contains("Unimplemented compression") {
-            return None;
+        if text.contains("Unimplemented compression") {
+            return Some(Unreadable::Codec(if text.contains("Lz4") {
+                "lz4"
+            } else if text.contains("Zstd") {
+                "zstd"
+            } else {
+                "an unknown codec"
+            }));
         }
-        if text.contains("Lz4") {
-            Some("lz4")
-        } else if text.contains("Zstd") {
-            Some("zstd")
-        } else {
-            Some("an unknown codec")
-        }
+        let malformed = text.contains("Malformed data");
+        malformed.then_some(Unreadable::Malformed(text))
     }
 }
 
@@ -332,7 +342,7 @@ impl PartitionConsumer {
                         offset: next,
                         source,
                     };
-                    if e.missing_codec().is_none() {
+                    if e.unreadable().is_none() {
                         return Err(e);
                     }
                     // rskafka fails the whole fetch when any batch in it
@@ -776,16 +786,27 @@ impl Handler<Poll> for PartitionConsumer {
                     }
                 }
                 Err(e) => {
-                    if let Some(codec) = e.missing_codec() {
+                    if let Some(unreadable) = e.unreadable() {
                         // Fetching again fails the same way at this offset
                         // forever: stop here instead of restarting in a loop.
-                        let why = format!(
-                            "the record batch at offset {} is compressed with {codec}, which this \
-                             build cannot read: it needs the cargo feature `{codec}`, which does \
-                             not exist yet (gzip and snappy are built in); records before it were \
-                             handled, the partition is paused here",
-                            act.next
-                        );
+                        let why = match &unreadable {
+                            Unreadable::Codec(codec) => format!(
+                                "the record batch at offset {} is compressed with {codec}, which \
+                                 this build cannot read: it needs the cargo feature `{codec}`, \
+                                 which does not exist yet (gzip and snappy are built in); records \
+                                 before it were handled, the partition is paused here",
+                                act.next
+                            ),
+                            Unreadable::Malformed(error) => format!(
+                                "the record batch at offset {} cannot be decoded ({error}); records \
+                                 before it were handled, the partition is paused here",
+                                act.next
+                            ),
+                        };
+                        let codec = match unreadable {
+                            Unreadable::Codec(codec) => codec,
+                            Unreadable::Malformed(_) => "-",
+                        };
                         tracing::error!(
                             topic = %act.topic, partition = act.partition, offset = act.next,
                             codec, "partition paused: {why}"
@@ -840,6 +861,28 @@ mod tests {
             value: None,
             headers: BTreeMap::new(),
         }
+    }
+
+    #[test]
+    fn batches_that_fail_every_fetch_the_same_way_are_recognised() {
+        let fetch = |source| FetchError::Fetch { offset: 7, source };
+        let codec = fetch(RsError::InvalidResponse(
+            "Unimplemented compression: Lz4".to_owned(),
+        ));
+        assert_eq!(codec.unreadable(), Some(Unreadable::Codec("lz4")));
+        // rskafka's error types are private; its text, as a fetch reports
+        // it, is what counts.
+        let malformed = fetch(RsError::InvalidResponse(
+            "Cannot read versioned data: Read error: Malformed data: out of range integral type \
+             conversion attempted"
+                .to_owned(),
+        ));
+        assert!(matches!(
+            malformed.unreadable(),
+            Some(Unreadable::Malformed(text)) if text.contains("out of range")
+        ));
+        let network = fetch(RsError::InvalidResponse("connection reset".to_owned()));
+        assert_eq!(network.unreadable(), None);
     }
 
     #[test]

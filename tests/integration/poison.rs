@@ -164,3 +164,112 @@ async fn a_batch_in_a_missing_codec_pauses_its_partition_with_a_clear_error() {
     })
     .await;
 }
+
+/// Records whose headers are malformed: a header with a null value (which
+/// rskafka could not decode: the whole fetch failed, in a loop), and
+/// `correlation_id`, `event_type` and `reply_to` headers that are not
+/// UTF-8 or name no valid topic. None stalls the partition: the null-valued
+/// header reads as empty and its record is answered; the others are
+/// dead-lettered with their class, and the good records around them are
+/// answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_with_malformed_headers_never_stall_the_partition() {
+    bounded(async {
+        let broker = TestBroker::start().await.unwrap();
+        let client = testkit::client(broker.bootstrap(), Duration::from_secs(20))
+            .await
+            .unwrap();
+        let t = topics(&client, 1).await;
+        let (b, topic) = (broker.bootstrap().to_owned(), t.requests.clone());
+        tokio::task::spawn_blocking(move || {
+            let python = crate::support::python();
+            let script = format!(
+                r#"
+import json
+from confluent_kafka import Producer
+p = Producer({{"bootstrap.servers": "{b}", "linger.ms": 0}})
+cases = [
+    [],
+    [("trace", None)],
+    [("correlation_id", b"\xff\xfe")],
+    [("reply_to", b"\xff")],
+    [("reply_to", b"not a topic!")],
+    [("event_type", b"\xc3")],
+    [],
+]
+for i, headers in enumerate(cases):
+    p.produce("{topic}", partition=0, value=json.dumps({{"correlation_id": f"h{{i}}", "payload": {{"i": i}}}}).encode(), headers=headers)
+    p.flush(30)
+assert p.flush(30) == 0
+"#
+            );
+            let out = std::process::Command::new(python)
+                .args(["-c", &script])
+                .output()
+                .expect("run python");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        })
+        .await
+        .unwrap();
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = crate::pipeline::write_config(&dir, &t, "handler = \"echo\"");
+        let (b, p) = (broker.bootstrap().to_owned(), path.clone());
+        let service = tokio::task::spawn_blocking(move || crate::pipeline::start(&b, &p))
+            .await
+            .unwrap();
+
+        let responses = read_all(&client, &t.responses, 1, 3, Duration::from_secs(60)).await;
+        let counts = correlation_counts(&responses);
+        assert_eq!(
+            counts.keys().cloned().collect::<Vec<_>>(),
+            ["h0", "h1", "h6"],
+            "{}",
+            service.log()
+        );
+        let dlq = format!("{}.dlq", t.requests);
+        let letters =
+            crate::retries::read_records(&client, &dlq, 1, 4, Duration::from_secs(30)).await;
+        let mut classes = std::collections::BTreeMap::new();
+        for (_, r) in &letters {
+            let v: serde_json::Value =
+                serde_json::from_slice(r.record.value.as_deref().unwrap()).unwrap();
+            classes.insert(
+                v["payload"]["i"].as_u64().unwrap(),
+                (
+                    crate::retries::header(r, "dlq.error.kind"),
+                    crate::retries::header(r, "dlq.error.message"),
+                ),
+            );
+        }
+        let kinds: Vec<(u64, &str)> = classes.iter().map(|(i, (k, _))| (*i, k.as_str())).collect();
+        assert_eq!(
+            kinds,
+            [
+                (2, "deserialization"),
+                (3, "deserialization"),
+                (4, "validation"),
+                (5, "deserialization")
+            ],
+            "{classes:?}"
+        );
+        for (i, header) in [(2, "correlation_id"), (3, "reply_to"), (5, "event_type")] {
+            assert!(classes[&i].1.contains(header), "{i}: {:?}", classes[&i]);
+        }
+        assert!(classes[&4].1.contains("not a topic!"), "{:?}", classes[&4]);
+        let http = service.http.clone();
+        let (_, metrics) = tokio::task::spawn_blocking(move || http_get(&http, "/metrics").unwrap())
+            .await
+            .unwrap();
+        assert!(
+            !metrics.contains("actor=\"partition_consumer\""),
+            "no partition consumer restarted:\n{metrics}"
+        );
+        drop(service);
+    })
+    .await;
+}

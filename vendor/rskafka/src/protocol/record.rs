@@ -51,14 +51,25 @@ where
         let len = usize::try_from(len.0).map_err(|e| ReadError::Malformed(Box::new(e)))?;
         let mut buf = VecBuilder::new(len);
         buf = buf.read_exact(reader)?;
-        let key = String::from_utf8(buf.into()).map_err(|e| ReadError::Malformed(Box::new(e)))?;
+        // kafka-actors: a key that is not UTF-8 is read lossily, as the Java
+        // client does, instead of failing the whole fetch.
+        let key = match String::from_utf8(buf.into()) {
+            Ok(key) => key,
+            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+        };
 
         // value
         let len = Varint::read(reader)?;
-        let len = usize::try_from(len.0).map_err(|e| ReadError::Malformed(Box::new(e)))?;
-        let mut value = VecBuilder::new(len);
-        value = value.read_exact(reader)?;
-        let value = value.into();
+        // kafka-actors: a null value (length -1, which Kafka allows) reads as
+        // empty instead of failing the whole fetch.
+        let value = if len.0 < 0 {
+            Vec::new()
+        } else {
+            let len = usize::try_from(len.0).map_err(|e| ReadError::Malformed(Box::new(e)))?;
+            let mut value = VecBuilder::new(len);
+            value = value.read_exact(reader)?;
+            value.into()
+        };
 
         Ok(Self { key, value })
     }
@@ -1008,6 +1019,20 @@ fn carefully_decompress_snappy(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn header_with_null_value_or_non_utf8_key_is_read_not_refused() {
+        // key "k" (varint 2 = len 1), value null (varint 1 = -1)
+        let null_value = [2u8, b'k', 1];
+        let h = RecordHeader::read(&mut std::io::Cursor::new(&null_value[..])).unwrap();
+        assert_eq!(h.key, "k");
+        assert!(h.value.is_empty());
+        // key 0xff (not UTF-8), value "v"
+        let bad_key = [2u8, 0xff, 2, b'v'];
+        let h = RecordHeader::read(&mut std::io::Cursor::new(&bad_key[..])).unwrap();
+        assert_eq!(h.key, "\u{fffd}");
+        assert_eq!(h.value, b"v");
+    }
+
     use std::io::Cursor;
 
     use crate::protocol::test_utils::test_roundtrip;
