@@ -289,7 +289,7 @@ pub enum GroupCommand {
 /// `dlq` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum DlqCommand {
-    /// Count the dead letters by original topic, route and failure class,
+    /// Count the dead letters by original topic, route, failure class and error code,
     /// with the oldest and newest record time.
     Stats {
         /// Dead-letter topics (default: every route's `dlq_topic`, else

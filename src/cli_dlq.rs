@@ -24,6 +24,8 @@ struct Group {
     original_topic: String,
     route: String,
     class: String,
+    /// The handler's error code (`-`: none).
+    code: String,
     count: u64,
     /// RFC 3339.
     oldest: Option<String>,
@@ -202,8 +204,8 @@ fn dash(value: Option<String>) -> String {
 }
 
 /// Reads `topics` (default: the routes' dead-letter topics) from the start
-/// to their end and prints counts by original topic, route and failure
-/// class, with the oldest and newest record time.
+/// to their end and prints counts by original topic, route, failure class
+/// and error code, with the oldest and newest record time.
 pub(crate) async fn stats(config: Config, topics: Vec<String>, json: bool) -> Exit {
     let topics = if topics.is_empty() {
         route_dlq_topics(&config)
@@ -218,7 +220,7 @@ pub(crate) async fn stats(config: Config, topics: Vec<String>, json: bool) -> Ex
         Ok(p) => p,
         Err(exit) => return exit,
     };
-    let mut groups: BTreeMap<(String, String, String, String), Group> = BTreeMap::new();
+    let mut groups: BTreeMap<(String, String, String, String, String), Group> = BTreeMap::new();
     for topic in &topics {
         let mut reader = match Reader::open(&producer, topic, &DlqSelect::default()).await {
             Ok(r) => r,
@@ -240,12 +242,14 @@ pub(crate) async fn stats(config: Config, topics: Vec<String>, json: bool) -> Ex
                     dash(letter.original_topic),
                     dash(letter.route),
                     dash(letter.class),
+                    dash(letter.code),
                 );
                 let g = groups.entry(key.clone()).or_insert_with(|| Group {
                     dlq_topic: key.0,
                     original_topic: key.1,
                     route: key.2,
                     class: key.3,
+                    code: key.4,
                     count: 0,
                     oldest: None,
                     newest: None,
@@ -282,16 +286,17 @@ pub(crate) async fn stats(config: Config, topics: Vec<String>, json: bool) -> Ex
         return Exit::Ok;
     }
     let mut out = format!(
-        "{:<32} {:<32} {:<16} {:<16} {:>8}  {:<24}  {:<24}\n",
-        "DLQ TOPIC", "ORIGINAL TOPIC", "ROUTE", "CLASS", "COUNT", "OLDEST", "NEWEST"
+        "{:<32} {:<32} {:<16} {:<16} {:<16} {:>8}  {:<24}  {:<24}\n",
+        "DLQ TOPIC", "ORIGINAL TOPIC", "ROUTE", "CLASS", "CODE", "COUNT", "OLDEST", "NEWEST"
     );
     for g in &groups {
         out.push_str(&format!(
-            "{:<32} {:<32} {:<16} {:<16} {:>8}  {:<24}  {:<24}\n",
+            "{:<32} {:<32} {:<16} {:<16} {:<16} {:>8}  {:<24}  {:<24}\n",
             g.dlq_topic,
             g.original_topic,
             g.route,
             g.class,
+            g.code,
             g.count,
             g.oldest.as_deref().unwrap_or("-"),
             g.newest.as_deref().unwrap_or("-")
@@ -432,9 +437,10 @@ fn render(topic: &str, partition: i32, r: &RecordAndOffset, as_json: bool) -> St
         _ => "(unknown origin)".to_owned(),
     };
     let mut out = format!(
-        "{topic}/{partition}@{}  {at}  from {origin}  class={}  route={}  attempts={}",
+        "{topic}/{partition}@{}  {at}  from {origin}  class={}  code={}  route={}  attempts={}",
         r.offset,
         letter.class.as_deref().unwrap_or("-"),
+        letter.code.as_deref().unwrap_or("-"),
         letter.route.as_deref().unwrap_or("-"),
         letter.attempts.map_or("-".to_owned(), |a| a.to_string()),
     );

@@ -590,6 +590,9 @@ pub struct FailureActions {
     pub dependency: Option<FailureAction>,
     /// The handler panicked.
     pub panic: Option<FailureAction>,
+    /// Actions by the handler's error code (`HandlerError::with_code`, a
+    /// jq `error({code: ...})`), over the class's action.
+    pub codes: BTreeMap<String, FailureAction>,
 }
 
 impl FailureActions {

@@ -376,6 +376,14 @@ pub(crate) fn validate(config: &Config, provenance: &Provenance, problems: &mut 
         tables.push((format!("routes.{name}.on_failure"), &route.on_failure));
     }
     for (table, actions) in tables {
+        for code in actions.codes.keys() {
+            if code.trim().is_empty() || code.len() > 128 {
+                c.fail(
+                    &format!("{table}.codes"),
+                    format!("an error code must have 1 to 128 characters, got {code:?}"),
+                );
+            }
+        }
         for (class, action) in actions.entries() {
             if action == crate::config::FailureAction::Retry
                 && matches!(class, "deserialization" | "validation")

@@ -48,6 +48,30 @@ pub enum HandlerError {
     /// retried like [`HandlerError::Retryable`], counted apart.
     #[error("dependency unavailable: {0}")]
     Dependency(String),
+    /// One of the above with an error code of the handler's own: an
+    /// `on_failure.codes` table maps codes to actions, and a dead letter
+    /// carries it in `dlq.error.code`. Made by [`HandlerError::with_code`].
+    #[error("{error} (code {code})")]
+    Coded {
+        /// The code.
+        code: String,
+        /// The error.
+        error: Box<HandlerError>,
+    },
+}
+
+impl HandlerError {
+    /// This error with an error code (replacing any code it had).
+    pub fn with_code(self, code: impl Into<String>) -> Self {
+        let error = match self {
+            Self::Coded { error, .. } => error,
+            other => Box::new(other),
+        };
+        Self::Coded {
+            code: code.into(),
+            error,
+        }
+    }
 }
 
 /// A request handler. Returns zero or more outputs: none means no reply.
@@ -103,6 +127,39 @@ pub struct Failure {
     pub kind: FailureKind,
     /// What happened.
     pub message: String,
+    /// The handler's error code, if it gave one.
+    pub code: Option<String>,
+}
+
+impl Failure {
+    /// A failure of class `kind` without an error code.
+    pub fn new(kind: FailureKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            code: None,
+        }
+    }
+
+    /// A handler's error as a failure.
+    fn of(error: HandlerError) -> Self {
+        match error {
+            HandlerError::Permanent(message) => Self::new(
+                if message.starts_with(DESERIALIZATION_PREFIX) {
+                    FailureKind::Deserialization
+                } else {
+                    FailureKind::Validation
+                },
+                message,
+            ),
+            HandlerError::Retryable(message) => Self::new(FailureKind::Processing, message),
+            HandlerError::Dependency(message) => Self::new(FailureKind::Dependency, message),
+            HandlerError::Coded { code, error } => Self {
+                code: Some(code),
+                ..Self::of(*error)
+            },
+        }
+    }
 }
 
 /// Runs `handler` on one record; a panic inside it becomes a
@@ -117,26 +174,8 @@ pub async fn invoke(
         .await
     {
         Ok(Ok(outputs)) => Ok(outputs),
-        Ok(Err(HandlerError::Permanent(message))) => Err(Failure {
-            kind: if message.starts_with(DESERIALIZATION_PREFIX) {
-                FailureKind::Deserialization
-            } else {
-                FailureKind::Validation
-            },
-            message,
-        }),
-        Ok(Err(HandlerError::Retryable(message))) => Err(Failure {
-            kind: FailureKind::Processing,
-            message,
-        }),
-        Ok(Err(HandlerError::Dependency(message))) => Err(Failure {
-            kind: FailureKind::Dependency,
-            message,
-        }),
-        Err(panic) => Err(Failure {
-            kind: FailureKind::Panic,
-            message: panic_message(&panic),
-        }),
+        Ok(Err(error)) => Err(Failure::of(error)),
+        Err(panic) => Err(Failure::new(FailureKind::Panic, panic_message(&panic))),
     }
 }
 
@@ -276,10 +315,7 @@ mod tests {
         let panicked = invoke(h.as_ref(), ctx(&headers), json!({"n": 42})).await;
         assert_eq!(
             panicked,
-            Err(Failure {
-                kind: FailureKind::Panic,
-                message: "the answer".into()
-            })
+            Err(Failure::new(FailureKind::Panic, "the answer"))
         );
         // The handler still works after a panic.
         assert!(

@@ -28,6 +28,8 @@ pub const ORIGINAL_TIMESTAMP: &str = "dlq.original.timestamp";
 pub const ERROR_KIND: &str = "dlq.error.kind";
 /// Header: the failure message, at most [`MESSAGE_LIMIT`] bytes.
 pub const ERROR_MESSAGE: &str = "dlq.error.message";
+/// The handler's error code, when it gave one.
+pub const ERROR_CODE: &str = "dlq.error.code";
 /// Header: the route that failed.
 pub const ROUTE: &str = "dlq.route";
 /// Header: the handler of that route.
@@ -170,6 +172,14 @@ pub fn record(
     ] {
         headers.insert(name.to_owned(), value.into_bytes());
     }
+    match &failure.code {
+        Some(code) => {
+            headers.insert(ERROR_CODE.to_owned(), code.clone().into_bytes());
+        }
+        None => {
+            headers.remove(ERROR_CODE);
+        }
+    }
     match origin.timestamp {
         Some(ms) => {
             headers.insert(ORIGINAL_TIMESTAMP.to_owned(), ms.to_string().into_bytes());
@@ -214,6 +224,8 @@ pub struct Letter {
     pub class: Option<String>,
     /// Failure message.
     pub message: Option<String>,
+    /// The handler's error code (kafka-actors only).
+    pub code: Option<String>,
     /// The route that failed (kafka-actors only).
     pub route: Option<String>,
     /// Handler calls (kafka-actors only).
@@ -253,6 +265,7 @@ pub fn read(headers: &BTreeMap<String, Vec<u8>>) -> Letter {
             original_offset: number(headers, ORIGINAL_OFFSET),
             class: text(headers, ERROR_KIND),
             message: text(headers, ERROR_MESSAGE),
+            code: text(headers, ERROR_CODE),
             route: text(headers, ROUTE).filter(|r| !r.is_empty()),
             attempts: number(headers, ATTEMPTS),
             replays,
@@ -267,6 +280,7 @@ pub fn read(headers: &BTreeMap<String, Vec<u8>>) -> Letter {
             original_offset: spring_number(headers, spring::ORIGINAL_OFFSET),
             class: text(headers, spring::EXCEPTION_FQCN),
             message: text(headers, spring::EXCEPTION_MESSAGE),
+            code: None,
             route: None,
             attempts: None,
             replays,
@@ -279,6 +293,7 @@ pub fn read(headers: &BTreeMap<String, Vec<u8>>) -> Letter {
         original_offset: None,
         class: None,
         message: None,
+        code: None,
         route: None,
         attempts: None,
         replays,
@@ -316,10 +331,7 @@ mod tests {
     #[test]
     fn keeps_the_record_and_names_its_origin_and_failure() {
         let headers = BTreeMap::from([("correlation_id".to_owned(), b"c1".to_vec())]);
-        let failure = Failure {
-            kind: FailureKind::Panic,
-            message: "boom".into(),
-        };
+        let failure = Failure::new(FailureKind::Panic, "boom");
         let origin = Origin {
             topic: "orders",
             partition: 2,

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::config::{CircuitBreakerConfig, FailureAction, FailureActions};
 use crate::telemetry::metrics as m;
 
-use super::api::FailureKind;
+use super::api::{Failure, FailureKind};
 
 /// The action of `kind` when no table sets one: bad input and panics go to
 /// the dead-letter topic, failures that may pass are retried.
@@ -60,6 +60,22 @@ impl Actions {
         from_table(&self.route, kind)
             .or_else(|| from_table(&self.pipeline, kind))
             .unwrap_or_else(|| default_action(kind))
+    }
+
+    /// The action of `failure`: its error code's (the route's table, else
+    /// the pipeline's), else its class's ([`Actions::of`]).
+    pub fn of_failure(&self, failure: &Failure) -> FailureAction {
+        failure
+            .code
+            .as_ref()
+            .and_then(|code| {
+                self.route
+                    .codes
+                    .get(code)
+                    .or_else(|| self.pipeline.codes.get(code))
+            })
+            .copied()
+            .unwrap_or_else(|| self.of(failure.kind))
     }
 }
 

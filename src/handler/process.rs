@@ -190,7 +190,7 @@ fn failed(
 ) -> Processed {
     let class = failure.kind.as_str();
     let at = format!("{}/{}@{}", record.topic, record.partition, record.offset);
-    match route.actions.of(failure.kind) {
+    match route.actions.of_failure(failure) {
         action @ (FailureAction::Pause | FailureAction::Stop) => halted(
             route,
             action == FailureAction::Stop,
@@ -286,10 +286,10 @@ async fn process_from(router: &Router, record: &InRecord, parked: Option<Later>)
                 halt: None,
             },
             Unrouted::DeadLetter => {
-                let failure = Failure {
-                    kind: FailureKind::Validation,
-                    message: format!("no route for event type {}", event_type.unwrap_or("(none)")),
-                };
+                let failure = Failure::new(
+                    FailureKind::Validation,
+                    format!("no route for event type {}", event_type.unwrap_or("(none)")),
+                );
                 Processed {
                     route: None,
                     outcome: Outcome::UnroutedDeadLettered,
@@ -314,10 +314,7 @@ async fn process_from(router: &Router, record: &InRecord, parked: Option<Later>)
     let mut attempts: u32 = parked.map_or(0, |p| p.attempts) + 1;
     let mut first_failure = parked.map(|p| p.first_failure);
     let result = match &request {
-        Err(e) => Err(Failure {
-            kind: FailureKind::Deserialization,
-            message: e.to_string(),
-        }),
+        Err(e) => Err(Failure::new(FailureKind::Deserialization, e.to_string())),
         Ok(request) => {
             let mut result = call(route, record, request).await;
             loop {
@@ -327,7 +324,7 @@ async fn process_from(router: &Router, record: &InRecord, parked: Option<Later>)
                 match result {
                     Err(failure)
                         if route.retry_topic.is_none()
-                            && route.actions.of(failure.kind) == FailureAction::Retry
+                            && route.actions.of_failure(&failure) == FailureAction::Retry
                             && attempts < route.retry.attempts() =>
                     {
                         let pause = route.retry.delay(attempts, fastrand::f64());
@@ -376,10 +373,7 @@ async fn process_from(router: &Router, record: &InRecord, parked: Option<Later>)
             router,
             route,
             record,
-            &Failure {
-                kind: FailureKind::Deserialization,
-                message: e.to_string(),
-            },
+            &Failure::new(FailureKind::Deserialization, e.to_string()),
             (0, chrono::Utc::now()),
         ),
     }
@@ -406,13 +400,13 @@ async fn call(
         None => call.await,
         Some(limit) => match tokio::time::timeout(limit, call).await {
             Ok(result) => result,
-            Err(_) => Err(Failure {
-                kind: FailureKind::Timeout,
-                message: format!(
+            Err(_) => Err(Failure::new(
+                FailureKind::Timeout,
+                format!(
                     "the handler took longer than handler_timeout_ms ({} ms)",
                     limit.as_millis()
                 ),
-            }),
+            )),
         },
     }
 }
@@ -473,7 +467,7 @@ fn retry_or_fail(
     first_failure: chrono::DateTime<chrono::Utc>,
 ) -> Processed {
     if let Some(retry_topic) = &route.retry_topic
-        && route.actions.of(failure.kind) == FailureAction::Retry
+        && route.actions.of_failure(failure) == FailureAction::Retry
         && attempts < route.retry.attempts()
     {
         let delay = route.retry.delay(attempts, fastrand::f64());
@@ -550,10 +544,7 @@ async fn process_retry(router: &Router, record: &InRecord) -> Processed {
             router,
             route,
             original,
-            &Failure {
-                kind: FailureKind::Deserialization,
-                message: e.to_string(),
-            },
+            &Failure::new(FailureKind::Deserialization, e.to_string()),
             (pending.attempts, pending.first_failure),
         ),
         Ok(request) => match call(route, original, &request).await {
@@ -594,10 +585,7 @@ fn unusable_retry_record(
             original,
             &dlq_topic,
             ("", ""),
-            &Failure {
-                kind: FailureKind::Validation,
-                message: reason,
-            },
+            &Failure::new(FailureKind::Validation, reason),
             (0, chrono::Utc::now()),
         )],
         halt: None,
@@ -615,7 +603,7 @@ pub fn refused_letter(
     kind: FailureKind,
     message: String,
 ) -> OutRecord {
-    let failure = Failure { kind, message };
+    let failure = Failure::new(kind, message);
     if router.is_retry_topic(&record.topic)
         && let Ok(pending) = retry_topic::read(record)
         && let Some(route) = router.retry_route(&record.topic, &pending.route)
@@ -864,6 +852,10 @@ mod tests {
             crate::handler::typed(|_ctx, v: Value| async move {
                 match v["fail"].as_str() {
                     Some("dependency") => Err(HandlerError::Dependency("db down".into())),
+                    Some("limited") => {
+                        Err(HandlerError::Dependency("slow down".into()).with_code("RATE_LIMITED"))
+                    }
+                    Some("gone") => Err(HandlerError::Permanent("no sku".into()).with_code("GONE")),
                     Some(_) => Err(HandlerError::Permanent("refused".into())),
                     None => Ok(Some(v)),
                 }
@@ -923,6 +915,49 @@ mod tests {
         let p = process(&r, &rec("req", "nope")).await;
         assert_eq!(p.outcome, Outcome::Failed(FailureKind::Deserialization));
         assert_eq!(p.outputs[0].topic, "req.dlq");
+    }
+
+    #[tokio::test]
+    async fn error_codes_pick_their_own_action_over_their_class() {
+        use crate::config::{FailureAction, FailureActions};
+        let limited = json!({"payload": {"fail": "limited"}}).to_string();
+        let gone = json!({"payload": {"fail": "gone"}}).to_string();
+        let r = refusing_route(
+            RouteConfig {
+                on_failure: FailureActions {
+                    codes: [("RATE_LIMITED".to_owned(), FailureAction::Pause)].into(),
+                    ..FailureActions::default()
+                },
+                ..RouteConfig::default()
+            },
+            FailureActions {
+                // The route's code wins over this one; GONE is the
+                // pipeline's.
+                codes: [
+                    ("RATE_LIMITED".to_owned(), FailureAction::Stop),
+                    ("GONE".to_owned(), FailureAction::Dlq),
+                ]
+                .into(),
+                validation: Some(FailureAction::Stop),
+                ..FailureActions::default()
+            },
+        );
+        // A dependency failure would be retried; its code pauses at once.
+        let p = process(&r, &rec("req", &limited)).await;
+        assert_eq!(p.outcome, Outcome::Paused);
+        // A validation failure would stop; its code dead-letters it, with
+        // the code in a header.
+        let p = process(&r, &rec("req", &gone)).await;
+        assert_eq!(p.outcome, Outcome::Failed(FailureKind::Validation));
+        let h = &p.outputs[0].headers;
+        assert_eq!(h[dead_letter::ERROR_CODE], b"GONE");
+        assert_eq!(h[dead_letter::ERROR_KIND], b"validation");
+        // Without a code, the class's action.
+        let refused = json!({"payload": {"fail": "validation"}}).to_string();
+        assert_eq!(
+            process(&r, &rec("req", &refused)).await.outcome,
+            Outcome::Stopped
+        );
     }
 
     #[tokio::test]

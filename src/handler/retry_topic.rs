@@ -178,10 +178,7 @@ mod tests {
             value: Some(b"{}".to_vec()),
             headers: BTreeMap::from([("trace".to_owned(), b"t1".to_vec())]),
         };
-        let failure = Failure {
-            kind: FailureKind::Dependency,
-            message: "db down".into(),
-        };
+        let failure = Failure::new(FailureKind::Dependency, "db down");
         let first = Utc::now();
         let due = first + chrono::Duration::seconds(30);
         let out = record("orders.retry", "main", &original, &failure, 1, first, due);

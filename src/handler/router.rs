@@ -55,8 +55,9 @@ impl Handler for Jq {
 }
 
 /// A jq error as a handler error: `error({class: "dependency" | "processing"
-/// | "validation", message: "..."})` picks the class (so a jq route can ask
-/// for a retry); any other error is a validation failure.
+/// | "validation", code: "...", message: "..."})` picks the class (so a jq
+/// route can ask for a retry) and the error code (a string or a number);
+/// any other error is a validation failure.
 fn jq_failure(e: &super::jq::JqError) -> HandlerError {
     if let super::jq::JqError::Runtime { message } = e
         && let Ok(Value::Object(error)) = serde_json::from_str::<Value>(message)
@@ -66,11 +67,21 @@ fn jq_failure(e: &super::jq::JqError) -> HandlerError {
             .and_then(Value::as_str)
             .unwrap_or(message)
             .to_owned();
-        match error.get("class").and_then(Value::as_str) {
-            Some("processing") => return HandlerError::Retryable(text),
-            Some("dependency") => return HandlerError::Dependency(text),
-            Some("validation") => return HandlerError::Permanent(text),
-            _ => {}
+        let failure = match error.get("class").and_then(Value::as_str) {
+            Some("processing") => Some(HandlerError::Retryable(text)),
+            Some("dependency") => Some(HandlerError::Dependency(text)),
+            Some("validation") => Some(HandlerError::Permanent(text)),
+            _ => None,
+        };
+        let code = match error.get("code") {
+            Some(Value::String(code)) => Some(code.clone()),
+            Some(Value::Number(code)) => Some(code.to_string()),
+            _ => None,
+        };
+        match (failure, code) {
+            (Some(failure), Some(code)) => return failure.with_code(code),
+            (Some(failure), None) => return failure,
+            (None, _) => {}
         }
     }
     HandlerError::Permanent(e.to_string())
@@ -399,6 +410,14 @@ mod tests {
             run(r#"error({class: "other"})"#),
             HandlerError::Permanent(_)
         ));
+        assert_eq!(
+            run(r#"error({class: "processing", code: "RATE_LIMITED", message: "slow down"})"#),
+            HandlerError::Retryable("slow down".into()).with_code("RATE_LIMITED")
+        );
+        assert_eq!(
+            run(r#"error({class: "validation", code: 404, message: "no such sku"})"#),
+            HandlerError::Permanent("no such sku".into()).with_code("404")
+        );
     }
     use crate::config::RouteConfig;
 

@@ -206,7 +206,11 @@ async fn failures_are_dead_lettered_with_their_origin_and_the_rest_flows() {
         let path = write_config(
             &dir,
             &t,
-            "handler = \"jq\"\nprogram = 'if .fail then error(\"refused\") else {seen: .n} end'",
+            // A processing failure would be retried; its code dead-letters
+            // it at once.
+            "handler = \"jq\"\n\
+             program = 'if .fail then error({class: \"processing\", code: \"REFUSED\", message: \"refused\"}) else {seen: .n} end'\n\
+             [routes.main.on_failure.codes]\nREFUSED = \"dlq\"",
         );
         let producer = Producer::connect(&config, kafka_actors::config::Compression::None)
             .await
@@ -270,21 +274,23 @@ async fn failures_are_dead_lettered_with_their_origin_and_the_rest_flows() {
         kinds.sort();
         assert_eq!(kinds[0].0, "deserialization");
         assert_eq!(kinds[0].1, sent[2].offset.to_string());
-        assert_eq!(kinds[1].0, "validation");
+        assert_eq!(kinds[1].0, "processing");
         assert_eq!(kinds[1].1, sent[1].offset.to_string());
         assert!(kinds.iter().all(|k| k.2 == t.requests));
         let refused = dead
             .iter()
-            .find(|r| header(r, "dlq.error.kind") == "validation")
+            .find(|r| header(r, "dlq.error.kind") == "processing")
             .unwrap();
         assert!(header(refused, "dlq.error.message").contains("refused"));
+        assert_eq!(header(refused, "dlq.error.code"), "REFUSED");
+        assert_eq!(header(refused, "dlq.attempts"), "1", "not retried");
         assert_eq!(
             refused.record.value.as_deref(),
             Some(&br#"{"correlation_id": "bad", "payload": {"fail": true}}"#[..])
         );
 
         // `dlq stats` (the route's dead-letter topic by default) counts
-        // what was written, by class.
+        // what was written, by class and code.
         let (b, p) = (broker.bootstrap().to_owned(), path.clone());
         let (status, out, err) = tokio::task::spawn_blocking(move || {
             let config = p.to_string_lossy().into_owned();
@@ -297,13 +303,16 @@ async fn failures_are_dead_lettered_with_their_origin_and_the_rest_flows() {
         .unwrap();
         assert!(status.success(), "{out}\n{err}");
         let stats: Value = serde_json::from_str(&out).unwrap();
-        let by_class: BTreeMap<String, (u64, String, String)> = stats
+        let by_class: BTreeMap<(String, String), (u64, String, String)> = stats
             .as_array()
             .unwrap()
             .iter()
             .map(|g| {
                 (
-                    g["class"].as_str().unwrap().to_owned(),
+                    (
+                        g["class"].as_str().unwrap().to_owned(),
+                        g["code"].as_str().unwrap().to_owned(),
+                    ),
                     (
                         g["count"].as_u64().unwrap(),
                         g["dlq_topic"].as_str().unwrap().to_owned(),
@@ -316,11 +325,11 @@ async fn failures_are_dead_lettered_with_their_origin_and_the_rest_flows() {
             by_class,
             BTreeMap::from([
                 (
-                    "deserialization".to_owned(),
+                    ("deserialization".to_owned(), "-".to_owned()),
                     (1, dlq.clone(), t.requests.clone())
                 ),
                 (
-                    "validation".to_owned(),
+                    ("processing".to_owned(), "REFUSED".to_owned()),
                     (1, dlq.clone(), t.requests.clone())
                 ),
             ]),
