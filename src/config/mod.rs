@@ -574,7 +574,8 @@ impl FailureAction {
 /// An action per failure class (`[pipeline.on_failure]`,
 /// `[routes.<name>.on_failure]`); unset classes fall back to the pipeline's
 /// table, then to the defaults: `dlq` for deserialization, validation and
-/// panic, `retry` for processing, timeout and dependency.
+/// panic, `retry` for processing, timeout and dependency, `pause` for
+/// infrastructure, `stop` for authorization.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FailureActions {
@@ -590,6 +591,11 @@ pub struct FailureActions {
     pub dependency: Option<FailureAction>,
     /// The handler panicked.
     pub panic: Option<FailureAction>,
+    /// An output could not be written (broker unavailable past
+    /// `pipeline.produce_attempts`, a configured output topic gone).
+    pub infrastructure: Option<FailureAction>,
+    /// The broker refused an output for authorization.
+    pub authorization: Option<FailureAction>,
     /// Actions by the handler's error code (`HandlerError::with_code`, a
     /// jq `error({code: ...})`), over the class's action.
     pub codes: BTreeMap<String, FailureAction>,
@@ -605,6 +611,8 @@ impl FailureActions {
             ("timeout", self.timeout),
             ("dependency", self.dependency),
             ("panic", self.panic),
+            ("infrastructure", self.infrastructure),
+            ("authorization", self.authorization),
         ]
         .into_iter()
         .filter_map(|(class, action)| action.map(|a| (class, a)))

@@ -44,12 +44,15 @@ use tokio::sync::oneshot;
 
 use super::commit::{Commit, OffsetCommitter, Report};
 use super::watermark::Watermark;
+use crate::config::FailureAction;
 use crate::config::{ConsumerConfig, KafkaConfig, OffsetReset};
 use crate::handler::process::InRecord;
 use crate::handler::process::{Halt, HaltKind};
 use crate::handler::router::Router;
-use crate::handler::worker::{BatchDone, Forget, HandleBatch, HandlerWorker, Resume};
-use crate::producer::{ProduceError, ProducerPool, murmur2};
+use crate::handler::worker::{
+    BatchDone, Forget, HandleBatch, HandlerWorker, OutputFailure, Resume,
+};
+use crate::producer::{ProducerPool, murmur2};
 use crate::telemetry::metrics as m;
 
 /// Stop fetching, let the records in flight finish, commit, and stop.
@@ -113,6 +116,9 @@ pub struct PartitionConsumer {
     /// "key"`): out of the flight, not finished, still in the budget.
     parked_records: usize,
     parked_bytes: usize,
+    /// Paused because an output could not be written: a restart from the
+    /// watermark is due (it ends any other hold too).
+    output_paused: bool,
     held_gauge: metrics::Gauge,
     parked_gauge: metrics::Gauge,
     in_flight_gauge: metrics::Gauge,
@@ -286,6 +292,7 @@ impl PartitionConsumer {
             retained: Vec::new(),
             parked_records: 0,
             parked_bytes: 0,
+            output_paused: false,
             restarts: 0,
             generation: 0,
             drained: false,
@@ -420,27 +427,17 @@ impl PartitionConsumer {
                         match result.await {
                             // Every output acknowledged, or the first failure.
                             Ok(BatchDone {
-                                results,
                                 halt,
                                 unhandled,
                                 parked,
+                                failure,
+                                ..
                             }) => (
-                                results
-                                    .into_iter()
-                                    .find_map(Result::err)
-                                    .map_or(Ok(()), Err),
+                                failure.map_or(Ok(()), Err),
                                 halt.map(|h| (h, unhandled)),
                                 parked,
                             ),
-                            Err(_) => (
-                                Err(ProduceError::Produce {
-                                    topic: String::new(),
-                                    partition: -1,
-                                    message: "the handler worker dropped the batch".to_owned(),
-                                }),
-                                None,
-                                Vec::new(),
-                            ),
+                            Err(_) => (Err(OutputFailure::dropped("the batch")), None, Vec::new()),
                         }
                     }
                     .into_actor(self)
@@ -460,17 +457,17 @@ impl PartitionConsumer {
     fn finished(
         &mut self,
         offsets: Vec<(i64, usize)>,
-        result: Result<(), ProduceError>,
+        result: Result<(), OutputFailure>,
         halt: Option<((i64, Halt), Vec<InRecord>)>,
         parked: Vec<(i64, oneshot::Receiver<BatchDone>)>,
         ctx: &mut Context<Self>,
     ) {
-        if let Err(e) = result {
-            tracing::error!(
-                topic = %self.topic, partition = self.partition, from = self.watermark.committable(), error = %e,
-                "publishing outputs failed; restarting the partition consumer from its watermark"
-            );
-            ctx.stop();
+        if let Err(failure) = result {
+            // None of the batch is finished: it runs again after a restart.
+            self.in_flight_records -= offsets.len();
+            self.in_flight_bytes -= offsets.iter().map(|(_, b)| b).sum::<usize>();
+            self.in_flight_gauge.set(self.in_flight_records as f64);
+            self.output_failed(failure, ctx);
             return;
         }
         self.restarts = 0;
@@ -491,7 +488,7 @@ impl PartitionConsumer {
                 .map_or(0, |(_, b)| *b);
             let generation = self.generation;
             ctx.spawn(outcome.into_actor(self).map(move |outcome, act, ctx| {
-                if act.generation == generation && act.draining.is_empty() && !act.drained {
+                if act.generation == generation && !act.drained {
                     act.unparked(offset, bytes, outcome.ok(), ctx);
                 }
             }));
@@ -529,19 +526,14 @@ impl PartitionConsumer {
         self.parked_bytes = self.parked_bytes.saturating_sub(bytes);
         self.parked_gauge.set(self.parked_records as f64);
         let failure = match outcome {
-            Some(done) => done.results.into_iter().find_map(Result::err),
-            None => Some(ProduceError::Produce {
-                topic: String::new(),
-                partition: -1,
-                message: "the handler worker dropped a parked record".to_owned(),
-            }),
+            Some(done) => done.failure,
+            None => Some(OutputFailure::dropped("a parked record")),
         };
-        if let Some(e) = failure {
-            tracing::error!(
-                topic = %self.topic, partition = self.partition, offset, from = self.watermark.committable(), error = %e,
-                "publishing the outputs of a parked record failed; restarting the partition consumer from its watermark"
-            );
-            ctx.stop();
+        if let Some(failure) = failure {
+            // While draining, the record is simply not committed.
+            if self.draining.is_empty() {
+                self.output_failed(failure, ctx);
+            }
             return;
         }
         let _ = self.watermark.finish(offset);
@@ -551,6 +543,63 @@ impl PartitionConsumer {
         )]);
         self.committer.do_send(Report(offsets));
         ctx.notify(Poll);
+    }
+
+    /// An output could not be written (its records were not finished): do
+    /// what the failure's action says. `retry` (and `dlq`, whose dead
+    /// letter could not be written either) restarts the partition from its
+    /// watermark after a backoff; `pause` stops fetching, raises an alert,
+    /// and restarts it after `pipeline.pause_ms`; `stop` stops the service.
+    fn output_failed(&mut self, failure: OutputFailure, ctx: &mut Context<Self>) {
+        let (class, from) = (failure.kind.as_str(), self.watermark.committable());
+        match failure.action {
+            FailureAction::Retry | FailureAction::Dlq => {
+                tracing::error!(
+                    topic = %self.topic, partition = self.partition, offset = failure.offset, from, class,
+                    error = %failure.error,
+                    "publishing outputs failed; restarting the partition consumer from its watermark"
+                );
+                ctx.stop();
+            }
+            FailureAction::Pause => {
+                if self.output_paused || self.held == Some(HaltKind::Stop) {
+                    // Already paused (other batches failing the same way),
+                    // or stopping.
+                    return;
+                }
+                self.output_paused = true;
+                tracing::error!(
+                    topic = %self.topic, partition = self.partition, offset = failure.offset, from, class,
+                    error = %failure.error, resume_in = ?self.settings.pause,
+                    "partition paused: an output could not be written; the failure action for {class} is \
+                     pause; it starts again from its watermark after pipeline.pause_ms"
+                );
+                self.held = Some(HaltKind::Pause);
+                self.held_gauge.set(1.0);
+                self.hold_token += 1;
+                let (generation, token) = (self.generation, self.hold_token);
+                ctx.run_later(self.settings.pause, move |act, ctx| {
+                    if act.generation == generation && act.hold_token == token {
+                        ctx.stop();
+                    }
+                });
+            }
+            FailureAction::Stop => {
+                let reason = format!(
+                    "{class} failure of an output of {}/{}@{}: {}; the failure action for {class} \
+                     is stop",
+                    self.topic, self.partition, failure.offset, failure.error
+                );
+                tracing::error!(
+                    topic = %self.topic, partition = self.partition, offset = failure.offset, class,
+                    error = %failure.error, "stopping the service: {reason}"
+                );
+                self.held = Some(HaltKind::Stop);
+                self.held_gauge.set(1.0);
+                self.hold_token += 1;
+                self.router.stop_service(reason);
+            }
+        }
     }
 
     /// A record at `offset` halted: stop fetching; unless the service is
@@ -645,12 +694,15 @@ impl PartitionConsumer {
         let committer = self.committer.clone();
         let waiters = std::mem::take(&mut self.draining);
         // Parked records are not committed: the next owner handles them.
-        for w in &self.workers {
-            w.do_send(Forget);
-        }
+        // The workers answer once their last outputs are written, so that
+        // none lands after the next owner's.
+        let forgotten: Vec<_> = self.workers.iter().map(|w| w.send(Forget)).collect();
         let (topic, partition) = (self.topic.clone(), self.partition);
         ctx.wait(
             async move {
+                for f in forgotten {
+                    let _ = f.await;
+                }
                 match committer.send(Commit(offsets)).await {
                     Ok(Ok(())) => {}
                     Ok(Err(e)) => {
@@ -721,6 +773,7 @@ impl Supervised for PartitionConsumer {
         self.retained.clear();
         self.held = None;
         self.held_gauge.set(0.0);
+        self.output_paused = false;
         // So do parked records.
         self.parked_records = 0;
         self.parked_bytes = 0;

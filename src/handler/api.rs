@@ -103,6 +103,11 @@ pub enum FailureKind {
     /// An output (a reply, a forward) is larger than the broker accepts
     /// for its topic; the record is dead-lettered.
     Oversize,
+    /// An output could not be written: the broker was unavailable past
+    /// `pipeline.produce_attempts`, or a configured output topic is gone.
+    Infrastructure,
+    /// The broker refused an output for authorization.
+    Authorization,
 }
 
 impl FailureKind {
@@ -116,6 +121,8 @@ impl FailureKind {
             Self::Timeout => "timeout",
             Self::Dependency => "dependency",
             Self::Oversize => "oversize",
+            Self::Infrastructure => "infrastructure",
+            Self::Authorization => "authorization",
         }
     }
 }

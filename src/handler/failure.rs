@@ -12,7 +12,9 @@ use crate::telemetry::metrics as m;
 use super::api::{Failure, FailureKind};
 
 /// The action of `kind` when no table sets one: bad input and panics go to
-/// the dead-letter topic, failures that may pass are retried.
+/// the dead-letter topic, failures that may pass are retried, an output
+/// the broker could not take pauses the partition, and one it refused for
+/// authorization stops the service.
 pub fn default_action(kind: FailureKind) -> FailureAction {
     match kind {
         FailureKind::Deserialization
@@ -22,6 +24,8 @@ pub fn default_action(kind: FailureKind) -> FailureAction {
         FailureKind::Processing | FailureKind::Timeout | FailureKind::Dependency => {
             FailureAction::Retry
         }
+        FailureKind::Infrastructure => FailureAction::Pause,
+        FailureKind::Authorization => FailureAction::Stop,
     }
 }
 
@@ -33,6 +37,8 @@ fn from_table(table: &FailureActions, kind: FailureKind) -> Option<FailureAction
         FailureKind::Timeout => table.timeout,
         FailureKind::Dependency => table.dependency,
         FailureKind::Panic => table.panic,
+        FailureKind::Infrastructure => table.infrastructure,
+        FailureKind::Authorization => table.authorization,
         // Found after the outputs were published: always dead-lettered.
         FailureKind::Oversize => None,
     }
@@ -309,6 +315,15 @@ mod tests {
         assert_eq!(a.of(FailureKind::Timeout), FailureAction::Retry);
         assert_eq!(a.of(FailureKind::Deserialization), FailureAction::Dlq);
         assert_eq!(a.of(FailureKind::Panic), FailureAction::Dlq);
+        // Outputs that cannot be written: pause, and stop for authorization.
+        assert_eq!(a.of(FailureKind::Infrastructure), FailureAction::Pause);
+        assert_eq!(a.of(FailureKind::Authorization), FailureAction::Stop);
+        let route = FailureActions {
+            authorization: Some(FailureAction::Dlq),
+            ..FailureActions::default()
+        };
+        let a = Actions::new(&route, &pipeline);
+        assert_eq!(a.of(FailureKind::Authorization), FailureAction::Dlq);
     }
 
     const K: FailureKind = FailureKind::Validation;

@@ -592,10 +592,27 @@ fn unusable_retry_record(
     }
 }
 
+/// The action of a failure of class `kind` on `record`: its route's (the
+/// route it retries for, on a retry topic), else the pipeline's.
+pub fn action_for(router: &Router, record: &InRecord, kind: FailureKind) -> FailureAction {
+    if router.is_retry_topic(&record.topic)
+        && let Ok(pending) = retry_topic::read(record)
+        && let Some(route) = router.retry_route(&record.topic, &pending.route)
+    {
+        return route.actions.of(kind);
+    }
+    match read_and_route(router, record).1 {
+        Some(route) => route.actions.of(kind),
+        None => router.unrouted_actions().of(kind),
+    }
+}
+
 /// The dead letter of `record` whose output the broker refused for good:
 /// `kind` is [`FailureKind::Oversize`] (too large) or
 /// [`FailureKind::Validation`] (its `reply_to` names a topic that does not
-/// exist), `message` says which and why. A record no route takes goes to
+/// exist), or an output failure whose action is `dlq`
+/// ([`FailureKind::Infrastructure`], [`FailureKind::Authorization`]);
+/// `message` says which and why. A record no route takes goes to
 /// `<topic>.dlq`.
 pub fn refused_letter(
     router: &Router,

@@ -195,6 +195,8 @@ pub struct Router {
     instance: String,
     /// `pipeline.pause_ms`.
     pause: std::time::Duration,
+    /// The pipeline's failure actions, for records no route takes.
+    unrouted_actions: super::failure::Actions,
     /// Set once a `stop` action asks the service to shut down (why).
     stop: tokio::sync::watch::Sender<Option<String>>,
 }
@@ -283,6 +285,10 @@ impl Router {
             unrouted: config.pipeline.unrouted,
             instance: dead_letter::instance_id(config),
             pause: std::time::Duration::from_millis(config.pipeline.pause_ms),
+            unrouted_actions: super::failure::Actions::new(
+                &crate::config::FailureActions::default(),
+                &config.pipeline.on_failure,
+            ),
             stop: tokio::sync::watch::Sender::new(None),
         })
     }
@@ -304,6 +310,11 @@ impl Router {
     /// (`pipeline.pause_ms`).
     pub fn pause(&self) -> std::time::Duration {
         self.pause
+    }
+
+    /// The failure actions for records no route takes: the pipeline's.
+    pub fn unrouted_actions(&self) -> &super::failure::Actions {
+        &self.unrouted_actions
     }
 
     /// Whether `topic` is the retry topic of a route.

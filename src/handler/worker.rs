@@ -35,6 +35,7 @@ use tokio::sync::oneshot;
 use super::api::FailureKind;
 use super::process::{Halt, HaltKind, InRecord, Later, Outcome, process, process_parked};
 use super::router::Router;
+use crate::config::FailureAction;
 use crate::producer::{ProduceError, ProducerPool, Publish, Results};
 use crate::telemetry::metrics as m;
 
@@ -65,6 +66,8 @@ pub struct BatchDone {
     /// "key"`): not handled yet; each receiver gets its record's outcome
     /// once it is handled (or is dropped when the worker forgets it).
     pub parked: Vec<(i64, oneshot::Receiver<BatchDone>)>,
+    /// The first output that could not be written, if one failed.
+    pub failure: Option<OutputFailure>,
 }
 
 /// The partition resumes after a halt: take batches again.
@@ -116,6 +119,11 @@ struct Lane {
     due: Instant,
     /// The timer that may run the lane (older timers are ignored).
     token: u64,
+    /// That timer, cancelled when the lane is forgotten.
+    timer: Option<SpawnHandle>,
+    /// Its first record stopped the service: no timer, it waits for the
+    /// drain.
+    stopped: bool,
 }
 
 /// The handler worker; see the module documentation.
@@ -130,6 +138,8 @@ pub struct HandlerWorker {
     /// Parked records by key (`ordering = "key"`).
     lanes: HashMap<LaneKey, Lane>,
     lane_token: u64,
+    /// Publishes whose results are still to be handed back.
+    publishing: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for HandlerWorker {
@@ -161,6 +171,7 @@ impl HandlerWorker {
             durations: HashMap::new(),
             lanes: HashMap::new(),
             lane_token: 0,
+            publishing: Vec::new(),
         }
     }
 
@@ -169,11 +180,17 @@ impl HandlerWorker {
         let Some(lane) = self.lanes.get_mut(&key) else {
             return;
         };
+        if let Some(timer) = lane.timer.take() {
+            ctx.cancel_future(timer);
+        }
+        if lane.stopped {
+            return;
+        }
         self.lane_token += 1;
         lane.token = self.lane_token;
         let token = lane.token;
         let wait = lane.due.saturating_duration_since(Instant::now());
-        ctx.run_later(wait, move |act, ctx| act.run_lane(key, token, ctx));
+        lane.timer = Some(ctx.run_later(wait, move |act, ctx| act.run_lane(key, token, ctx)));
     }
 
     /// Parks `records` (in offset order) behind the lane of `key`, creating
@@ -194,6 +211,8 @@ impl HandlerWorker {
             later,
             due: Instant::now() + wait,
             token: 0,
+            timer: None,
+            stopped: false,
         });
         for record in records {
             let (done, rx) = oneshot::channel();
@@ -211,6 +230,13 @@ impl HandlerWorker {
     /// the lane's first and waits) or the lane is empty.
     fn run_lane(&mut self, key: LaneKey, token: u64, ctx: &mut Context<Self>) {
         if self.lanes.get(&key).is_none_or(|l| l.token != token) {
+            return;
+        }
+        if ctx.waiting() {
+            // A batch's `wait` was queued in this poll and has not run yet:
+            // run after it (a lane run queued now would go first, and a
+            // panic in it would drop that batch).
+            self.arm(key, ctx);
             return;
         }
         let Some(lane) = self.lanes.remove(&key) else {
@@ -284,32 +310,30 @@ impl HandlerWorker {
                 if let Some((later, wait)) = again
                     && !waiting.is_empty()
                 {
-                    let stopped = wait == Duration::MAX;
                     act.lanes.insert(
                         key.clone(),
                         Lane {
                             records: waiting,
                             later,
-                            due: Instant::now() + wait.min(Duration::from_secs(86_400 * 365)),
+                            due: Instant::now() + wait.min(Duration::from_secs(86_400)),
                             token: 0,
+                            timer: None,
+                            stopped: wait == Duration::MAX,
                         },
                     );
-                    if !stopped {
-                        act.arm(key, ctx);
-                    }
+                    act.arm(key, ctx);
                 }
                 let (records, dones): (Vec<InRecord>, Vec<_>) =
                     ran.into_iter().map(|p| (p.record, p.done)).unzip();
-                act.publish(outputs, owners, records, move |results| {
-                    let failure = results.iter().find_map(|r| r.as_ref().err());
+                act.publish(outputs, owners, records, move |results, failure| {
+                    let error = results.iter().find_map(|r| r.as_ref().err());
                     for done in dones {
                         let _ = done.send(BatchDone {
-                            results: failure
-                                .map(|e| vec![Err(copy_error(e))])
-                                .unwrap_or_default(),
+                            results: error.map(|e| vec![Err(copy_error(e))]).unwrap_or_default(),
                             halt: None,
                             unhandled: Vec::new(),
                             parked: Vec::new(),
+                            failure: failure.clone(),
                         });
                     }
                 });
@@ -324,11 +348,11 @@ impl HandlerWorker {
     /// `i`-th), dead-letters the records whose outputs the broker refused
     /// because of them, and gives the results to `then`.
     fn publish(
-        &self,
+        &mut self,
         outputs: Vec<crate::producer::OutRecord>,
         owners: Vec<usize>,
         records: Vec<InRecord>,
-        then: impl FnOnce(Results) + Send + 'static,
+        then: impl FnOnce(Results, Option<OutputFailure>) + Send + 'static,
     ) {
         let (tx, rx) = oneshot::channel();
         self.pool.do_send(Publish {
@@ -336,10 +360,13 @@ impl HandlerWorker {
             done: tx,
         });
         let (router, pool) = (Arc::clone(&self.router), self.pool.clone());
-        tokio::spawn(async move {
+        self.publishing.retain(|p| !p.is_finished());
+        self.publishing.push(tokio::spawn(async move {
             let results = rx.await.unwrap_or_else(|_| vec![dropped()]);
-            then(dead_letter_refused(&router, &pool, &records, &owners, results).await);
-        });
+            let results = dead_letter_refused(&router, &pool, &records, &owners, results).await;
+            let failure = output_failure(&router, &records, &owners, &results);
+            then(results, failure);
+        }));
     }
 
     /// Logs the batch's dead letters (one warning per route and class) and
@@ -439,6 +466,7 @@ impl Handler<HandleBatch> for HandlerWorker {
                 halt,
                 unhandled: msg.records,
                 parked: Vec::new(),
+                failure: None,
             });
             return;
         }
@@ -518,12 +546,13 @@ impl Handler<HandleBatch> for HandlerWorker {
                 for (key, later, behind) in parking {
                     parked.extend(act.park(key, Some(later), later.delay, behind, ctx));
                 }
-                act.publish(outputs, owners, records, move |results| {
+                act.publish(outputs, owners, records, move |results, failure| {
                     let _ = done.send(BatchDone {
                         results,
                         halt,
                         unhandled,
                         parked,
+                        failure,
                     });
                 });
                 if act.account(&at, handled) {
@@ -551,11 +580,17 @@ fn dropped() -> Result<crate::producer::Written, ProduceError> {
     })
 }
 
-/// Why an output was refused for good because of its record, if it was: too
-/// large for the broker (`oversize`), or addressed by the record's own
-/// `reply_to` header to a topic that does not exist (`validation`). Other
-/// failures (the broker, a configured topic missing) are not the record's.
-fn refused(record: &InRecord, error: &ProduceError) -> Option<(FailureKind, String)> {
+/// Why a record is dead-lettered because of an output that failed, if it
+/// is: the output is too large for the broker (`oversize`), or addressed by
+/// the record's own `reply_to` header to a topic that does not exist
+/// (`validation`), or it failed otherwise (`infrastructure`,
+/// `authorization`) and that class's action on the record's route is
+/// `dlq`.
+fn refused(
+    router: &Router,
+    record: &InRecord,
+    error: &ProduceError,
+) -> Option<(FailureKind, String)> {
     match error {
         ProduceError::TooLarge { .. } => Some((FailureKind::Oversize, error.to_string())),
         ProduceError::UnknownTopic { topic }
@@ -570,8 +605,71 @@ fn refused(record: &InRecord, error: &ProduceError) -> Option<(FailureKind, Stri
                 format!("its reply_to header names topic {topic}, which does not exist"),
             ))
         }
-        _ => None,
+        _ => {
+            let kind = output_class(error);
+            (super::process::action_for(router, record, kind) == FailureAction::Dlq)
+                .then(|| (kind, error.to_string()))
+        }
     }
+}
+
+/// The class of an output failure that is not the record's own doing.
+fn output_class(error: &ProduceError) -> FailureKind {
+    match error {
+        ProduceError::Unauthorized { .. } => FailureKind::Authorization,
+        _ => FailureKind::Infrastructure,
+    }
+}
+
+/// An output of a batch (or of a parked record) that could not be written,
+/// and what its class's action says the partition does.
+#[derive(Debug, Clone)]
+pub struct OutputFailure {
+    /// `infrastructure` or `authorization`.
+    pub kind: FailureKind,
+    /// Its action on the record's route (`retry`: restart from the
+    /// watermark after a backoff; `pause`: after `pipeline.pause_ms`;
+    /// `stop`: stop the service).
+    pub action: FailureAction,
+    /// The record whose output failed (-1: unknown).
+    pub offset: i64,
+    /// The error.
+    pub error: String,
+}
+
+impl OutputFailure {
+    /// A batch or record the worker could not finish (it was dropped).
+    pub fn dropped(what: &str) -> Self {
+        Self {
+            kind: FailureKind::Infrastructure,
+            action: FailureAction::Retry,
+            offset: -1,
+            error: format!("the handler worker dropped {what}"),
+        }
+    }
+}
+
+/// The first output in `results` that failed, with its class and action.
+fn output_failure(
+    router: &Router,
+    records: &[InRecord],
+    owners: &[usize],
+    results: &Results,
+) -> Option<OutputFailure> {
+    results.iter().enumerate().find_map(|(i, result)| {
+        let error = result.as_ref().err()?;
+        let kind = output_class(error);
+        let record = owners.get(i).and_then(|&o| records.get(o));
+        Some(OutputFailure {
+            kind,
+            action: record.map_or_else(
+                || router.unrouted_actions().of(kind),
+                |r| super::process::action_for(router, r, kind),
+            ),
+            offset: record.map_or(-1, |r| r.offset),
+            error: error.to_string(),
+        })
+    })
 }
 
 /// Outputs refused because of their record ([`refused`]): those records are
@@ -591,7 +689,7 @@ async fn dead_letter_refused(
             continue;
         };
         let record = &records[owner];
-        let Some((kind, message)) = refused(record, e) else {
+        let Some((kind, message)) = refused(router, record, e) else {
             continue;
         };
         refused_at[i] = true;
@@ -615,7 +713,7 @@ async fn dead_letter_refused(
         tracing::warn!(
             topic = %record.topic, partition = record.partition, offset = record.offset,
             class = kind.as_str(), error = %e,
-            "the broker refused an output because of its record; dead-lettering the record"
+            "an output of the record could not be written; dead-lettering the record"
         );
         letters.push((owner, letter));
     }
@@ -655,13 +753,26 @@ impl Handler<Resume> for HandlerWorker {
 }
 
 impl Handler<Forget> for HandlerWorker {
-    type Result = ();
+    type Result = ResponseFuture<()>;
 
-    fn handle(&mut self, _msg: Forget, _ctx: &mut Self::Context) {
+    /// Answers once the publishes already started are done (a lane run
+    /// never overlaps: it is a `wait`), so that a drained partition's
+    /// next owner never races a late output of this one.
+    fn handle(&mut self, _msg: Forget, ctx: &mut Self::Context) -> Self::Result {
         self.held = false;
         // Dropping the senders tells nobody: the partition ignores
         // completions from before its restart or drain.
-        self.lanes.clear();
+        for (_, lane) in self.lanes.drain() {
+            if let Some(timer) = lane.timer {
+                ctx.cancel_future(timer);
+            }
+        }
+        let publishing = std::mem::take(&mut self.publishing);
+        Box::pin(async move {
+            for p in publishing {
+                let _ = p.await;
+            }
+        })
     }
 }
 

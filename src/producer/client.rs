@@ -101,6 +101,18 @@ pub enum ProduceError {
     /// The codec is not compiled in.
     #[error("compression {0} is not available in this build")]
     Codec(&'static str),
+    /// The broker refused the produce for authorization or authentication
+    /// (`TOPIC_AUTHORIZATION_FAILED`, `CLUSTER_AUTHORIZATION_FAILED`,
+    /// `SASL_AUTHENTICATION_FAILED`): never retried.
+    #[error("producing to {topic}/{partition} was refused: not authorized: {message}")]
+    Unauthorized {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+        /// The broker's error.
+        message: String,
+    },
 }
 
 /// Whether the broker refused a produce because of the records' size.
@@ -110,6 +122,22 @@ pub fn too_large(e: &rskafka::client::error::Error) -> bool {
         rskafka::client::error::Error::ServerError {
             protocol_error: rskafka::client::error::ProtocolError::MessageTooLarge
                 | rskafka::client::error::ProtocolError::RecordListTooLarge,
+            ..
+        }
+    )
+}
+
+/// Whether the broker refused a request for authorization or
+/// authentication: retrying cannot help.
+pub fn unauthorized(e: &rskafka::client::error::Error) -> bool {
+    use rskafka::client::error::ProtocolError as P;
+    matches!(
+        e,
+        rskafka::client::error::Error::ServerError {
+            protocol_error: P::TopicAuthorizationFailed
+                | P::ClusterAuthorizationFailed
+                | P::TransactionalIdAuthorizationFailed
+                | P::SaslAuthenticationFailed,
             ..
         }
     )
@@ -378,5 +406,41 @@ impl Producer {
                 })
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rskafka::client::error::{Error, ProtocolError, RequestContext};
+
+    fn server(protocol_error: ProtocolError) -> Error {
+        Error::ServerError {
+            protocol_error,
+            error_message: None,
+            request: RequestContext::Topic("t".to_owned()),
+            response: None,
+            is_virtual: false,
+        }
+    }
+
+    #[test]
+    fn authorization_refusals_are_told_apart_from_other_errors() {
+        for e in [
+            ProtocolError::TopicAuthorizationFailed,
+            ProtocolError::ClusterAuthorizationFailed,
+            ProtocolError::SaslAuthenticationFailed,
+        ] {
+            assert!(unauthorized(&server(e)), "{e:?}");
+            assert!(!too_large(&server(e)));
+        }
+        for e in [
+            ProtocolError::UnknownTopicOrPartition,
+            ProtocolError::NotLeaderOrFollower,
+            ProtocolError::RequestTimedOut,
+        ] {
+            assert!(!unauthorized(&server(e)), "{e:?}");
+        }
+        assert!(too_large(&server(ProtocolError::MessageTooLarge)));
     }
 }

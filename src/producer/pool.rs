@@ -364,7 +364,7 @@ impl ProducerPool {
                     }
                     Ok(each)
                 }
-                Err(e) => Err(e.to_string()),
+                Err(e) => Err((e.to_string(), super::client::unauthorized(&e))),
             }
         };
         ctx.spawn(request.into_actor(self).map(move |result, act, ctx| {
@@ -406,18 +406,28 @@ impl ProducerPool {
                         }
                     }
                 }
-                Err(message) => {
+                Err((message, unauthorized)) => {
                     tracing::error!(topic = %topic, partition, records = n, error = %message, "produce failed for good");
-                    metrics::counter!(m::PRODUCER_RECORDS_TOTAL, "topic" => topic.clone(), "outcome" => "error")
+                    let outcome = if unauthorized { "unauthorized" } else { "error" };
+                    metrics::counter!(m::PRODUCER_RECORDS_TOTAL, "topic" => topic.clone(), "outcome" => outcome)
                         .increment(n);
                     for (id, index) in publishes {
+                        let (topic, message) = (topic.clone(), message.clone());
                         act.settle(
                             id,
                             index,
-                            Err(ProduceError::Produce {
-                                topic: topic.clone(),
-                                partition,
-                                message: message.clone(),
+                            Err(if unauthorized {
+                                ProduceError::Unauthorized {
+                                    topic,
+                                    partition,
+                                    message,
+                                }
+                            } else {
+                                ProduceError::Produce {
+                                    topic,
+                                    partition,
+                                    message,
+                                }
                             }),
                         );
                     }
@@ -456,7 +466,11 @@ async fn produce_with_retries(
     loop {
         match client.produce(records.clone(), compression).await {
             Ok(offsets) => return Ok(offsets),
-            Err(e) if super::client::too_large(&e) || attempt >= settings.attempts => {
+            Err(e)
+                if super::client::too_large(&e)
+                    || super::client::unauthorized(&e)
+                    || attempt >= settings.attempts =>
+            {
                 return Err(e);
             }
             Err(e) => {
