@@ -849,6 +849,10 @@ fn failure_tables_refuse_retrying_bad_input_and_unknown_classes() {
 pause_ms = 50
 [pipeline.on_failure]
 deserialization = "retry"
+oversize = "retry"
+infrastructure = "dlq"
+[pipeline.on_failure.codes]
+"" = "dlq"
 [routes.orders]
 topic = "orders"
 [routes.orders.on_failure]
@@ -867,6 +871,15 @@ ratio = 1.5
             text.contains("routes.orders.on_failure.validation: `retry` cannot help"),
             "{text}"
         );
+        assert!(
+            text.contains("pipeline.on_failure.oversize: `retry` cannot help"),
+            "{text}"
+        );
+        assert!(
+            text.contains("pipeline.on_failure.codes: an error code must have"),
+            "{text}"
+        );
+        assert!(!text.contains("infrastructure"), "{text}");
         assert!(text.contains("pipeline.pause_ms"), "{text}");
         assert!(
             text.contains("routes.orders.circuit_breaker.ratio"),

@@ -573,8 +573,8 @@ impl FailureAction {
 
 /// An action per failure class (`[pipeline.on_failure]`,
 /// `[routes.<name>.on_failure]`); unset classes fall back to the pipeline's
-/// table, then to the defaults: `dlq` for deserialization, validation and
-/// panic, `retry` for processing, timeout and dependency, `pause` for
+/// table, then to the defaults: `dlq` for deserialization, validation,
+/// panic and oversize, `retry` for processing, timeout and dependency, `pause` for
 /// infrastructure, `stop` for authorization.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -591,6 +591,8 @@ pub struct FailureActions {
     pub dependency: Option<FailureAction>,
     /// The handler panicked.
     pub panic: Option<FailureAction>,
+    /// An output is larger than the broker accepts for its topic.
+    pub oversize: Option<FailureAction>,
     /// An output could not be written (broker unavailable past
     /// `pipeline.produce_attempts`, a configured output topic gone).
     pub infrastructure: Option<FailureAction>,
@@ -611,6 +613,7 @@ impl FailureActions {
             ("timeout", self.timeout),
             ("dependency", self.dependency),
             ("panic", self.panic),
+            ("oversize", self.oversize),
             ("infrastructure", self.infrastructure),
             ("authorization", self.authorization),
         ]

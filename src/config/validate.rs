@@ -386,7 +386,7 @@ pub(crate) fn validate(config: &Config, provenance: &Provenance, problems: &mut 
         }
         for (class, action) in actions.entries() {
             if action == crate::config::FailureAction::Retry
-                && matches!(class, "deserialization" | "validation")
+                && matches!(class, "deserialization" | "validation" | "oversize")
             {
                 c.fail(
                     &format!("{table}.{class}"),

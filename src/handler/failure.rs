@@ -39,8 +39,7 @@ fn from_table(table: &FailureActions, kind: FailureKind) -> Option<FailureAction
         FailureKind::Panic => table.panic,
         FailureKind::Infrastructure => table.infrastructure,
         FailureKind::Authorization => table.authorization,
-        // Found after the outputs were published: always dead-lettered.
-        FailureKind::Oversize => None,
+        FailureKind::Oversize => table.oversize,
     }
 }
 

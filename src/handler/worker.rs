@@ -592,7 +592,11 @@ fn refused(
     error: &ProduceError,
 ) -> Option<(FailureKind, String)> {
     match error {
-        ProduceError::TooLarge { .. } => Some((FailureKind::Oversize, error.to_string())),
+        ProduceError::TooLarge { .. } => {
+            (super::process::action_for(router, record, FailureKind::Oversize)
+                == FailureAction::Dlq)
+                .then(|| (FailureKind::Oversize, error.to_string()))
+        }
         ProduceError::UnknownTopic { topic }
             if record
                 .headers
@@ -616,6 +620,7 @@ fn refused(
 /// The class of an output failure that is not the record's own doing.
 fn output_class(error: &ProduceError) -> FailureKind {
     match error {
+        ProduceError::TooLarge { .. } => FailureKind::Oversize,
         ProduceError::Unauthorized { .. } => FailureKind::Authorization,
         _ => FailureKind::Infrastructure,
     }
@@ -625,7 +630,7 @@ fn output_class(error: &ProduceError) -> FailureKind {
 /// and what its class's action says the partition does.
 #[derive(Debug, Clone)]
 pub struct OutputFailure {
-    /// `infrastructure` or `authorization`.
+    /// `infrastructure`, `authorization` or `oversize`.
     pub kind: FailureKind,
     /// Its action on the record's route (`retry`: restart from the
     /// watermark after a backoff; `pause`: after `pipeline.pause_ms`;
