@@ -796,10 +796,13 @@ impl Default for PipelineConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HttpConfig {
-    /// Serve `/health*` and `/metrics` at all.
+    /// Serve `/health*`, `/metrics` and the admin API at all.
     pub enabled: bool,
     /// `address:port` to bind; port 0 picks a free one (it is logged).
     pub bind: String,
+    /// The bearer token the admin API's mutating requests must carry;
+    /// unset: they are refused (reads are allowed).
+    pub admin_token: Option<Secret>,
 }
 
 impl Default for HttpConfig {
@@ -807,6 +810,7 @@ impl Default for HttpConfig {
         Self {
             enabled: true,
             bind: "127.0.0.1:8080".to_owned(),
+            admin_token: None,
         }
     }
 }

@@ -119,6 +119,8 @@ pub struct PartitionConsumer {
     /// Paused because an output could not be written: a restart from the
     /// watermark is due (it ends any other hold too).
     output_paused: bool,
+    /// Paused by an admin request until one resumes it (survives restarts).
+    admin_paused: bool,
     held_gauge: metrics::Gauge,
     parked_gauge: metrics::Gauge,
     in_flight_gauge: metrics::Gauge,
@@ -293,6 +295,7 @@ impl PartitionConsumer {
             parked_records: 0,
             parked_bytes: 0,
             output_paused: false,
+            admin_paused: false,
             restarts: 0,
             generation: 0,
             drained: false,
@@ -390,6 +393,11 @@ impl PartitionConsumer {
             }
         }
         self.next = last + 1;
+        if self.admin_paused {
+            // Fetched just before an admin pause: kept until the resume.
+            self.retained.extend(records);
+            return;
+        }
         self.hand_out(records, ctx);
     }
 
@@ -654,7 +662,7 @@ impl PartitionConsumer {
     /// Takes the held record again, once the records still in flight are
     /// done (the halted ones count as not handled: fetched again).
     fn resume(&mut self, ctx: &mut Context<Self>) {
-        if self.held.is_none() || !self.draining.is_empty() || self.drained {
+        if self.held.is_none() || self.admin_paused || !self.draining.is_empty() || self.drained {
             return;
         }
         if self.in_flight_records > 0 {
@@ -772,7 +780,8 @@ impl Supervised for PartitionConsumer {
         // A hold ends with the restart: the held record is fetched again.
         self.retained.clear();
         self.held = None;
-        self.held_gauge.set(0.0);
+        self.held_gauge
+            .set(if self.admin_paused { 1.0 } else { 0.0 });
         self.output_paused = false;
         // So do parked records.
         self.parked_records = 0;
@@ -801,7 +810,8 @@ impl Handler<Poll> for PartitionConsumer {
             }
             return;
         }
-        if self.paused.is_some() || self.held.is_some() || !self.below_bounds() {
+        if self.paused.is_some() || self.held.is_some() || self.admin_paused || !self.below_bounds()
+        {
             return;
         }
         self.fetching = true;
@@ -880,6 +890,150 @@ impl Handler<Poll> for PartitionConsumer {
             }
             ctx.notify(Poll);
         }));
+    }
+}
+
+/// What a partition consumer is doing, for the admin API.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PartitionState {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// `consuming`, `paused` (by an admin request), `held` (at a failed
+    /// record: a `pause` action or an open circuit breaker), `waiting`
+    /// (a retry record not due yet), `stopping` (a `stop` action),
+    /// `unreadable` (a record batch this build cannot read).
+    pub state: &'static str,
+    /// Why, when it is not consuming.
+    pub reason: Option<String>,
+    /// The next offset to fetch.
+    pub next_offset: i64,
+    /// The offset it commits: every record below it is handled.
+    pub committable_offset: i64,
+    /// Records handed to handlers and not finished.
+    pub in_flight_records: usize,
+    /// Records parked behind a failed record of their key.
+    pub parked_records: usize,
+}
+
+/// Asks a partition consumer for its [`PartitionState`].
+#[derive(Debug, Message)]
+#[rtype(result = "PartitionState")]
+pub struct Describe;
+
+/// Pauses a partition until [`AdminResume`]: it stops fetching and handing
+/// out records; those in flight finish.
+#[derive(Debug, Message)]
+#[rtype(result = "PartitionState")]
+pub struct AdminPause;
+
+/// Resumes a partition paused by [`AdminPause`], and ends at once a pause
+/// at a failed record (`pause` action, open circuit breaker, an output that
+/// could not be written) or an unreadable batch, which is tried again.
+#[derive(Debug, Message)]
+#[rtype(result = "PartitionState")]
+pub struct AdminResume;
+
+impl PartitionConsumer {
+    fn state(&self) -> PartitionState {
+        let (state, reason) = if self.admin_paused {
+            ("paused", Some("paused by an admin request".to_owned()))
+        } else if let Some(why) = &self.paused {
+            ("unreadable", Some(why.clone()))
+        } else if self.output_paused {
+            ("held", Some("an output could not be written".to_owned()))
+        } else {
+            match self.held {
+                None | Some(HaltKind::Behind) => ("consuming", None),
+                Some(HaltKind::Pause) => ("held", Some("paused at a failed record".to_owned())),
+                Some(HaltKind::NotDue(_)) => {
+                    ("waiting", Some("a retry record is not due yet".to_owned()))
+                }
+                Some(HaltKind::Stop) => (
+                    "stopping",
+                    Some("a stop action stops the service".to_owned()),
+                ),
+            }
+        };
+        PartitionState {
+            topic: self.topic.clone(),
+            partition: self.partition,
+            state,
+            reason,
+            next_offset: self.next,
+            committable_offset: self.watermark.committable(),
+            in_flight_records: self.in_flight_records,
+            parked_records: self.parked_records,
+        }
+    }
+}
+
+impl Handler<Describe> for PartitionConsumer {
+    type Result = MessageResult<Describe>;
+
+    fn handle(&mut self, _msg: Describe, _ctx: &mut Self::Context) -> Self::Result {
+        MessageResult(self.state())
+    }
+}
+
+impl Handler<AdminPause> for PartitionConsumer {
+    type Result = MessageResult<AdminPause>;
+
+    fn handle(&mut self, _msg: AdminPause, _ctx: &mut Self::Context) -> Self::Result {
+        if !self.admin_paused {
+            self.admin_paused = true;
+            self.held_gauge.set(1.0);
+            tracing::warn!(
+                topic = %self.topic, partition = self.partition, next = self.next,
+                "partition paused by an admin request; it stays paused until resumed"
+            );
+        }
+        MessageResult(self.state())
+    }
+}
+
+impl Handler<AdminResume> for PartitionConsumer {
+    type Result = MessageResult<AdminResume>;
+
+    fn handle(&mut self, _msg: AdminResume, ctx: &mut Self::Context) -> Self::Result {
+        let was = self.state();
+        tracing::info!(
+            topic = %self.topic, partition = self.partition, state = was.state,
+            "partition resumed by an admin request"
+        );
+        self.admin_paused = false;
+        if self.held != Some(HaltKind::Stop) {
+            self.held_gauge.set(0.0);
+        }
+        if self.paused.take().is_some() {
+            metrics::gauge!(
+                m::CONSUMER_PAUSED_COUNT,
+                "topic" => self.topic.clone(),
+                "partition" => self.partition.to_string()
+            )
+            .set(0.0);
+        }
+        if self.output_paused {
+            // Its outputs run again from the watermark.
+            ctx.stop();
+        } else if matches!(self.held, Some(HaltKind::Pause | HaltKind::NotDue(_))) {
+            // Older timers are ignored; the held records are taken again.
+            self.hold_token += 1;
+            self.resume(ctx);
+        } else if self.held.is_none() && !self.retained.is_empty() {
+            // Fetched while paused.
+            let mut retained = std::mem::take(&mut self.retained);
+            retained.sort_by_key(|r| r.offset);
+            self.hand_out(retained, ctx);
+        }
+        ctx.notify(Poll);
+        let mut now = self.state();
+        if self.output_paused {
+            now.state = "consuming";
+            now.reason = None;
+        }
+        MessageResult(now)
     }
 }
 

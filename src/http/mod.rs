@@ -1,9 +1,12 @@
 //! The HTTP listener: `/health`, `/health/live`, `/health/ready`,
-//! `/metrics` (Prometheus text format).
+//! `/metrics` (Prometheus text format), and the admin API under `/api/v1/`
+//! ([`admin`]).
 //!
 //! One actix-web worker: these endpoints are cheap and the cores belong to
 //! the pipeline. Handlers ask the [`HealthMonitor`] actor, so `/health/live`
 //! failing means the actor system itself stopped answering.
+
+pub mod admin;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -93,12 +96,15 @@ pub fn start(
     listener: std::net::TcpListener,
     health: Addr<HealthMonitor>,
     prometheus: PrometheusHandle,
+    admin: admin::Admin,
     shutdown_timeout: Duration,
 ) -> std::io::Result<HttpService> {
     let state = State { health, prometheus };
     let server = HttpServer::new(move || {
         App::new()
             .app_data(web::Data::new(state.clone()))
+            .app_data(web::Data::new(admin.clone()))
+            .configure(admin::routes)
             .route("/health", web::get().to(get_health))
             .route("/health/live", web::get().to(get_live))
             .route("/health/ready", web::get().to(get_ready))

@@ -132,10 +132,12 @@ pub async fn run(
     });
 
     let stopper = router.clone();
+    let mut directory = pipeline::Directory::default();
     let pipeline = match router {
         None => None,
         Some(router) => {
             let mut pipeline = pipeline::start(&config, router).await?;
+            directory = pipeline.directory();
             match config.consumer.group_protocol {
                 GroupProtocol::None => {
                     let all = pipeline.all_partitions().to_vec();
@@ -179,10 +181,25 @@ pub async fn run(
 
     let http = match listener {
         Some(listener) => {
+            if config
+                .http
+                .admin_token
+                .as_ref()
+                .is_none_or(|t| t.is_empty())
+            {
+                tracing::warn!(
+                    "no http.admin_token is configured: the admin API refuses every mutating request (reads are allowed)"
+                );
+            }
+            let admin = crate::http::admin::Admin {
+                directory,
+                token: config.http.admin_token.clone(),
+            };
             let service = crate::http::start(
                 listener,
                 health.clone(),
                 prometheus,
+                admin,
                 config.shutdown.drain_timeout(),
             )
             .map_err(|source| RuntimeError::HttpBind {

@@ -21,6 +21,9 @@ use crate::handler::router::Router;
 use crate::kafka::{GroupCoordinator, TopicPartition};
 use crate::producer::{self, PoolSettings, Producer, ProducerPool};
 
+/// The partition consumers running now, for the admin API.
+pub type Directory = Arc<std::sync::RwLock<BTreeMap<TopicPartition, Addr<PartitionConsumer>>>>;
+
 /// A running pipeline.
 pub struct Pipeline {
     kafka: crate::config::KafkaConfig,
@@ -31,6 +34,8 @@ pub struct Pipeline {
     /// Every partition of the routed topics at start-up.
     partitions: Vec<TopicPartition>,
     consumers: BTreeMap<TopicPartition, Addr<PartitionConsumer>>,
+    /// A copy of `consumers` the HTTP listener reads.
+    directory: Directory,
     committer: Addr<OffsetCommitter>,
     pools: Vec<Addr<ProducerPool>>,
     arbiters: Vec<Arbiter>,
@@ -155,6 +160,7 @@ pub async fn start(config: &Config, router: Arc<Router>) -> Result<Pipeline, Run
         settings,
         partitions,
         consumers: BTreeMap::new(),
+        directory: Directory::default(),
         committer,
         pools,
         arbiters,
@@ -242,7 +248,19 @@ impl Pipeline {
             });
             self.consumers.insert(tp, consumer);
         }
+        self.publish_directory();
         Ok(())
+    }
+
+    /// The running partition consumers, kept up to date.
+    pub fn directory(&self) -> Directory {
+        Arc::clone(&self.directory)
+    }
+
+    fn publish_directory(&self) {
+        if let Ok(mut d) = self.directory.write() {
+            d.clone_from(&self.consumers);
+        }
     }
 
     /// Stops consuming `partitions`: each stops fetching, finishes the
@@ -254,6 +272,7 @@ impl Pipeline {
             .iter()
             .filter_map(|tp| self.consumers.remove(tp).map(|c| (tp.clone(), c)))
             .collect();
+        self.publish_directory();
         if revoked.is_empty() {
             return;
         }
@@ -296,6 +315,9 @@ impl Pipeline {
             Ok(Ok(())) => {}
         }
         drop(self.consumers);
+        if let Ok(mut d) = self.directory.write() {
+            d.clear();
+        }
         for arbiter in self.arbiters {
             arbiter.stop();
         }

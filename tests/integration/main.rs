@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod actions;
+mod admin;
 mod cli;
 mod coordinator;
 mod dlq;

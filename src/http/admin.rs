@@ -1,0 +1,189 @@
+//! The admin API under `/api/v1/` (the first of its routes): the running
+//! partitions, and pausing or resuming one.
+//!
+//! - `GET /api/v1/partitions`: every partition this instance consumes, with
+//!   its [`PartitionState`].
+//! - `POST /api/v1/partitions/{topic}/{partition}/pause` and `.../resume`.
+//!
+//! Mutating requests need `Authorization: Bearer <http.admin_token>`,
+//! compared in constant time; without a configured token they are refused
+//! (403). Errors are JSON, `{"error": {"status", "message", "field"}}`,
+//! naming the field that is wrong; nothing changes on a refused request.
+
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde_json::json;
+use subtle::ConstantTimeEq;
+
+use crate::config::Secret;
+use crate::consumer::partition::{AdminPause, AdminResume, Describe, PartitionState};
+use crate::runtime::pipeline::Directory;
+
+/// How long a request waits for a partition consumer.
+const ASK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What the admin routes need.
+#[derive(Clone)]
+pub struct Admin {
+    /// The running partition consumers.
+    pub directory: Directory,
+    /// `http.admin_token`.
+    pub token: Option<Secret>,
+}
+
+fn error(status: StatusCode, field: Option<&str>, message: impl Into<String>) -> HttpResponse {
+    HttpResponse::build(status).json(json!({
+        "error": {"status": status.as_u16(), "message": message.into(), "field": field}
+    }))
+}
+
+/// The refusal of `req` unless it carries the admin token.
+fn refusal(req: &HttpRequest, token: Option<&Secret>) -> Option<HttpResponse> {
+    let Some(token) = token.filter(|t| !t.is_empty()) else {
+        return Some(error(
+            StatusCode::FORBIDDEN,
+            None,
+            "mutating admin requests are disabled: no http.admin_token is configured",
+        ));
+    };
+    let given = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match given {
+        Some(given) if bool::from(given.as_bytes().ct_eq(token.expose().as_bytes())) => None,
+        _ => {
+            let mut refusal = error(
+                StatusCode::UNAUTHORIZED,
+                Some("Authorization"),
+                "a mutating admin request needs the header Authorization: Bearer <http.admin_token>",
+            );
+            refusal.headers_mut().insert(
+                actix_web::http::header::WWW_AUTHENTICATE,
+                actix_web::http::header::HeaderValue::from_static("Bearer"),
+            );
+            Some(refusal)
+        }
+    }
+}
+
+async fn list_partitions(admin: web::Data<Admin>) -> HttpResponse {
+    let consumers: Vec<_> = match admin.directory.read() {
+        Ok(d) => d.values().cloned().collect(),
+        Err(_) => Vec::new(),
+    };
+    let asks = consumers
+        .iter()
+        .map(|c| tokio::time::timeout(ASK_TIMEOUT, c.send(Describe)));
+    let states: Vec<PartitionState> = futures_util::future::join_all(asks)
+        .await
+        .into_iter()
+        .filter_map(|r| r.ok().and_then(Result::ok))
+        .collect();
+    HttpResponse::Ok().json(states)
+}
+
+async fn partition_action(
+    req: HttpRequest,
+    path: web::Path<(String, String, String)>,
+    admin: web::Data<Admin>,
+) -> HttpResponse {
+    if let Some(refused) = refusal(&req, admin.token.as_ref()) {
+        return refused;
+    }
+    let (topic, partition, action) = path.into_inner();
+    let Ok(partition) = partition.parse::<i32>() else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            Some("partition"),
+            format!("partition must be a number, got {partition:?}"),
+        );
+    };
+    if action != "pause" && action != "resume" {
+        return error(
+            StatusCode::NOT_FOUND,
+            Some("action"),
+            format!("no action {action:?}: use pause or resume"),
+        );
+    }
+    let consumer = admin
+        .directory
+        .read()
+        .ok()
+        .and_then(|d| d.get(&(topic.clone(), partition)).cloned());
+    let Some(consumer) = consumer else {
+        return error(
+            StatusCode::NOT_FOUND,
+            Some("partition"),
+            format!("{topic}/{partition} is not consumed by this instance"),
+        );
+    };
+    let answer = if action == "pause" {
+        tokio::time::timeout(ASK_TIMEOUT, consumer.send(AdminPause)).await
+    } else {
+        tokio::time::timeout(ASK_TIMEOUT, consumer.send(AdminResume)).await
+    };
+    match answer {
+        Ok(Ok(state)) => HttpResponse::Ok().json(state),
+        _ => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            None,
+            format!("{topic}/{partition} did not answer (it may be restarting or revoked)"),
+        ),
+    }
+}
+
+/// Adds the admin routes to an app.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/api/v1/partitions", web::get().to(list_partitions))
+        .route(
+            "/api/v1/partitions/{topic}/{partition}/{action}",
+            web::post().to(partition_action),
+        );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::TestRequest;
+
+    #[test]
+    fn only_the_configured_bearer_token_is_let_through() {
+        let token = Secret::new("s3cret");
+        let with = |value: &str| {
+            TestRequest::default()
+                .insert_header(("Authorization", value.to_owned()))
+                .to_http_request()
+        };
+        assert!(refusal(&with("Bearer s3cret"), Some(&token)).is_none());
+        for wrong in [
+            "Bearer s3cre",
+            "Bearer s3cret2",
+            "s3cret",
+            "Basic s3cret",
+            "Bearer ",
+        ] {
+            let refused = refusal(&with(wrong), Some(&token)).unwrap();
+            assert_eq!(refused.status(), StatusCode::UNAUTHORIZED, "{wrong}");
+        }
+        let none = TestRequest::default().to_http_request();
+        assert_eq!(
+            refusal(&none, Some(&token)).unwrap().status(),
+            StatusCode::UNAUTHORIZED
+        );
+        // No token configured (or an empty one): mutations are refused.
+        assert_eq!(
+            refusal(&with("Bearer s3cret"), None).unwrap().status(),
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            refusal(&with("Bearer "), Some(&Secret::new("")))
+                .unwrap()
+                .status(),
+            StatusCode::FORBIDDEN
+        );
+    }
+}
