@@ -476,6 +476,8 @@ impl PartitionConsumer {
             self.in_flight_bytes -= offsets.iter().map(|(_, b)| b).sum::<usize>();
             self.in_flight_gauge.set(self.in_flight_records as f64);
             self.output_failed(failure, ctx);
+            // A drain may be waiting for this batch.
+            ctx.notify(Poll);
             return;
         }
         self.restarts = 0;
@@ -560,6 +562,14 @@ impl PartitionConsumer {
     /// and restarts it after `pipeline.pause_ms`; `stop` stops the service.
     fn output_failed(&mut self, failure: OutputFailure, ctx: &mut Context<Self>) {
         let (class, from) = (failure.kind.as_str(), self.watermark.committable());
+        if !self.draining.is_empty() || self.held == Some(HaltKind::Stop) {
+            // Stopping anyway: the record is simply not committed.
+            tracing::warn!(
+                topic = %self.topic, partition = self.partition, offset = failure.offset, class,
+                error = %failure.error, "an output could not be written while stopping; the record is not committed"
+            );
+            return;
+        }
         match failure.action {
             FailureAction::Retry | FailureAction::Dlq => {
                 tracing::error!(
@@ -603,6 +613,7 @@ impl PartitionConsumer {
                     error = %failure.error, "stopping the service: {reason}"
                 );
                 self.held = Some(HaltKind::Stop);
+                self.output_paused = false;
                 self.held_gauge.set(1.0);
                 self.hold_token += 1;
                 self.router.stop_service(reason);
@@ -997,6 +1008,11 @@ impl Handler<AdminResume> for PartitionConsumer {
     type Result = MessageResult<AdminResume>;
 
     fn handle(&mut self, _msg: AdminResume, ctx: &mut Self::Context) -> Self::Result {
+        if self.drained || !self.draining.is_empty() || self.held == Some(HaltKind::Stop) {
+            // Stopping: nothing is taken up again.
+            self.admin_paused = false;
+            return MessageResult(self.state());
+        }
         let was = self.state();
         tracing::info!(
             topic = %self.topic, partition = self.partition, state = was.state,

@@ -78,11 +78,11 @@ fn jq_failure(e: &super::jq::JqError) -> HandlerError {
             Some(Value::Number(code)) => Some(code.to_string()),
             _ => None,
         };
-        match (failure, code) {
-            (Some(failure), Some(code)) => return failure.with_code(code),
-            (Some(failure), None) => return failure,
-            (None, _) => {}
-        }
+        let failure = failure.unwrap_or_else(|| HandlerError::Permanent(e.to_string()));
+        return match code {
+            Some(code) => failure.with_code(code),
+            None => failure,
+        };
     }
     HandlerError::Permanent(e.to_string())
 }
@@ -429,6 +429,11 @@ mod tests {
             run(r#"error({class: "validation", code: 404, message: "no such sku"})"#),
             HandlerError::Permanent("no such sku".into()).with_code("404")
         );
+        // A code without a class: a validation failure with that code.
+        assert!(matches!(
+            run(r#"error({code: "X", message: "m"})"#),
+            HandlerError::Coded { code, .. } if code == "X"
+        ));
     }
     use crate::config::RouteConfig;
 

@@ -617,6 +617,49 @@ fn refused(
     }
 }
 
+/// The topic a failed produce was for, when the error names one.
+fn produce_topic(e: &ProduceError) -> Option<&str> {
+    match e {
+        ProduceError::Produce { topic, .. }
+        | ProduceError::TooLarge { topic, .. }
+        | ProduceError::Unauthorized { topic, .. }
+        | ProduceError::UnknownTopic { topic }
+        | ProduceError::Partition { topic, .. } => Some(topic),
+        _ => None,
+    }
+}
+
+/// The failure of a dead letter written for a refused output, keeping its
+/// kind (so that its class, and so its action, stay right).
+fn letter_failed(e: &ProduceError) -> ProduceError {
+    let message = format!("the dead letter of a refused output: {e}");
+    match e {
+        ProduceError::Unauthorized {
+            topic, partition, ..
+        } => ProduceError::Unauthorized {
+            topic: topic.clone(),
+            partition: *partition,
+            message,
+        },
+        ProduceError::TooLarge {
+            topic,
+            partition,
+            bytes,
+            ..
+        } => ProduceError::TooLarge {
+            topic: topic.clone(),
+            partition: *partition,
+            bytes: *bytes,
+            message,
+        },
+        _ => ProduceError::Produce {
+            topic: produce_topic(e).unwrap_or_default().to_owned(),
+            partition: -1,
+            message,
+        },
+    }
+}
+
 /// The class of an output failure that is not the record's own doing.
 fn output_class(error: &ProduceError) -> FailureKind {
     match error {
@@ -689,19 +732,37 @@ async fn dead_letter_refused(
 ) -> Results {
     let mut letters: Vec<(usize, crate::producer::OutRecord)> = Vec::new();
     let mut refused_at = vec![false; results.len()];
+    // A record with a failed output that does not make it a dead letter
+    // fails as a whole: no letter for it (a re-run would write another).
+    let mut kept: Vec<usize> = Vec::new();
+    let mut candidates = Vec::new();
     for (i, result) in results.iter().enumerate() {
         let (Err(e), Some(&owner)) = (result, owners.get(i)) else {
             continue;
         };
         let record = &records[owner];
-        let Some((kind, message)) = refused(router, record, e) else {
+        let refusal = refused(router, record, e).and_then(|(kind, message)| {
+            let letter = super::process::refused_letter(router, record, kind, message);
+            // A failed dead letter is not dead-lettered again (that would
+            // lose its own class and message), unless it is too large.
+            let own_letter = produce_topic(e) == Some(letter.topic.as_str());
+            (!own_letter || matches!(e, ProduceError::TooLarge { .. })).then_some((kind, letter))
+        });
+        match refusal {
+            Some((kind, letter)) => candidates.push((i, owner, kind, letter)),
+            None => kept.push(owner),
+        }
+    }
+    for (i, owner, kind, mut letter) in candidates {
+        if kept.contains(&owner) {
             continue;
-        };
+        }
+        let (e, record) = (&results[i], &records[owner]);
+        let Err(e) = e else { continue };
         refused_at[i] = true;
         if letters.iter().any(|(o, _)| *o == owner) {
             continue;
         }
-        let mut letter = super::process::refused_letter(router, record, kind, message);
         if let ProduceError::TooLarge { topic, bytes, .. } = e
             && *topic == letter.topic
         {
@@ -737,11 +798,7 @@ async fn dead_letter_refused(
             if owners.get(i) == Some(owner) && refused_at[i] {
                 *result = match &letter_result {
                     Ok(written) => Ok(*written),
-                    Err(e) => Err(ProduceError::Produce {
-                        topic: String::new(),
-                        partition: -1,
-                        message: format!("the dead letter of an oversize output: {e}"),
-                    }),
+                    Err(e) => Err(letter_failed(e)),
                 };
             }
         }
