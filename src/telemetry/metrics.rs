@@ -233,4 +233,74 @@ mod tests {
         sorted.dedup();
         assert_eq!(sorted.len(), ALL.len(), "duplicate metric names");
     }
+
+    /// Every `kafka_actors_...` name in `text`.
+    fn names_in(text: &str) -> std::collections::BTreeSet<String> {
+        text.match_indices("kafka_actors_")
+            .map(|(at, _)| {
+                text[at..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
+                    .collect::<String>()
+            })
+            // The namespace alone (`kafka_actors_`, `kafka_actors_<...>`).
+            .filter(|name| !name.ends_with('_'))
+            .collect()
+    }
+
+    /// A series name's metric: a histogram's `_bucket`, `_sum` and `_count`
+    /// belong to it.
+    fn family(series: &str) -> &str {
+        ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|suffix| {
+                series
+                    .strip_suffix(suffix)
+                    .filter(|base| ALL.contains(base) && base.ends_with("_seconds"))
+            })
+            .unwrap_or(series)
+    }
+
+    #[test]
+    fn the_catalogue_lists_every_name_and_no_other() {
+        let catalogue = names_in(include_str!("../../docs/metrics.md"));
+        for name in ALL {
+            assert!(catalogue.contains(*name), "docs/metrics.md lacks {name}");
+        }
+        for name in &catalogue {
+            assert!(
+                ALL.contains(&name.as_str()),
+                "docs/metrics.md lists {name}, which the code does not export"
+            );
+        }
+    }
+
+    #[test]
+    fn the_grafana_dashboard_queries_only_catalogued_names() {
+        let dashboard: serde_json::Value =
+            serde_json::from_str(include_str!("../../docs/grafana/kafka-actors.json"))
+                .expect("the dashboard is JSON");
+        let panels = dashboard["panels"].as_array().expect("panels");
+        assert!(!panels.is_empty());
+        let mut used = std::collections::BTreeSet::new();
+        for panel in panels {
+            let targets = panel["targets"].as_array().expect("targets");
+            assert!(!targets.is_empty(), "{}", panel["title"]);
+            for target in targets {
+                let expr = target["expr"].as_str().expect("expr");
+                let names = names_in(expr);
+                assert!(!names.is_empty(), "{expr}");
+                for name in names {
+                    let metric = family(&name).to_owned();
+                    assert!(
+                        ALL.contains(&metric.as_str()),
+                        "the dashboard queries {name}, which is not in the catalogue"
+                    );
+                    used.insert(metric);
+                }
+            }
+        }
+        // It shows most of the catalogue.
+        assert!(used.len() * 4 >= ALL.len() * 3, "{used:?}");
+    }
 }

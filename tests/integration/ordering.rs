@@ -214,6 +214,34 @@ async fn a_failing_key_waits_in_order_while_other_keys_go_on() {
              the failing keys finished after {all_done:?} (300 ms per retry); every answer in {elapsed:?}"
         );
         assert!(!clean_keys.is_empty());
+
+        // Every metric the service exports after this traffic (retries,
+        // parking, dead letters) is in the catalogue (docs/metrics.md,
+        // checked against the same list).
+        let http = service.http.clone();
+        let (_, exported) = tokio::task::spawn_blocking(move || {
+            crate::support::http_get(&http, "/metrics").unwrap()
+        })
+        .await
+        .unwrap();
+        let catalogue = kafka_actors::telemetry::metrics::ALL;
+        let mut seen = BTreeSet::new();
+        for line in exported.lines().filter(|l| l.starts_with("kafka_actors_")) {
+            let series = line.split(['{', ' ']).next().unwrap();
+            let metric = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| series.strip_suffix(s).filter(|b| catalogue.contains(b)))
+                .unwrap_or(series);
+            assert!(catalogue.contains(&metric), "{metric} is not in docs/metrics.md");
+            seen.insert(metric.to_owned());
+        }
+        for expected in [
+            "kafka_actors_handler_retries_total",
+            "kafka_actors_partition_parked_records",
+            "kafka_actors_producer_records_total",
+        ] {
+            assert!(seen.contains(expected), "{expected} not exported: {seen:?}");
+        }
         service.stop().await;
     })
     .await;
