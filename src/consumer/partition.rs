@@ -125,6 +125,10 @@ pub struct PartitionConsumer {
     parked_gauge: metrics::Gauge,
     in_flight_gauge: metrics::Gauge,
     lag_gauge: metrics::Gauge,
+    lag_seconds_gauge: metrics::Gauge,
+    /// The timestamps (ms) of the records started and not finished, by
+    /// offset: the oldest gives the lag in seconds.
+    started_at: BTreeMap<i64, i64>,
     consumed: metrics::Counter,
 }
 
@@ -273,6 +277,8 @@ impl PartitionConsumer {
             parked_gauge: metrics::gauge!(m::PARTITION_PARKED_RECORDS, &labels),
             in_flight_gauge: metrics::gauge!(m::CONSUMER_IN_FLIGHT_RECORDS, &labels),
             lag_gauge: metrics::gauge!(m::CONSUMER_LAG_RECORDS, &labels),
+            lag_seconds_gauge: metrics::gauge!(m::CONSUMER_LAG_SECONDS, &labels),
+            started_at: BTreeMap::new(),
             consumed: metrics::counter!(m::CONSUMER_RECORDS_TOTAL, "topic" => topic.clone()),
             topic,
             partition,
@@ -391,6 +397,9 @@ impl PartitionConsumer {
                 // Cannot happen: a fetch starts at `next` and offsets increase.
                 tracing::error!(topic = %self.topic, partition = self.partition, error = %e, "record out of order; skipped");
             }
+            if let Some(ts) = r.timestamp {
+                self.started_at.insert(r.offset, ts);
+            }
         }
         self.next = last + 1;
         if self.admin_paused {
@@ -488,6 +497,7 @@ impl PartitionConsumer {
                 self.parked_bytes += bytes;
             } else if *offset < halted_at {
                 let _ = self.watermark.finish(*offset);
+                self.started_at.remove(offset);
             }
         }
         self.parked_gauge.set(self.parked_records as f64);
@@ -547,12 +557,24 @@ impl PartitionConsumer {
             return;
         }
         let _ = self.watermark.finish(offset);
+        self.started_at.remove(&offset);
         let offsets = BTreeMap::from([(
             (self.topic.clone(), self.partition),
             self.watermark.committable(),
         )]);
         self.committer.do_send(Report(offsets));
         ctx.notify(Poll);
+    }
+
+    /// `kafka_actors_consumer_lag_seconds`: the age of the oldest record
+    /// fetched and not yet handled (0 when there is none).
+    fn update_lag_seconds(&self) {
+        let age_ms = self
+            .started_at
+            .values()
+            .next()
+            .map_or(0, |ts| (chrono::Utc::now().timestamp_millis() - ts).max(0));
+        self.lag_seconds_gauge.set(age_ms as f64 / 1000.0);
     }
 
     /// An output could not be written (its records were not finished): do
@@ -752,6 +774,7 @@ impl Actor for PartitionConsumer {
             // Restarted by the supervisor after a drain: stay idle.
             return;
         }
+        ctx.run_interval(Duration::from_secs(1), |act, _| act.update_lag_seconds());
         if self.workers.is_empty() {
             let n = self.router.concurrency(&self.topic);
             self.workers = (0..n)
@@ -781,6 +804,7 @@ impl Supervised for PartitionConsumer {
         // again (their completions were dropped with the old context).
         let from = self.watermark.committable();
         self.watermark = Watermark::new(from);
+        self.started_at.clear();
         self.next = from;
         self.fetching = false;
         self.in_flight_records = 0;

@@ -39,6 +39,9 @@ pub const CONSUMER_COMMITS_TOTAL: &str = "kafka_actors_consumer_commits_total";
 /// Records between the handled position and the fetch high watermark,
 /// labelled `topic`, `partition`.
 pub const CONSUMER_LAG_RECORDS: &str = "kafka_actors_consumer_lag_records";
+/// Age of the oldest record of a partition fetched and not yet handled
+/// (0 when there is none), labelled `topic`, `partition`.
+pub const CONSUMER_LAG_SECONDS: &str = "kafka_actors_consumer_lag_seconds";
 /// Records of a partition fetched and not yet fully handled, labelled
 /// `topic`, `partition`.
 pub const CONSUMER_IN_FLIGHT_RECORDS: &str = "kafka_actors_consumer_in_flight_records";
@@ -88,6 +91,7 @@ pub const ALL: &[&str] = &[
     PRODUCER_RECORDS_TOTAL,
     CONSUMER_COMMITS_TOTAL,
     CONSUMER_LAG_RECORDS,
+    CONSUMER_LAG_SECONDS,
     CONSUMER_IN_FLIGHT_RECORDS,
     ACTOR_RESTARTS_TOTAL,
     BUILD_INFO,
@@ -151,6 +155,10 @@ pub(crate) fn describe_all() {
     describe_gauge!(
         CONSUMER_LAG_RECORDS,
         "Records between the handled position and the high watermark."
+    );
+    describe_gauge!(
+        CONSUMER_LAG_SECONDS,
+        "Age in seconds of the oldest record fetched and not yet handled (0 when none)."
     );
     describe_gauge!(
         CONSUMER_IN_FLIGHT_RECORDS,
