@@ -821,12 +821,18 @@ impl Default for HttpConfig {
 pub struct HealthConfig {
     /// Interval between broker connectivity checks.
     pub check_interval_ms: u64,
+    /// A partition with records handed to its handlers and none finished
+    /// for this long is stalled: it is logged, counted and restarted with
+    /// new handler workers (0: off). Keep it above the longest handler
+    /// call, in-place retries included.
+    pub stall_timeout_ms: u64,
 }
 
 impl Default for HealthConfig {
     fn default() -> Self {
         Self {
             check_interval_ms: 10_000,
+            stall_timeout_ms: 300_000,
         }
     }
 }

@@ -578,6 +578,14 @@ pub(crate) fn validate(config: &Config, provenance: &Provenance, problems: &mut 
         100,
         3_600_000,
     );
+    if config.health.stall_timeout_ms > 0 {
+        c.range(
+            "health.stall_timeout_ms",
+            config.health.stall_timeout_ms,
+            1_000,
+            86_400_000,
+        );
+    }
     if let Err(e) = tracing_subscriber::EnvFilter::try_new(&config.log.level) {
         c.fail("log.level", format!("not a valid filter: {e}"));
     }

@@ -77,6 +77,9 @@ pub struct Settings {
     /// How long a partition held at a failed record waits before trying it
     /// again (`pipeline.pause_ms`).
     pub pause: Duration,
+    /// `health.stall_timeout_ms`: no record finished for this long with
+    /// records in flight restarts the partition (None: off).
+    pub stall_timeout: Option<Duration>,
 }
 
 /// The partition consumer; see the module documentation.
@@ -126,6 +129,8 @@ pub struct PartitionConsumer {
     in_flight_gauge: metrics::Gauge,
     lag_gauge: metrics::Gauge,
     lag_seconds_gauge: metrics::Gauge,
+    /// The committable offset when it last moved, and when.
+    progress: (i64, std::time::Instant),
     /// The timestamps (ms) of the records started and not finished, by
     /// offset: the oldest gives the lag in seconds.
     started_at: BTreeMap<i64, i64>,
@@ -279,6 +284,7 @@ impl PartitionConsumer {
             lag_gauge: metrics::gauge!(m::CONSUMER_LAG_RECORDS, &labels),
             lag_seconds_gauge: metrics::gauge!(m::CONSUMER_LAG_SECONDS, &labels),
             started_at: BTreeMap::new(),
+            progress: (start, std::time::Instant::now()),
             consumed: metrics::counter!(m::CONSUMER_RECORDS_TOTAL, "topic" => topic.clone()),
             topic,
             partition,
@@ -577,6 +583,53 @@ impl PartitionConsumer {
         self.lag_seconds_gauge.set(age_ms as f64 / 1000.0);
     }
 
+    /// Stall detection: records are in flight (handed to handlers, not
+    /// held, parked or paused) and none finished for
+    /// `health.stall_timeout_ms`. A handler that never returns holds its
+    /// worker for good, so the partition restarts from its watermark with
+    /// new handler workers (the stuck one is abandoned).
+    fn check_stall(&mut self, ctx: &mut Context<Self>) {
+        let committable = self.watermark.committable();
+        let now = std::time::Instant::now();
+        if committable != self.progress.0 || self.in_flight_records == 0 {
+            self.progress = (committable, now);
+            return;
+        }
+        let Some(limit) = self.settings.stall_timeout else {
+            return;
+        };
+        let waiting = self.held.is_some()
+            || self.admin_paused
+            || self.output_paused
+            || self.paused.is_some()
+            || !self.draining.is_empty()
+            || self.drained;
+        if waiting {
+            self.progress = (committable, now);
+            return;
+        }
+        let stalled_for = now.duration_since(self.progress.1);
+        if stalled_for < limit {
+            return;
+        }
+        tracing::error!(
+            topic = %self.topic, partition = self.partition, offset = committable,
+            in_flight = self.in_flight_records, ?stalled_for,
+            "partition stalled: records were handed to its handlers and none finished within \
+             health.stall_timeout_ms; restarting it with new handler workers"
+        );
+        metrics::counter!(
+            m::PARTITION_STALLS_TOTAL,
+            "topic" => self.topic.clone(),
+            "partition" => self.partition.to_string()
+        )
+        .increment(1);
+        // Started again by `started`; the stuck ones are dropped.
+        self.workers.clear();
+        self.progress = (committable, now);
+        ctx.stop();
+    }
+
     /// An output could not be written (its records were not finished): do
     /// what the failure's action says. `retry` (and `dlq`, whose dead
     /// letter could not be written either) restarts the partition from its
@@ -774,7 +827,11 @@ impl Actor for PartitionConsumer {
             // Restarted by the supervisor after a drain: stay idle.
             return;
         }
-        ctx.run_interval(Duration::from_secs(1), |act, _| act.update_lag_seconds());
+        self.progress = (self.watermark.committable(), std::time::Instant::now());
+        ctx.run_interval(Duration::from_secs(1), |act, ctx| {
+            act.update_lag_seconds();
+            act.check_stall(ctx);
+        });
         if self.workers.is_empty() {
             let n = self.router.concurrency(&self.topic);
             self.workers = (0..n)

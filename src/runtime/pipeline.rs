@@ -126,6 +126,8 @@ pub async fn start(config: &Config, router: Arc<Router>) -> Result<Pipeline, Run
         max_in_flight_bytes: usize::try_from(config.pipeline.max_in_flight_bytes)
             .unwrap_or(usize::MAX),
         pause: std::time::Duration::from_millis(config.pipeline.pause_ms),
+        stall_timeout: (config.health.stall_timeout_ms > 0)
+            .then(|| std::time::Duration::from_millis(config.health.stall_timeout_ms)),
     });
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let arbiters: Vec<Arbiter> = (0..cores).map(|_| Arbiter::new()).collect();

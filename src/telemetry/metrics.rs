@@ -58,6 +58,8 @@ pub const PARTITION_HELD: &str = "kafka_actors_partition_held_count";
 /// Records parked behind a failed record of their key (`ordering = "key"`),
 /// labelled `topic`, `partition`.
 pub const PARTITION_PARKED_RECORDS: &str = "kafka_actors_partition_parked_records";
+/// Partitions found stalled and restarted, labelled `topic`, `partition`.
+pub const PARTITION_STALLS_TOTAL: &str = "kafka_actors_partition_stalls_total";
 /// Actor restarts, labelled `actor`.
 pub const ACTOR_RESTARTS_TOTAL: &str = "kafka_actors_actor_restarts_total";
 
@@ -79,6 +81,7 @@ pub const ALL: &[&str] = &[
     CIRCUIT_BREAKER_TRIPS_TOTAL,
     PARTITION_HELD,
     PARTITION_PARKED_RECORDS,
+    PARTITION_STALLS_TOTAL,
     HANDLER_RETRIES_TOTAL,
     GROUP_REBALANCES_TOTAL,
     GROUP_REBALANCE_DURATION_SECONDS,
@@ -155,6 +158,10 @@ pub(crate) fn describe_all() {
     describe_gauge!(
         CONSUMER_LAG_RECORDS,
         "Records between the handled position and the high watermark."
+    );
+    describe_counter!(
+        PARTITION_STALLS_TOTAL,
+        "Partitions with records in flight and none finished within health.stall_timeout_ms, restarted."
     );
     describe_gauge!(
         CONSUMER_LAG_SECONDS,

@@ -248,3 +248,87 @@ async fn without_a_configured_token_mutations_are_refused_and_reads_allowed() {
     })
     .await;
 }
+
+/// A handler that never returns on one partition is found stalled within
+/// `health.stall_timeout_ms`, counted, and its partition restarted with new
+/// handler workers: the record is taken again (and handled, as the handler
+/// hangs only the first time). The other partition is not held up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_whose_handler_hangs_is_found_stalled_and_restarted() {
+    bounded(async {
+        let broker = TestBroker::start().await.unwrap();
+        let bootstrap = broker.bootstrap().to_owned();
+        let client = testkit::client(&bootstrap, Duration::from_secs(20))
+            .await
+            .unwrap();
+        let t = topics(&client, 2).await;
+        let hung = Arc::new(AtomicBool::new(false));
+        let once = Arc::clone(&hung);
+        let mut registry = HandlerRegistry::with_builtins();
+        registry.register(
+            "sticky",
+            typed(move |_ctx, input: Value| {
+                let hang = input["hang"] == json!(true) && !once.swap(true, Ordering::SeqCst);
+                async move {
+                    if hang {
+                        std::future::pending::<()>().await;
+                    }
+                    Ok::<_, HandlerError>(Some(json!({"seq": input["seq"]})))
+                }
+            }),
+        );
+        let mut config = library_config(
+            &bootstrap,
+            RouteConfig {
+                topic: t.requests.clone(),
+                handler: "sticky".to_owned(),
+                reply_topic: Some(t.responses.clone()),
+                ..RouteConfig::default()
+            },
+        );
+        config.health.stall_timeout_ms = 2_000;
+        let service = InProcess::start(config, registry).await;
+
+        // Partition 0: seq 0 hangs, seq 1 behind it; partition 1: seq 2, 3.
+        let producer = Producer::connect(
+            &testkit::kafka_config(&bootstrap),
+            kafka_actors::config::Compression::None,
+        )
+        .await
+        .unwrap();
+        let record = |seq: u64, partition: i32| OutRecord {
+            topic: t.requests.clone(),
+            partition: Some(partition),
+            value: Some(
+                json!({"correlation_id": format!("c{seq}"), "payload": {"seq": seq, "hang": seq == 0}})
+                    .to_string()
+                    .into_bytes(),
+            ),
+            ..OutRecord::default()
+        };
+        for r in producer
+            .send(vec![record(0, 0), record(1, 0), record(2, 1), record(3, 1)])
+            .await
+        {
+            r.unwrap();
+        }
+        // The other partition goes on.
+        let first = read_all(&client, &t.responses, 2, 2, Duration::from_secs(30)).await;
+        let mut got = seqs(&first);
+        got.sort_unstable();
+        assert_eq!(got, vec![2, 3]);
+        // Found stalled and restarted: seq 0 and 1 are answered.
+        let all = read_all(&client, &t.responses, 2, 4, Duration::from_secs(60)).await;
+        let mut got = seqs(&all);
+        got.sort_unstable();
+        assert_eq!(got, vec![0, 1, 2, 3]);
+        assert!(hung.load(Ordering::SeqCst));
+        let stalls = format!(
+            "kafka_actors_partition_stalls_total{{topic=\"{}\",partition=\"0\"}}",
+            t.requests
+        );
+        assert_eq!(service.metric(&stalls).await, Some(1.0));
+        service.stop().await;
+    })
+    .await;
+}
