@@ -624,8 +624,12 @@ impl PartitionConsumer {
             "partition" => self.partition.to_string()
         )
         .increment(1);
-        // Started again by `started`; the stuck ones are dropped.
-        self.workers.clear();
+        // Started again by `started`; the old ones drop their parked
+        // records (the stuck one gets the message only if it ever
+        // returns).
+        for w in self.workers.drain(..) {
+            w.do_send(Forget);
+        }
         self.progress = (committable, now);
         ctx.stop();
     }
