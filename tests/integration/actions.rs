@@ -146,21 +146,21 @@ async fn a_paused_partition_takes_its_record_again_and_nothing_overtakes_it() {
             "kafka_actors_partition_held_count{{topic=\"{}\",partition=\"0\"}}",
             t.requests
         );
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while service.metric(&held).await != Some(1.0) {
-            assert!(Instant::now() < deadline, "no {held} = 1");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        service
+            .wait_for_metric(&held, Duration::from_secs(10), "not held", |v| {
+                v == Some(1.0)
+            })
+            .await;
         // Three holds: the first, and two more after pauses ran out.
         let paused = "kafka_actors_handler_records_total{route=\"main\",outcome=\"paused\"}";
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while service.metric(paused).await < Some(3.0) {
-            assert!(
-                Instant::now() < deadline,
-                "record 3 was not held three times"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        service
+            .wait_for_metric(
+                paused,
+                Duration::from_secs(20),
+                "record 3 was not held three times",
+                |v| v >= Some(3.0),
+            )
+            .await;
         let during = read_all(&client, &t.responses, 1, 4, Duration::from_millis(500)).await;
         assert_eq!(seqs(&during), vec![0, 1, 2], "something overtook record 3");
         assert_eq!(count(&client, &format!("{}.dlq", t.requests)).await, 0);
@@ -228,11 +228,14 @@ async fn the_circuit_breaker_lets_its_limit_through_then_pauses_the_route() {
         // pause is over, one trial record fails again and it opens again.
         let trips = "kafka_actors_circuit_breaker_trips_total{route=\"main\"}";
         // Opened, then a trial failed and opened it again.
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while service.metric(trips).await < Some(2.0) {
-            assert!(Instant::now() < deadline, "the breaker did not open twice");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        service
+            .wait_for_metric(
+                trips,
+                Duration::from_secs(20),
+                "the breaker did not open twice",
+                |v| v >= Some(2.0),
+            )
+            .await;
         assert_eq!(count(&client, &dlq).await, 3, "dead letters");
         assert_eq!(count(&client, &t.responses).await, 0);
         assert!(service.metric(trips).await >= Some(1.0));
@@ -486,11 +489,9 @@ async fn a_reply_too_large_for_the_broker_dead_letters_its_request_and_the_parti
         let held = format!(
             "kafka_actors_partition_held_count{{topic=\"{requests}\",partition=\"0\"}}"
         );
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while service.metric(&held).await != Some(1.0) {
-            assert!(Instant::now() < deadline, "no {held} = 1");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        service
+            .wait_for_metric(&held, Duration::from_secs(30), "not held", |v| v == Some(1.0))
+            .await;
         let answered = read_all(&client, &t.responses, 1, 7, Duration::from_secs(2)).await;
         let answered = seqs(&answered);
         assert!(answered.contains(&10) && !answered.contains(&11), "{answered:?}");
@@ -691,11 +692,11 @@ async fn an_output_that_cannot_be_written_pauses_or_is_dead_lettered_as_configur
                     "kafka_actors_partition_held_count{{topic=\"{}\",partition=\"0\"}}",
                     t.requests
                 );
-                let deadline = Instant::now() + Duration::from_secs(60);
-                while service.metric(&held).await != Some(1.0) {
-                    assert!(Instant::now() < deadline, "no {held} = 1");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
+                service
+                    .wait_for_metric(&held, Duration::from_secs(60), "not held", |v| {
+                        v == Some(1.0)
+                    })
+                    .await;
                 assert_eq!(count(&client, &dlq).await, 0, "nothing dead-lettered");
                 // The topic is back: record 1 is answered after a pause.
                 testkit::create_topics(&client, &[t.responses.as_str()], 1, 1)
@@ -703,11 +704,11 @@ async fn an_output_that_cannot_be_written_pauses_or_is_dead_lettered_as_configur
                     .unwrap();
                 let after = read_all(&client, &t.responses, 1, 1, Duration::from_secs(60)).await;
                 assert_eq!(seqs(&after), vec![1]);
-                let deadline = Instant::now() + Duration::from_secs(30);
-                while service.metric(&held).await != Some(0.0) {
-                    assert!(Instant::now() < deadline, "{held} stays 1");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
+                service
+                    .wait_for_metric(&held, Duration::from_secs(30), "still held", |v| {
+                        v == Some(0.0)
+                    })
+                    .await;
                 assert_eq!(count(&client, &dlq).await, 0, "nothing dead-lettered");
             }
             service.stop().await;

@@ -183,28 +183,22 @@ async fn partitions_are_paused_and_resumed_by_request_with_the_token_only() {
             "kafka_actors_consumer_lag_seconds{{topic=\"{}\",partition=\"0\"}}",
             t.requests
         );
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while service.metric(&lag).await.is_none_or(|age| age < 1.0) {
-            assert!(
-                Instant::now() < deadline,
-                "{lag} stays below 1 s while held"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        service
+            .wait_for_metric(&lag, Duration::from_secs(30), "below 1 s while held", |v| {
+                v.is_some_and(|age| age >= 1.0)
+            })
+            .await;
         down.store(false, Ordering::SeqCst);
         let (status, body) = post(&service, &format!("{base}/resume"), Some("t0ken")).await;
         assert_eq!(status, 200, "{body}");
         let answered = read_all(&client, &t.responses, 1, 4, Duration::from_secs(30)).await;
         assert_eq!(seqs(&answered), vec![0, 1, 2, 3]);
         // Handled: nothing is old any more.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while service.metric(&lag).await != Some(0.0) {
-            assert!(
-                Instant::now() < deadline,
-                "{lag} stays above 0 once handled"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        service
+            .wait_for_metric(&lag, Duration::from_secs(10), "above 0 once handled", |v| {
+                v == Some(0.0)
+            })
+            .await;
         service.stop().await;
     })
     .await;

@@ -345,6 +345,26 @@ impl InProcess {
         .unwrap()
     }
 
+    /// Polls `series` every 100 ms until `ok` holds for its value (`None`:
+    /// not exported yet); fails naming `what` after `within`.
+    pub async fn wait_for_metric(
+        &self,
+        series: &str,
+        within: Duration,
+        what: &str,
+        ok: impl Fn(Option<f64>) -> bool,
+    ) {
+        let deadline = Instant::now() + within;
+        loop {
+            let value = self.metric(series).await;
+            if ok(value) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{what}: {series} = {value:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Stops it and waits for a clean end.
     pub async fn stop(self) {
         self.stop.send(()).unwrap();
