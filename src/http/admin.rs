@@ -1,6 +1,9 @@
 //! The admin API under `/api/v1/` (the first of its routes): the running
 //! partitions, and pausing or resuming one.
 //!
+//! - `GET /api/v1/status`: version, uptime, group, instance, health, and
+//!   the partitions by state.
+//! - `GET /api/v1/config`: the effective configuration, secrets redacted.
 //! - `GET /api/v1/partitions`: every partition this instance consumes, with
 //!   its [`PartitionState`].
 //! - `POST /api/v1/partitions/{topic}/{partition}/pause` and `.../resume`.
@@ -10,7 +13,10 @@
 //! (403). Errors are JSON, `{"error": {"status", "message", "field"}}`,
 //! naming the field that is wrong; nothing changes on a refused request.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use actix::Addr;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -19,6 +25,7 @@ use subtle::ConstantTimeEq;
 
 use crate::config::Secret;
 use crate::consumer::partition::{AdminPause, AdminResume, Describe, PartitionState};
+use crate::health::{GetHealth, HealthMonitor};
 use crate::runtime::pipeline::Directory;
 
 /// How long a request waits for a partition consumer.
@@ -31,6 +38,35 @@ pub struct Admin {
     pub directory: Directory,
     /// `http.admin_token`.
     pub token: Option<Secret>,
+    /// The effective configuration as JSON (secrets serialise redacted).
+    pub config: Arc<serde_json::Value>,
+    /// The health monitor.
+    pub health: Addr<HealthMonitor>,
+    /// `consumer.group_id`.
+    pub group: String,
+    /// This instance, as dead letters name it.
+    pub instance: String,
+    /// When the service started.
+    pub started: chrono::DateTime<chrono::Utc>,
+}
+
+impl Admin {
+    /// The admin state of a service running `config`, started now.
+    pub fn new(
+        config: &crate::config::Config,
+        directory: Directory,
+        health: Addr<HealthMonitor>,
+    ) -> Self {
+        Self {
+            directory,
+            token: config.http.admin_token.clone(),
+            config: Arc::new(serde_json::to_value(config).unwrap_or(serde_json::Value::Null)),
+            health,
+            group: config.consumer.group_id.clone(),
+            instance: crate::handler::dead_letter::instance_id(config),
+            started: chrono::Utc::now(),
+        }
+    }
 }
 
 fn error(status: StatusCode, field: Option<&str>, message: impl Into<String>) -> HttpResponse {
@@ -70,7 +106,8 @@ fn refusal(req: &HttpRequest, token: Option<&Secret>) -> Option<HttpResponse> {
     }
 }
 
-async fn list_partitions(admin: web::Data<Admin>) -> HttpResponse {
+/// The state of every running partition consumer that answers in time.
+async fn states(admin: &Admin) -> Vec<PartitionState> {
     let consumers: Vec<_> = match admin.directory.read() {
         Ok(d) => d.values().cloned().collect(),
         Err(_) => Vec::new(),
@@ -78,12 +115,51 @@ async fn list_partitions(admin: web::Data<Admin>) -> HttpResponse {
     let asks = consumers
         .iter()
         .map(|c| tokio::time::timeout(ASK_TIMEOUT, c.send(Describe)));
-    let states: Vec<PartitionState> = futures_util::future::join_all(asks)
+    futures_util::future::join_all(asks)
         .await
         .into_iter()
         .filter_map(|r| r.ok().and_then(Result::ok))
-        .collect();
-    HttpResponse::Ok().json(states)
+        .collect()
+}
+
+async fn list_partitions(admin: web::Data<Admin>) -> HttpResponse {
+    HttpResponse::Ok().json(states(&admin).await)
+}
+
+async fn status(admin: web::Data<Admin>) -> HttpResponse {
+    let partitions = states(&admin).await;
+    let mut by_state: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for p in &partitions {
+        *by_state.entry(p.state).or_default() += 1;
+    }
+    let health = match tokio::time::timeout(ASK_TIMEOUT, admin.health.send(GetHealth)).await {
+        Ok(Ok(report)) => {
+            json!({"status": report.status, "ready": report.ready(), "reasons": report.reasons})
+        }
+        _ => {
+            json!({"status": "unhealthy", "ready": false, "reasons": ["the health monitor did not answer"]})
+        }
+    };
+    let now = chrono::Utc::now();
+    HttpResponse::Ok().json(json!({
+        "service": "kafka-actors",
+        "version": env!("CARGO_PKG_VERSION"),
+        "started_at": crate::handler::dead_letter::time_text(admin.started),
+        "uptime_seconds": (now - admin.started).num_seconds(),
+        "group": admin.group,
+        "instance": admin.instance,
+        "health": health,
+        "partitions": {
+            "count": partitions.len(),
+            "by_state": by_state,
+            "in_flight_records": partitions.iter().map(|p| p.in_flight_records).sum::<usize>(),
+            "parked_records": partitions.iter().map(|p| p.parked_records).sum::<usize>(),
+        },
+    }))
+}
+
+async fn config(admin: web::Data<Admin>) -> HttpResponse {
+    HttpResponse::Ok().json(admin.config.as_ref())
 }
 
 async fn partition_action(
@@ -138,7 +214,9 @@ async fn partition_action(
 
 /// Adds the admin routes to an app.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/v1/partitions", web::get().to(list_partitions))
+    cfg.route("/api/v1/status", web::get().to(status))
+        .route("/api/v1/config", web::get().to(config))
+        .route("/api/v1/partitions", web::get().to(list_partitions))
         .route(
             "/api/v1/partitions/{topic}/{partition}/{action}",
             web::post().to(partition_action),

@@ -191,10 +191,7 @@ pub async fn run(
                     "no http.admin_token is configured: the admin API refuses every mutating request (reads are allowed)"
                 );
             }
-            let admin = crate::http::admin::Admin {
-                directory,
-                token: config.http.admin_token.clone(),
-            };
+            let admin = crate::http::admin::Admin::new(&config, directory, health.clone());
             let service = crate::http::start(
                 listener,
                 health.clone(),

@@ -132,6 +132,30 @@ async fn partitions_are_paused_and_resumed_by_request_with_the_token_only() {
         assert_eq!(listed[0]["partition"], json!(0));
         assert_eq!(listed[0]["state"], "consuming");
 
+        // Status and the effective configuration, the token redacted.
+        let get = |path: &'static str| {
+            let http = service.http.clone();
+            async move {
+                let (status, body) =
+                    tokio::task::spawn_blocking(move || http_get(&http, path).unwrap())
+                        .await
+                        .unwrap();
+                assert_eq!(status, 200, "{path}: {body}");
+                (body.clone(), serde_json::from_str::<Value>(&body).unwrap())
+            }
+        };
+        let (_, status) = get("/api/v1/status").await;
+        assert_eq!(status["service"], "kafka-actors");
+        assert_eq!(status["version"], env!("CARGO_PKG_VERSION"));
+        assert_eq!(status["partitions"]["count"], 1);
+        assert_eq!(status["partitions"]["by_state"]["consuming"], 1);
+        assert_eq!(status["health"]["ready"], true);
+        assert!(status["uptime_seconds"].as_i64().unwrap() >= 0);
+        let (text, config) = get("/api/v1/config").await;
+        assert_eq!(config["routes"]["main"]["topic"], json!(t.requests));
+        assert_eq!(config["http"]["admin_token"], "<redacted>");
+        assert!(!text.contains("t0ken"), "the token leaked: {text}");
+
         // Refused, and nothing changes: no token, a wrong one, bad input.
         for token in [None, Some("wrong")] {
             let (status, body) = post(&service, &format!("{base}/pause"), token).await;
