@@ -17,7 +17,7 @@ use actix_web::http::StatusCode;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use metrics_exporter_prometheus::PrometheusHandle;
 
-use crate::health::{GetHealth, HealthMonitor};
+use crate::health::{GetHealth, HealthMonitor, TopicCheck};
 use crate::telemetry::metrics as m;
 
 /// How long `/health*` waits for the monitor before answering 503.
@@ -48,6 +48,31 @@ async fn get_health(state: web::Data<State>) -> HttpResponse {
             .json(serde_json::json!({"status": "unhealthy", "reasons": [format!("health monitor did not answer: {e}")]})),
     };
     count("/health", response.status());
+    response
+}
+
+/// Seed 003's topic health: the declared topics' latest verification
+/// (`status`, `required_topics`, `existing_topics`, `missing_topics`,
+/// `last_verification`, drift); 503 when one is missing, 404 when no topic
+/// is declared.
+async fn get_topics(state: web::Data<State>) -> HttpResponse {
+    let response = match state.health.send(GetHealth).timeout(ASK_TIMEOUT).await {
+        Ok(report) => match report.components.topics {
+            Some(topics) => {
+                let code = match &topics {
+                    TopicCheck::Report(r) if r.missing_topics.is_empty() => StatusCode::OK,
+                    _ => StatusCode::SERVICE_UNAVAILABLE,
+                };
+                HttpResponse::build(code).json(topics)
+            }
+            None => HttpResponse::NotFound().json(serde_json::json!({
+                "error": {"status": 404, "message": "no topics are declared ([topics.*])", "field": null}
+            })),
+        },
+        Err(e) => HttpResponse::ServiceUnavailable()
+            .json(serde_json::json!({"status": "unhealthy", "reasons": [format!("health monitor did not answer: {e}")]})),
+    };
+    count("/health/topics", response.status());
     response
 }
 
@@ -107,6 +132,7 @@ pub fn start(
             .configure(admin::routes)
             .route("/health", web::get().to(get_health))
             .route("/health/live", web::get().to(get_live))
+            .route("/health/topics", web::get().to(get_topics))
             .route("/health/ready", web::get().to(get_ready))
             .route("/metrics", web::get().to(get_metrics))
     })

@@ -262,6 +262,13 @@ async fn without_a_configured_token_mutations_are_refused_and_reads_allowed() {
                 .contains("http.admin_token")
         );
         assert!(partitions(&service).await.is_array());
+        // No topics declared here: no topic health.
+        let http = service.http.clone();
+        let (status, body) =
+            tokio::task::spawn_blocking(move || http_get(&http, "/health/topics").unwrap())
+                .await
+                .unwrap();
+        assert_eq!(status, 404, "{body}");
         service.stop().await;
     })
     .await;

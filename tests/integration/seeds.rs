@@ -137,6 +137,21 @@ async fn gigaoffice_service_creates_its_topics_answers_and_dead_letters() {
             json!([]),
             "{body}"
         );
+        // The same as seed 003's topic health, on its own route.
+        let http = service.http.clone();
+        let (status, body) =
+            tokio::task::spawn_blocking(move || http_get(&http, "/health/topics").unwrap())
+                .await
+                .unwrap();
+        assert_eq!(status, 200, "{body}");
+        let topics: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(topics["status"], "healthy", "{body}");
+        assert_eq!(topics["missing_topics"], json!([]), "{body}");
+        assert_eq!(
+            topics["required_topics"], health["components"]["topics"]["required_topics"],
+            "{body}"
+        );
+        assert!(topics["last_verification"].is_string(), "{body}");
 
         let exit = tokio::task::spawn_blocking(move || service.terminate(Duration::from_secs(30)))
             .await
