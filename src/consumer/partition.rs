@@ -454,7 +454,6 @@ impl PartitionConsumer {
                                 unhandled,
                                 parked,
                                 failure,
-                                ..
                             }) => (
                                 failure.map_or(Ok(()), Err),
                                 halt.map(|h| (h, unhandled)),

@@ -592,13 +592,24 @@ fn unusable_retry_record(
     }
 }
 
+/// A usable record of a retry topic: its retry state and the route it
+/// retries for.
+fn retried_for<'r>(
+    router: &'r Router,
+    record: &InRecord,
+) -> Option<(retry_topic::Pending, &'r Arc<Route>)> {
+    if !router.is_retry_topic(&record.topic) {
+        return None;
+    }
+    let pending = retry_topic::read(record).ok()?;
+    let route = router.retry_route(&record.topic, &pending.route)?;
+    Some((pending, route))
+}
+
 /// The action of a failure of class `kind` on `record`: its route's (the
 /// route it retries for, on a retry topic), else the pipeline's.
 pub fn action_for(router: &Router, record: &InRecord, kind: FailureKind) -> FailureAction {
-    if router.is_retry_topic(&record.topic)
-        && let Ok(pending) = retry_topic::read(record)
-        && let Some(route) = router.retry_route(&record.topic, &pending.route)
-    {
+    if let Some((_, route)) = retried_for(router, record) {
         return route.actions.of(kind);
     }
     match read_and_route(router, record).1 {
@@ -621,10 +632,7 @@ pub fn refused_letter(
     message: String,
 ) -> OutRecord {
     let failure = Failure::new(kind, message);
-    if router.is_retry_topic(&record.topic)
-        && let Ok(pending) = retry_topic::read(record)
-        && let Some(route) = router.retry_route(&record.topic, &pending.route)
-    {
+    if let Some((pending, route)) = retried_for(router, record) {
         return dead_letter_of(
             router,
             &pending.original,

@@ -54,9 +54,6 @@ pub struct HandleBatch {
 /// How a batch ended.
 #[derive(Debug)]
 pub struct BatchDone {
-    /// The result of every output (replies, forwards, dead letters) of the
-    /// records handled.
-    pub results: Results,
     /// The offset of the record that halted the batch, and why: it and the
     /// records after it in the batch were not handled.
     pub halt: Option<(i64, Halt)>,
@@ -66,7 +63,9 @@ pub struct BatchDone {
     /// "key"`): not handled yet; each receiver gets its record's outcome
     /// once it is handled (or is dropped when the worker forgets it).
     pub parked: Vec<(i64, oneshot::Receiver<BatchDone>)>,
-    /// The first output that could not be written, if one failed.
+    /// The first output (reply, forward, dead letter) of the records
+    /// handled that could not be written, if one failed; else every output
+    /// was acknowledged.
     pub failure: Option<OutputFailure>,
 }
 
@@ -325,11 +324,9 @@ impl HandlerWorker {
                 }
                 let (records, dones): (Vec<InRecord>, Vec<_>) =
                     ran.into_iter().map(|p| (p.record, p.done)).unzip();
-                act.publish(outputs, owners, records, move |results, failure| {
-                    let error = results.iter().find_map(|r| r.as_ref().err());
+                act.publish(outputs, owners, records, move |failure| {
                     for done in dones {
                         let _ = done.send(BatchDone {
-                            results: error.map(|e| vec![Err(copy_error(e))]).unwrap_or_default(),
                             halt: None,
                             unhandled: Vec::new(),
                             parked: Vec::new(),
@@ -352,7 +349,7 @@ impl HandlerWorker {
         outputs: Vec<crate::producer::OutRecord>,
         owners: Vec<usize>,
         records: Vec<InRecord>,
-        then: impl FnOnce(Results, Option<OutputFailure>) + Send + 'static,
+        then: impl FnOnce(Option<OutputFailure>) + Send + 'static,
     ) {
         let (tx, rx) = oneshot::channel();
         self.pool.do_send(Publish {
@@ -364,8 +361,7 @@ impl HandlerWorker {
         self.publishing.push(tokio::spawn(async move {
             let results = rx.await.unwrap_or_else(|_| vec![dropped()]);
             let results = dead_letter_refused(&router, &pool, &records, &owners, results).await;
-            let failure = output_failure(&router, &records, &owners, &results);
-            then(results, failure);
+            then(output_failure(&router, &records, &owners, &results));
         }));
     }
 
@@ -462,7 +458,6 @@ impl Handler<HandleBatch> for HandlerWorker {
                 )
             });
             let _ = done.send(BatchDone {
-                results: Vec::new(),
                 halt,
                 unhandled: msg.records,
                 parked: Vec::new(),
@@ -546,9 +541,8 @@ impl Handler<HandleBatch> for HandlerWorker {
                 for (key, later, behind) in parking {
                     parked.extend(act.park(key, Some(later), later.delay, behind, ctx));
                 }
-                act.publish(outputs, owners, records, move |results, failure| {
+                act.publish(outputs, owners, records, move |failure| {
                     let _ = done.send(BatchDone {
-                        results,
                         halt,
                         unhandled,
                         parked,
@@ -560,15 +554,6 @@ impl Handler<HandleBatch> for HandlerWorker {
                 }
             }),
         );
-    }
-}
-
-/// The same failure, for the other records of a lane.
-fn copy_error(e: &ProduceError) -> ProduceError {
-    ProduceError::Produce {
-        topic: String::new(),
-        partition: -1,
-        message: e.to_string(),
     }
 }
 
