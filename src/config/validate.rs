@@ -431,15 +431,6 @@ pub(crate) fn validate(config: &Config, provenance: &Provenance, problems: &mut 
             );
         }
         let retry = &route.retry;
-        if route.ordering == crate::config::Ordering::Key
-            && retry.mode == crate::config::RetryMode::Topic
-        {
-            c.fail(
-                &key("ordering"),
-                "\"key\" works with in-place retries only (retry.mode = \"in_place\"): \
-                 key order through retry topics is not built yet",
-            );
-        }
         if retry.topic.is_some() && retry.mode != crate::config::RetryMode::Topic {
             c.fail(
                 &key("retry.topic"),

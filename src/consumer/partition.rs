@@ -30,6 +30,12 @@
 //! doubles up to 5 s and is counted in `kafka_actors_actor_restarts_total`.
 //! Its workers survive the restart.
 //!
+//! **Key order through a retry topic** (`ordering = "key"` with
+//! `retry.mode = "topic"`): an input partition's consumer and the consumer
+//! of its retry partition share a [`KeyWaits`]. The input side's workers
+//! write a record of a waiting key behind it; the retry side reports each
+//! record of a key-ordered route it finished ([`crate::handler::key_waits`]).
+//!
 //! **Metrics**: records consumed, records in flight, consumer lag from the
 //! fetch high watermark.
 
@@ -46,6 +52,7 @@ use super::commit::{Commit, OffsetCommitter, Report};
 use super::watermark::Watermark;
 use crate::config::FailureAction;
 use crate::config::{ConsumerConfig, KafkaConfig, OffsetReset};
+use crate::handler::key_waits::{self, KeyWaits};
 use crate::handler::process::InRecord;
 use crate::handler::process::{Halt, HaltKind};
 use crate::handler::router::Router;
@@ -135,6 +142,22 @@ pub struct PartitionConsumer {
     /// offset: the oldest gives the lag in seconds.
     started_at: BTreeMap<i64, i64>,
     consumed: metrics::Counter,
+    /// Key order through a retry topic: the key waits this partition
+    /// shares with its input or retry partition, and which one it is.
+    waits: Option<(Arc<KeyWaits>, Side)>,
+    /// On the retry side: the key of each record handed out that counts in
+    /// `waits`, by offset, until it is finished.
+    counted: BTreeMap<i64, Vec<u8>>,
+}
+
+/// Which partition of a key-ordered pair a consumer reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The input partition: its workers write records of waiting keys to
+    /// the retry partition.
+    Input,
+    /// The retry partition: it reports the records it finished.
+    Retry,
 }
 
 impl std::fmt::Debug for PartitionConsumer {
@@ -190,6 +213,40 @@ fn in_records(
         })
         .collect()
 }
+
+/// The keys with records waiting in a retry partition that keeps key
+/// order, read from `from` (where its consumer starts) to its end, before
+/// its consumers start.
+pub async fn waiting_keys(
+    client: &PartitionClient,
+    router: &Router,
+    (topic, partition): (&str, i32),
+    from: i64,
+) -> Result<KeyWaits, RsError> {
+    let waits = KeyWaits::default();
+    let end = client.get_offset(OffsetAt::Latest).await?;
+    let mut next = from;
+    while next < end {
+        let (records, _) = client
+            .fetch_records(next, 1..MAX_SCAN_FETCH_BYTES, 0)
+            .await?;
+        let records = in_records(records, topic, partition, next);
+        let Some(last) = records.last().map(|r| r.offset) else {
+            // Only control records (transaction markers) are left.
+            break;
+        };
+        for r in records.iter().filter(|r| r.offset < end) {
+            if let Some(key) = key_waits::counted(router, r) {
+                waits.add(key);
+            }
+        }
+        next = last + 1;
+    }
+    Ok(waits)
+}
+
+/// The largest fetch of [`waiting_keys`].
+const MAX_SCAN_FETCH_BYTES: i32 = 4 * 1024 * 1024;
 
 /// Why a record batch cannot be read: fetching it again fails the same way.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -311,6 +368,24 @@ impl PartitionConsumer {
             restarts: 0,
             generation: 0,
             drained: false,
+            waits: None,
+            counted: BTreeMap::new(),
+        }
+    }
+
+    /// A consumer of one partition of a key-ordered pair (see the module
+    /// documentation).
+    pub fn with_waits(mut self, waits: Arc<KeyWaits>, side: Side) -> Self {
+        self.waits = Some((waits, side));
+        self
+    }
+
+    /// The retry side finished the record at `offset`.
+    fn count_finished(&mut self, offset: i64) {
+        if let Some(key) = self.counted.remove(&offset)
+            && let Some((waits, _)) = &self.waits
+        {
+            waits.finished(&key, offset);
         }
     }
 
@@ -398,6 +473,13 @@ impl PartitionConsumer {
             return;
         };
         self.consumed.increment(records.len() as u64);
+        if let Some((_, Side::Retry)) = &self.waits {
+            for r in &records {
+                if let Some(key) = key_waits::counted(&self.router, r) {
+                    self.counted.insert(r.offset, key.to_vec());
+                }
+            }
+        }
         for r in &records {
             if let Err(e) = self.watermark.start(r.offset) {
                 // Cannot happen: a fetch starts at `next` and offsets increase.
@@ -503,7 +585,11 @@ impl PartitionConsumer {
             } else if *offset < halted_at {
                 let _ = self.watermark.finish(*offset);
                 self.started_at.remove(offset);
+                self.count_finished(*offset);
             }
+        }
+        if let Some((waits, Side::Retry)) = &self.waits {
+            waits.forget_before(self.watermark.committable());
         }
         self.parked_gauge.set(self.parked_records as f64);
         for (offset, outcome) in parked {
@@ -563,6 +649,7 @@ impl PartitionConsumer {
         }
         let _ = self.watermark.finish(offset);
         self.started_at.remove(&offset);
+        self.count_finished(offset);
         let offsets = BTreeMap::from([(
             (self.topic.clone(), self.partition),
             self.watermark.committable(),
@@ -840,7 +927,11 @@ impl Actor for PartitionConsumer {
             self.workers = (0..n)
                 .map(|_| {
                     let (router, pool) = (Arc::clone(&self.router), self.pool.clone());
-                    Supervisor::start(move |_| HandlerWorker::new(router, pool))
+                    let waits = match &self.waits {
+                        Some((waits, Side::Input)) => Some(Arc::clone(waits)),
+                        _ => None,
+                    };
+                    Supervisor::start(move |_| HandlerWorker::new(router, pool).with_waits(waits))
                 })
                 .collect();
         }
@@ -865,6 +956,7 @@ impl Supervised for PartitionConsumer {
         let from = self.watermark.committable();
         self.watermark = Watermark::new(from);
         self.started_at.clear();
+        self.counted.clear();
         self.next = from;
         self.fetching = false;
         self.in_flight_records = 0;

@@ -9,6 +9,8 @@
 //!   and the circuit breaker.
 //! - [`retry_topic`]: retry records (`retry.mode = "topic"`): headers,
 //!   due time, the original record.
+//! - [`key_waits`]: key order through retry topics: the keys of an input
+//!   partition with records waiting in its retry partition.
 //! - [`jq`]: jq programs through jaq (pure Rust), for the `jq` handler.
 //! - [`router`]: routes by topic and event type, and the handler registry.
 //! - [`process`]: what happens to one record: route, handle, outputs (no
@@ -21,6 +23,7 @@ pub mod dead_letter;
 pub mod envelope;
 pub mod failure;
 pub mod jq;
+pub mod key_waits;
 pub mod process;
 pub mod retry;
 pub mod retry_topic;

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use super::api::{Context, Failure, FailureKind, invoke};
 use super::dead_letter::{self, Origin};
 use super::envelope;
+use super::key_waits::KeyWaits;
 use super::retry_topic;
 use super::router::{Route, Router};
 use crate::config::{FailureAction, Unrouted};
@@ -59,19 +60,21 @@ pub enum Outcome {
     /// It failed, its route keeps key order, and it waits in its handler
     /// worker with the later records of its key (`ordering = "key"`).
     Parked(Later),
+    /// Its key has a record waiting in its route's retry topic (`ordering
+    /// = "key"`): it went there too, behind that one, without a call.
+    Deferred,
 }
 
-/// A record parked after a failed call, and when to call again.
+/// A parked record, and when to call it (again).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Later {
-    /// The class of the last failure.
-    pub kind: FailureKind,
     /// How long to wait before the next call.
     pub delay: std::time::Duration,
     /// Calls so far.
     pub attempts: u32,
-    /// When the first call failed.
-    pub first_failure: chrono::DateTime<chrono::Utc>,
+    /// When the first call failed (none for a retry record that was not
+    /// called yet).
+    pub first_failure: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Why a record stops its partition instead of counting as handled.
@@ -122,6 +125,7 @@ impl Outcome {
             Self::RetryScheduled(_) => "retry_scheduled",
             Self::NotDue => "not_due",
             Self::Parked(_) => "parked",
+            Self::Deferred => "deferred",
         }
     }
 }
@@ -262,19 +266,43 @@ fn read_and_route<'r>(
 
 /// Routes and handles `record`.
 pub async fn process(router: &Router, record: &InRecord) -> Processed {
-    if router.is_retry_topic(&record.topic) && record.headers.contains_key(retry_topic::ROUTE) {
-        return process_retry(router, record).await;
-    }
-    process_from(router, record, None).await
+    process_keyed(router, record, None).await
 }
 
-/// Calls the handler again for a record that was [`Outcome::Parked`].
+/// [`process`], for a record of an input partition whose retry partition
+/// keeps key order: `waits` says which keys have records waiting there (a
+/// record of one goes there too, behind them), and gets the keys of the
+/// records this call writes there.
+pub async fn process_keyed(
+    router: &Router,
+    record: &InRecord,
+    waits: Option<&KeyWaits>,
+) -> Processed {
+    if is_retry_record(router, record) {
+        return process_retry(router, record, None).await;
+    }
+    process_from(router, record, None, waits).await
+}
+
+fn is_retry_record(router: &Router, record: &InRecord) -> bool {
+    router.is_retry_topic(&record.topic) && record.headers.contains_key(retry_topic::ROUTE)
+}
+
+/// Calls the handler (again) for a record that was [`Outcome::Parked`].
 pub async fn process_parked(router: &Router, record: &InRecord, parked: Later) -> Processed {
-    process_from(router, record, Some(parked)).await
+    if is_retry_record(router, record) {
+        return process_retry(router, record, Some(parked)).await;
+    }
+    process_from(router, record, Some(parked), None).await
 }
 
 /// Routes and handles `record`, after the failed calls of `parked`.
-async fn process_from(router: &Router, record: &InRecord, parked: Option<Later>) -> Processed {
+async fn process_from(
+    router: &Router,
+    record: &InRecord,
+    parked: Option<Later>,
+    waits: Option<&KeyWaits>,
+) -> Processed {
     let (request, route, event_type) = read_and_route(router, record);
     let event_type = event_type.as_deref();
     let Some(route) = route else {
@@ -306,13 +334,36 @@ async fn process_from(router: &Router, record: &InRecord, parked: Option<Later>)
             }
         };
     };
+    // Key order through the retry topic: the key's waits, if it has any.
+    let keyed = match (waits, record.key.as_deref(), &route.retry_topic) {
+        (Some(waits), Some(key), Some(retry_topic)) if route.key_order => {
+            Some((waits, key, retry_topic))
+        }
+        _ => None,
+    };
+    if let Some((waits, key, retry_topic)) = keyed
+        && waits.is_waiting(key)
+    {
+        waits.add(key);
+        tracing::debug!(
+            topic = %record.topic, partition = record.partition, offset = record.offset,
+            route = %route.name, retry_topic = %retry_topic,
+            "a record of its key waits in the retry topic; written behind it"
+        );
+        return Processed {
+            route: Some(route.name.clone()),
+            outcome: Outcome::Deferred,
+            outputs: vec![retry_topic::behind(retry_topic, &route.name, record)],
+            halt: None,
+        };
+    }
     if let Some(held) = breaker_holds(route, record) {
         return held;
     }
 
     // The number of the call about to be made.
     let mut attempts: u32 = parked.map_or(0, |p| p.attempts) + 1;
-    let mut first_failure = parked.map(|p| p.first_failure);
+    let mut first_failure = parked.and_then(|p| p.first_failure);
     let result = match &request {
         Err(e) => Err(Failure::new(FailureKind::Deserialization, e.to_string())),
         Ok(request) => {
@@ -339,10 +390,9 @@ async fn process_from(router: &Router, record: &InRecord, parked: Option<Later>)
                             return Processed {
                                 route: Some(route.name.clone()),
                                 outcome: Outcome::Parked(Later {
-                                    kind: failure.kind,
                                     delay: pause,
                                     attempts,
-                                    first_failure: first_failure.unwrap_or_else(chrono::Utc::now),
+                                    first_failure,
                                 }),
                                 outputs: Vec::new(),
                                 halt: None,
@@ -367,7 +417,8 @@ async fn process_from(router: &Router, record: &InRecord, parked: Option<Later>)
         (Ok(values), Ok(request)) => handled(route, record, &request, values),
         (Err(failure), Ok(_)) => {
             let first = first_failure.unwrap_or_else(chrono::Utc::now);
-            retry_or_fail(router, route, record, &failure, attempts, first)
+            let waits = keyed.map(|(waits, key, _)| (waits, key));
+            retry_or_fail(router, route, record, &failure, (attempts, first), waits)
         }
         (_, Err(e)) => failed(
             router,
@@ -457,14 +508,15 @@ fn handled(
 }
 
 /// After `attempts` failed calls: with a retry topic and attempts left,
-/// the record goes there with its due time; else [`failed`].
+/// the record goes there with its due time (and its key, with key order,
+/// into `waits`); else [`failed`].
 fn retry_or_fail(
     router: &Router,
     route: &Route,
     record: &InRecord,
     failure: &Failure,
-    attempts: u32,
-    first_failure: chrono::DateTime<chrono::Utc>,
+    (attempts, first_failure): (u32, chrono::DateTime<chrono::Utc>),
+    waits: Option<(&KeyWaits, &[u8])>,
 ) -> Processed {
     if let Some(retry_topic) = &route.retry_topic
         && route.actions.of_failure(failure) == FailureAction::Retry
@@ -474,6 +526,9 @@ fn retry_or_fail(
         let due =
             chrono::Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
         count_retry(route, failure.kind);
+        if let Some((waits, key)) = waits {
+            waits.add(key);
+        }
         tracing::info!(
             topic = %record.topic, partition = record.partition, offset = record.offset,
             route = %route.name, class = failure.kind.as_str(), attempts, retry_topic = %retry_topic,
@@ -490,6 +545,7 @@ fn retry_or_fail(
                 attempts,
                 first_failure,
                 due,
+                route.key_order,
             )],
             halt: None,
         };
@@ -497,10 +553,12 @@ fn retry_or_fail(
     failed(router, route, record, failure, (attempts, first_failure))
 }
 
-/// A record of a retry topic: not due yet, the partition waits; due, one
+/// A record of a retry topic: not due yet, the partition waits (with key
+/// order, the record is parked with the later ones of its key); due, one
 /// more handler call with the record as first read, then a reply, the next
-/// retry record, or [`failed`].
-async fn process_retry(router: &Router, record: &InRecord) -> Processed {
+/// retry record (with key order, it is parked again), or [`failed`].
+/// `parked`: the record was parked, and its wait is over.
+async fn process_retry(router: &Router, record: &InRecord, parked: Option<Later>) -> Processed {
     let at = format!("{}/{}@{}", record.topic, record.partition, record.offset);
     let pending = match retry_topic::read(record) {
         Ok(p) => p,
@@ -522,7 +580,19 @@ async fn process_retry(router: &Router, record: &InRecord) -> Processed {
         return unusable_retry_record(router, record, &pending.original, reason);
     };
     let wait = pending.due_ms - chrono::Utc::now().timestamp_millis();
-    if wait > 0 {
+    if wait > 0 && parked.is_none() {
+        if route.key_order {
+            return Processed {
+                route: Some(route.name.clone()),
+                outcome: Outcome::Parked(Later {
+                    delay: std::time::Duration::from_millis(wait.unsigned_abs()),
+                    attempts: pending.attempts,
+                    first_failure: pending.first_failure,
+                }),
+                outputs: Vec::new(),
+                halt: None,
+            };
+        }
         return Processed {
             route: Some(route.name.clone()),
             outcome: Outcome::NotDue,
@@ -537,26 +607,60 @@ async fn process_retry(router: &Router, record: &InRecord) -> Processed {
         return held;
     }
     let original = &pending.original;
-    let attempts = pending.attempts + 1;
+    // Calls so far, and the number of the one about to be made.
+    let done = parked.map_or(pending.attempts, |l| l.attempts);
+    let attempts = done + 1;
+    let first = parked
+        .and_then(|l| l.first_failure)
+        .or(pending.first_failure);
     match envelope::read(&original.headers, original.value.as_deref()) {
-        // It was readable when it failed first; the same bytes still are.
+        // Readable when it was first read (or it would not be here): the
+        // same bytes still are, unless a record was written by hand.
         Err(e) => failed(
             router,
             route,
             original,
             &Failure::new(FailureKind::Deserialization, e.to_string()),
-            (pending.attempts, pending.first_failure),
+            (done, first.unwrap_or_else(chrono::Utc::now)),
         ),
         Ok(request) => match call(route, original, &request).await {
             Ok(values) => handled(route, original, &request, values),
-            Err(failure) => retry_or_fail(
-                router,
-                route,
-                original,
-                &failure,
-                attempts,
-                pending.first_failure,
-            ),
+            Err(failure) => {
+                let first = first.unwrap_or_else(chrono::Utc::now);
+                if route.key_order
+                    && route.actions.of_failure(&failure) == FailureAction::Retry
+                    && attempts < route.retry.attempts()
+                {
+                    // In place: the later records of its key in this retry
+                    // partition wait behind it, other keys go on.
+                    let pause = route.retry.delay(attempts, fastrand::f64());
+                    count_retry(route, failure.kind);
+                    tracing::info!(
+                        topic = %original.topic, partition = original.partition, offset = original.offset,
+                        retry_topic = %record.topic, route = %route.name, class = failure.kind.as_str(),
+                        attempt = attempts, retry_in = ?pause, error = %failure.message,
+                        "handler failed; parked in its retry partition with the later records of its key"
+                    );
+                    return Processed {
+                        route: Some(route.name.clone()),
+                        outcome: Outcome::Parked(Later {
+                            delay: pause,
+                            attempts,
+                            first_failure: Some(first),
+                        }),
+                        outputs: Vec::new(),
+                        halt: None,
+                    };
+                }
+                retry_or_fail(
+                    router,
+                    route,
+                    original,
+                    &failure,
+                    (attempts, first),
+                    None,
+                )
+            }
         },
     }
 }
@@ -639,7 +743,10 @@ pub fn refused_letter(
             &route.dlq_topic,
             (&route.name, &route.handler_name),
             &failure,
-            (pending.attempts + 1, pending.first_failure),
+            (
+                pending.attempts + 1,
+                pending.first_failure.unwrap_or_else(chrono::Utc::now),
+            ),
         );
     }
     match read_and_route(router, record).1 {

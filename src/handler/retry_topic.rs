@@ -4,6 +4,14 @@
 //! came from. The retry topic's partition consumer holds at a record that
 //! is not due yet (only that partition waits) and hands it back to the
 //! route's handler when it is.
+//!
+//! With `ordering = "key"` the retry topic is co-partitioned with its
+//! input topic (see [`super::key_waits`]): a record waits in the retry
+//! partition of its input partition, and a later record of a key that has
+//! a record waiting is written there too, behind it, with `retry.attempts`
+//! 0 and no failure headers. That retry partition does not hold at a record
+//! that is not due: it parks the record with the later ones of its key, and
+//! retries it in place.
 
 use std::collections::BTreeMap;
 
@@ -66,8 +74,9 @@ pub struct Pending {
     pub attempts: u32,
     /// Due, milliseconds since the epoch.
     pub due_ms: i64,
-    /// The first failure.
-    pub first_failure: DateTime<Utc>,
+    /// The first failure (none for a record written behind an earlier one
+    /// of its key, before any call).
+    pub first_failure: Option<DateTime<Utc>>,
     /// The record as first read: original coordinates, key, value and
     /// headers without the `retry.*` ones.
     pub original: InRecord,
@@ -93,16 +102,25 @@ fn number<T: std::str::FromStr>(
 /// Reads a retry record.
 pub fn read(record: &InRecord) -> Result<Pending, String> {
     let h = &record.headers;
-    let first_failure = DateTime::parse_from_rfc3339(text(h, FIRST_FAILURE)?)
-        .map_err(|e| format!("header {FIRST_FAILURE}: {e}"))?
-        .with_timezone(&Utc);
+    let first_failure = match h.get(FIRST_FAILURE) {
+        Some(_) => Some(
+            DateTime::parse_from_rfc3339(text(h, FIRST_FAILURE)?)
+                .map_err(|e| format!("header {FIRST_FAILURE}: {e}"))?
+                .with_timezone(&Utc),
+        ),
+        None => None,
+    };
+    let attempts = number(h, ATTEMPTS)?;
+    if attempts > 0 && first_failure.is_none() {
+        return Err(format!("no {FIRST_FAILURE} header"));
+    }
     let timestamp = match h.get(ORIGINAL_TIMESTAMP) {
         Some(_) => Some(number(h, ORIGINAL_TIMESTAMP)?),
         None => None,
     };
     Ok(Pending {
         route: text(h, ROUTE)?.to_owned(),
-        attempts: number(h, ATTEMPTS)?,
+        attempts,
         due_ms: number(h, DUE)?,
         first_failure,
         original: InRecord {
@@ -122,7 +140,9 @@ pub fn read(record: &InRecord) -> Result<Pending, String> {
 }
 
 /// The retry record of `original` (as first read) for `route`, after
-/// `attempts` failed calls, due at `due`.
+/// `attempts` failed calls, due at `due`. With `key_order` it goes to the
+/// retry partition of `original`'s partition.
+#[allow(clippy::too_many_arguments)]
 pub fn record(
     retry_topic: &str,
     route: &str,
@@ -131,6 +151,37 @@ pub fn record(
     attempts: u32,
     first_failure: DateTime<Utc>,
     due: DateTime<Utc>,
+    key_order: bool,
+) -> OutRecord {
+    let mut out = written(retry_topic, route, original, 0, due, key_order);
+    for (name, value) in [
+        (ATTEMPTS, attempts.to_string()),
+        (FIRST_FAILURE, super::dead_letter::time_text(first_failure)),
+        (ERROR_KIND, failure.kind.as_str().to_owned()),
+        (
+            ERROR_MESSAGE,
+            super::dead_letter::truncated(&failure.message, super::dead_letter::MESSAGE_LIMIT),
+        ),
+    ] {
+        out.headers.insert(name.to_owned(), value.into_bytes());
+    }
+    out
+}
+
+/// The retry record of `original`, a record of a key that has a record
+/// waiting (`ordering = "key"`): due now, no call made; it goes to the
+/// retry partition of `original`'s partition, behind the waiting one.
+pub fn behind(retry_topic: &str, route: &str, original: &InRecord) -> OutRecord {
+    written(retry_topic, route, original, 0, Utc::now(), true)
+}
+
+fn written(
+    retry_topic: &str,
+    route: &str,
+    original: &InRecord,
+    attempts: u32,
+    due: DateTime<Utc>,
+    key_order: bool,
 ) -> OutRecord {
     let mut headers = original.headers.clone();
     for (name, value) in [
@@ -141,12 +192,6 @@ pub fn record(
         (ORIGINAL_TOPIC, original.topic.clone()),
         (ORIGINAL_PARTITION, original.partition.to_string()),
         (ORIGINAL_OFFSET, original.offset.to_string()),
-        (FIRST_FAILURE, super::dead_letter::time_text(first_failure)),
-        (ERROR_KIND, failure.kind.as_str().to_owned()),
-        (
-            ERROR_MESSAGE,
-            super::dead_letter::truncated(&failure.message, super::dead_letter::MESSAGE_LIMIT),
-        ),
     ] {
         headers.insert(name.to_owned(), value.into_bytes());
     }
@@ -155,7 +200,7 @@ pub fn record(
     }
     OutRecord {
         topic: retry_topic.to_owned(),
-        partition: None,
+        partition: key_order.then_some(original.partition),
         key: original.key.clone(),
         value: original.value.clone(),
         headers,
@@ -181,8 +226,9 @@ mod tests {
         let failure = Failure::new(FailureKind::Dependency, "db down");
         let first = Utc::now();
         let due = first + chrono::Duration::seconds(30);
-        let out = record("orders.retry", "main", &original, &failure, 1, first, due);
+        let out = record("orders.retry", "main", &original, &failure, 1, first, due, false);
         assert_eq!(out.topic, "orders.retry");
+        assert_eq!(out.partition, None);
         assert_eq!(out.key, original.key);
         let back = read(&InRecord {
             topic: "orders.retry".into(),
@@ -199,8 +245,8 @@ mod tests {
         assert_eq!(back.due_ms, due.timestamp_millis());
         assert_eq!(back.original, original);
         assert_eq!(
-            back.first_failure.timestamp_millis(),
-            first.timestamp_millis()
+            back.first_failure.map(|t| t.timestamp_millis()),
+            Some(first.timestamp_millis())
         );
 
         let mut broken = out.headers.clone();
@@ -216,5 +262,47 @@ mod tests {
         })
         .unwrap_err();
         assert!(e.contains("retry.due is not a number"), "{e}");
+    }
+
+    #[test]
+    fn a_record_behind_its_key_goes_to_its_own_partition_with_no_call_made() {
+        let original = InRecord {
+            topic: "orders".into(),
+            partition: 3,
+            offset: 41,
+            timestamp: None,
+            key: Some(b"k".to_vec()),
+            value: Some(b"{}".to_vec()),
+            headers: BTreeMap::new(),
+        };
+        let out = behind("orders.retry", "main", &original);
+        assert_eq!(out.partition, Some(3));
+        let back = read(&InRecord {
+            topic: "orders.retry".into(),
+            partition: 3,
+            offset: 9,
+            timestamp: None,
+            key: out.key.clone(),
+            value: out.value.clone(),
+            headers: out.headers.clone(),
+        })
+        .unwrap();
+        assert_eq!((back.attempts, back.first_failure), (0, None));
+        assert!(back.due_ms <= Utc::now().timestamp_millis());
+        assert_eq!(back.original, original);
+        // A failed record's retry record says when it failed first.
+        let mut headers = out.headers.clone();
+        headers.insert(ATTEMPTS.to_owned(), b"2".to_vec());
+        let e = read(&InRecord {
+            topic: "orders.retry".into(),
+            partition: 3,
+            offset: 9,
+            timestamp: None,
+            key: None,
+            value: None,
+            headers,
+        })
+        .unwrap_err();
+        assert!(e.contains("no retry.failure.first header"), "{e}");
     }
 }

@@ -183,6 +183,24 @@ pub enum RouterError {
         /// Registered names besides the built-ins, `, a, b`.
         registered: String,
     },
+    /// A retry topic that keeps key order is shared with another input
+    /// topic's routes.
+    #[error(
+        "routes.{route}.retry.topic: `{retry_topic}` keeps the key order of `{}` \
+         (ordering = \"key\") and is co-partitioned with it, so it cannot also be the retry \
+         topic of routes.{other} (input topic `{}`); give one of them its own",
+        .inputs.0, .inputs.1
+    )]
+    SharedRetryTopic {
+        /// A key-ordered route.
+        route: String,
+        /// Its retry topic.
+        retry_topic: String,
+        /// A route of another input topic retrying through it.
+        other: String,
+        /// The two routes' input topics.
+        inputs: Box<(String, String)>,
+    },
 }
 
 /// Every route by input topic and event type.
@@ -191,6 +209,9 @@ pub struct Router {
     topics: BTreeMap<String, TopicRoutes>,
     /// Retry topics: the routes retrying through each, by name.
     retry_topics: BTreeMap<String, HashMap<String, Arc<Route>>>,
+    /// Retry topics that keep key order, by input topic: each partition of
+    /// one is consumed beside the same partition of its input topic.
+    companions: BTreeMap<String, String>,
     unrouted: Unrouted,
     instance: String,
     /// `pipeline.pause_ms`.
@@ -206,6 +227,8 @@ impl Router {
     pub fn build(config: &Config, registry: &HandlerRegistry) -> Result<Self, RouterError> {
         let mut topics: BTreeMap<String, TopicRoutes> = BTreeMap::new();
         let mut retry_topics: BTreeMap<String, HashMap<String, Arc<Route>>> = BTreeMap::new();
+        // Each route's input topic, for the retry topics' checks.
+        let mut inputs: BTreeMap<String, String> = BTreeMap::new();
         for (name, route) in &config.routes {
             let handler: Option<Arc<dyn Handler>> =
                 match (route.handler.as_str(), &route.program) {
@@ -271,6 +294,7 @@ impl Router {
                     .or_default()
                     .insert(name.clone(), Arc::clone(&ready));
             }
+            inputs.insert(name.clone(), topic.clone());
             let entry = topics.entry(topic).or_default();
             match &route.event_type {
                 Some(t) => {
@@ -279,9 +303,26 @@ impl Router {
                 None => entry.any = Some(ready),
             }
         }
+        let mut companions = BTreeMap::new();
+        for (retry_topic, routes) in &retry_topics {
+            let Some(keyed) = routes.values().find(|r| r.key_order) else {
+                continue;
+            };
+            let input = &inputs[&keyed.name];
+            if let Some(other) = routes.values().find(|r| &inputs[&r.name] != input) {
+                return Err(RouterError::SharedRetryTopic {
+                    route: keyed.name.clone(),
+                    retry_topic: retry_topic.clone(),
+                    other: other.name.clone(),
+                    inputs: Box::new((input.clone(), inputs[&other.name].clone())),
+                });
+            }
+            companions.insert(input.clone(), retry_topic.clone());
+        }
         Ok(Self {
             topics,
             retry_topics,
+            companions,
             unrouted: config.pipeline.unrouted,
             instance: dead_letter::instance_id(config),
             pause: std::time::Duration::from_millis(config.pipeline.pause_ms),
@@ -293,12 +334,17 @@ impl Router {
         })
     }
 
-    /// Every topic consumed (input and retry topics), sorted.
+    /// Every topic consumed on its own (input topics, and retry topics
+    /// that do not keep key order), sorted.
     pub fn topics(&self) -> Vec<String> {
         let mut all: Vec<String> = self
             .topics
             .keys()
-            .chain(self.retry_topics.keys())
+            .chain(
+                self.retry_topics
+                    .keys()
+                    .filter(|t| !self.companions.values().any(|c| c == *t)),
+            )
             .cloned()
             .collect();
         all.sort();
@@ -315,6 +361,12 @@ impl Router {
     /// The failure actions for records no route takes: the pipeline's.
     pub fn unrouted_actions(&self) -> &super::failure::Actions {
         &self.unrouted_actions
+    }
+
+    /// The retry topic that keeps the key order of input topic `topic`:
+    /// its partition `p` is consumed beside `topic`'s partition `p`.
+    pub fn companion(&self, topic: &str) -> Option<&str> {
+        self.companions.get(topic).map(String::as_str)
     }
 
     /// Whether `topic` is the retry topic of a route.
@@ -451,6 +503,37 @@ mod tests {
             );
         }
         c
+    }
+
+    #[test]
+    fn a_retry_topic_that_keeps_key_order_is_consumed_beside_its_input_only() {
+        use crate::config::{Ordering, RetryMode};
+        let mut c = config(&[
+            ("keyed", "orders", Some("placed"), "echo"),
+            ("rest", "orders", None, "echo"),
+            ("audit", "audit", None, "echo"),
+        ]);
+        for (name, ordering) in [("keyed", Ordering::Key), ("rest", Ordering::Partition)] {
+            let route = c.routes.get_mut(name).unwrap();
+            route.retry.mode = RetryMode::Topic;
+            route.ordering = ordering;
+        }
+        c.routes.get_mut("audit").unwrap().retry.mode = RetryMode::Topic;
+        let r = Router::build(&c, &HandlerRegistry::with_builtins()).unwrap();
+        // orders.retry is consumed with orders; audit.retry on its own.
+        assert_eq!(r.topics(), ["audit", "audit.retry", "orders"]);
+        assert_eq!(r.companion("orders"), Some("orders.retry"));
+        assert_eq!(r.companion("audit"), None);
+        assert!(r.is_retry_topic("orders.retry"));
+
+        // Another input topic's route retrying through it is refused.
+        c.routes.get_mut("audit").unwrap().retry.topic = Some("orders.retry".to_owned());
+        let e = Router::build(&c, &HandlerRegistry::with_builtins()).unwrap_err();
+        assert!(
+            matches!(&e, RouterError::SharedRetryTopic { route, other, .. } if route == "keyed" && other == "audit"),
+            "{e}"
+        );
+        assert!(e.to_string().starts_with("routes.keyed.retry.topic: `orders.retry`"), "{e}");
     }
 
     #[test]

@@ -33,7 +33,10 @@ use actix::prelude::*;
 use tokio::sync::oneshot;
 
 use super::api::FailureKind;
-use super::process::{Halt, HaltKind, InRecord, Later, Outcome, process, process_parked};
+use super::key_waits::KeyWaits;
+use super::process::{
+    Halt, HaltKind, InRecord, Later, Outcome, process, process_keyed, process_parked,
+};
 use super::router::Router;
 use crate::config::FailureAction;
 use crate::producer::{ProduceError, ProducerPool, Publish, Results};
@@ -139,6 +142,9 @@ pub struct HandlerWorker {
     lane_token: u64,
     /// Publishes whose results are still to be handed back.
     publishing: Vec<tokio::task::JoinHandle<()>>,
+    /// The key waits of its input partition, when its retry partition
+    /// keeps key order ([`super::key_waits`]).
+    waits: Option<Arc<KeyWaits>>,
 }
 
 impl std::fmt::Debug for HandlerWorker {
@@ -171,7 +177,15 @@ impl HandlerWorker {
             lanes: HashMap::new(),
             lane_token: 0,
             publishing: Vec::new(),
+            waits: None,
         }
+    }
+
+    /// A worker of an input partition whose retry partition keeps key
+    /// order: records of keys in `waits` go behind them.
+    pub fn with_waits(mut self, waits: Option<Arc<KeyWaits>>) -> Self {
+        self.waits = waits;
+        self
     }
 
     /// Runs the lane of `key` when it is due.
@@ -481,6 +495,7 @@ impl Handler<HandleBatch> for HandlerWorker {
                 records.push(r);
             }
         }
+        let waits = self.waits.clone();
         // `wait`: the next batch starts only after this one.
         ctx.wait(
             async move {
@@ -499,7 +514,7 @@ impl Handler<HandleBatch> for HandlerWorker {
                         continue;
                     }
                     let started = Instant::now();
-                    let processed = process(&router, record).await;
+                    let processed = process_keyed(&router, record, waits.as_deref()).await;
                     if let Outcome::Failed(kind) = processed.outcome {
                         tracing::debug!(
                             topic = %record.topic, partition = record.partition, offset = record.offset,

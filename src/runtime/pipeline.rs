@@ -5,6 +5,11 @@
 //! ([`Pipeline::revoke`]): by the group membership actor
 //! ([`crate::group`]), or for every partition of the routed topics when
 //! `consumer.group_protocol = "none"`. Stops it in order.
+//!
+//! A retry topic that keeps key order is not assigned on its own: its
+//! partition `p` is consumed beside partition `p` of its input topic, by
+//! the same instance, after the keys waiting in it were read
+//! ([`crate::handler::key_waits`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -16,7 +21,7 @@ use rskafka::client::partition::OffsetAt;
 use super::RuntimeError;
 use crate::config::{Config, OffsetReset};
 use crate::consumer::commit::{Flush, OffsetCommitter};
-use crate::consumer::partition::{Drain, PartitionConsumer, Settings};
+use crate::consumer::partition::{Drain, PartitionConsumer, Settings, Side};
 use crate::handler::router::Router;
 use crate::kafka::{GroupCoordinator, TopicPartition};
 use crate::producer::{self, PoolSettings, Producer, ProducerPool};
@@ -34,7 +39,10 @@ pub struct Pipeline {
     /// Every partition of the routed topics at start-up.
     partitions: Vec<TopicPartition>,
     consumers: BTreeMap<TopicPartition, Addr<PartitionConsumer>>,
-    /// A copy of `consumers` the HTTP listener reads.
+    /// The retry partitions consumed beside input partitions (key order),
+    /// by input partition.
+    companions: BTreeMap<TopicPartition, (TopicPartition, Addr<PartitionConsumer>)>,
+    /// A copy of `consumers` and `companions` the HTTP listener reads.
     directory: Directory,
     committer: Addr<OffsetCommitter>,
     pools: Vec<Addr<ProducerPool>>,
@@ -76,6 +84,22 @@ pub async fn start(config: &Config, router: Arc<Router>) -> Result<Pipeline, Run
             };
             RuntimeError::Kafka(format!("{e} (it is {what}; create it first)"))
         })?;
+        if let Some(retry) = router.companion(&topic) {
+            let m = producer.partitions(retry).await.map_err(|e| {
+                RuntimeError::Kafka(format!(
+                    "{e} (it is the retry topic of a route with ordering = \"key\"; create it \
+                     first, with as many partitions as {topic})"
+                ))
+            })?;
+            if m < n {
+                return Err(RuntimeError::Kafka(format!(
+                    "the retry topic {retry} has {m} partition(s) and its input topic {topic} \
+                     has {n}: a route with ordering = \"key\" keeps each input partition's \
+                     waiting records in the retry partition of the same number, so it needs at \
+                     least as many"
+                )));
+            }
+        }
         partitions.extend((0..n).map(|p| (topic.clone(), p)));
     }
     // Output topics named in the configuration must exist: a missing one
@@ -162,6 +186,7 @@ pub async fn start(config: &Config, router: Arc<Router>) -> Result<Pipeline, Run
         settings,
         partitions,
         consumers: BTreeMap::new(),
+        companions: BTreeMap::new(),
         directory: Directory::default(),
         committer,
         pools,
@@ -210,48 +235,118 @@ impl Pipeline {
         let mut coordinator = GroupCoordinator::connect(&self.kafka, &self.group)
             .await
             .map_err(kafka_error)?;
-        let committed = coordinator.fetch(&new).await.map_err(kafka_error)?;
+        // With their retry partitions that keep key order.
+        let mut wanted = new.clone();
+        wanted.extend(new.iter().filter_map(|(topic, partition)| {
+            self.router
+                .companion(topic)
+                .map(|retry| (retry.to_owned(), *partition))
+        }));
+        let committed = coordinator.fetch(&wanted).await.map_err(kafka_error)?;
         drop(coordinator);
         for (topic, partition) in new {
-            let client = crate::consumer::partition::connect(&self.kafka, &topic, partition)
-                .await
-                .map_err(|e| RuntimeError::Kafka(format!("{topic}/{partition}: {e}")))?;
-            let start = match committed
-                .get(&(topic.clone(), partition))
-                .copied()
-                .flatten()
-            {
-                Some(offset) => offset,
-                None => {
-                    let at = match self.auto_offset_reset {
-                        OffsetReset::Earliest => OffsetAt::Earliest,
-                        OffsetReset::Latest => OffsetAt::Latest,
-                    };
-                    client.get_offset(at).await.map_err(|e| {
-                        RuntimeError::Kafka(format!("{topic}/{partition}: start offset: {e}"))
-                    })?
-                }
-            };
-            tracing::info!(topic = %topic, partition, start, group = %self.group, "consuming");
             let slot = self.next_slot;
             self.next_slot += 1;
-            let (router, pool, committer, settings) = (
-                Arc::clone(&self.router),
-                self.pools[slot % self.pools.len()].clone(),
-                self.committer.clone(),
-                Arc::clone(&self.settings),
-            );
-            let arbiter = &self.arbiters[slot % self.arbiters.len()];
-            let tp = (topic.clone(), partition);
-            let consumer = Supervisor::start_in_arbiter(&arbiter.handle(), move |_| {
-                PartitionConsumer::new(
-                    topic, partition, start, client, router, pool, committer, settings,
-                )
-            });
-            self.consumers.insert(tp, consumer);
+            let (client, start) = self.start_offset(&committed, &topic, partition).await?;
+            let mut consumer =
+                self.consumer_of((topic.clone(), partition), slot, (client, start));
+            if let Some(retry) = self.router.companion(&topic).map(str::to_owned) {
+                let (retry_client, retry_start) =
+                    self.start_offset(&committed, &retry, partition).await?;
+                // Before either side starts: the keys waiting in the retry
+                // partition from where its consumer starts.
+                let waits = Arc::new(
+                    crate::consumer::partition::waiting_keys(
+                        &retry_client,
+                        &self.router,
+                        (&retry, partition),
+                        retry_start,
+                    )
+                    .await
+                    .map_err(|e| {
+                        RuntimeError::Kafka(format!(
+                            "{retry}/{partition}: reading the keys waiting from offset {retry_start}: {e}"
+                        ))
+                    })?,
+                );
+                tracing::info!(
+                    topic = %retry, partition, start = retry_start, input = %topic,
+                    keys_waiting = waits.keys(), group = %self.group,
+                    "consuming the retry partition that keeps key order"
+                );
+                let companion = self.consumer_of(
+                    (retry.clone(), partition),
+                    slot,
+                    (retry_client, retry_start),
+                );
+                let retry_side = Arc::clone(&waits);
+                let retry_addr = self.spawn(slot, companion.with_waits(retry_side, Side::Retry));
+                self.companions
+                    .insert((topic.clone(), partition), ((retry, partition), retry_addr));
+                consumer = consumer.with_waits(waits, Side::Input);
+            }
+            tracing::info!(topic = %topic, partition, start, group = %self.group, "consuming");
+            let addr = self.spawn(slot, consumer);
+            self.consumers.insert((topic, partition), addr);
         }
         self.publish_directory();
         Ok(())
+    }
+
+    /// A client of `topic`/`partition` and where to start: the group's
+    /// committed offset, else `consumer.auto_offset_reset`.
+    async fn start_offset(
+        &self,
+        committed: &BTreeMap<TopicPartition, Option<i64>>,
+        topic: &str,
+        partition: i32,
+    ) -> Result<(Arc<rskafka::client::partition::PartitionClient>, i64), RuntimeError> {
+        let client = crate::consumer::partition::connect(&self.kafka, topic, partition)
+            .await
+            .map_err(|e| RuntimeError::Kafka(format!("{topic}/{partition}: {e}")))?;
+        let start = match committed
+            .get(&(topic.to_owned(), partition))
+            .copied()
+            .flatten()
+        {
+            Some(offset) => offset,
+            None => {
+                let at = match self.auto_offset_reset {
+                    OffsetReset::Earliest => OffsetAt::Earliest,
+                    OffsetReset::Latest => OffsetAt::Latest,
+                };
+                client.get_offset(at).await.map_err(|e| {
+                    RuntimeError::Kafka(format!("{topic}/{partition}: start offset: {e}"))
+                })?
+            }
+        };
+        Ok((client, start))
+    }
+
+    /// A partition consumer of `topic`/`partition`, from `start`, with the
+    /// pool of `slot`.
+    fn consumer_of(
+        &self,
+        (topic, partition): TopicPartition,
+        slot: usize,
+        (client, start): (Arc<rskafka::client::partition::PartitionClient>, i64),
+    ) -> PartitionConsumer {
+        PartitionConsumer::new(
+            topic,
+            partition,
+            start,
+            client,
+            Arc::clone(&self.router),
+            self.pools[slot % self.pools.len()].clone(),
+            self.committer.clone(),
+            Arc::clone(&self.settings),
+        )
+    }
+
+    /// Starts `consumer` under a supervisor on the arbiter of `slot`.
+    fn spawn(&self, slot: usize, consumer: PartitionConsumer) -> Addr<PartitionConsumer> {
+        let arbiter = &self.arbiters[slot % self.arbiters.len()];
+        Supervisor::start_in_arbiter(&arbiter.handle(), move |_| consumer)
     }
 
     /// The running partition consumers, kept up to date.
@@ -262,6 +357,7 @@ impl Pipeline {
     fn publish_directory(&self) {
         if let Ok(mut d) = self.directory.write() {
             d.clone_from(&self.consumers);
+            d.extend(self.companions.values().cloned());
         }
     }
 
@@ -270,10 +366,11 @@ impl Pipeline {
     /// watermark, within `timeout`; then it is stopped. Records still in
     /// flight at the deadline are handled again by the next owner.
     pub async fn revoke(&mut self, partitions: &[TopicPartition], timeout: Duration) {
-        let revoked: Vec<(TopicPartition, Addr<PartitionConsumer>)> = partitions
+        let mut revoked: Vec<(TopicPartition, Addr<PartitionConsumer>)> = partitions
             .iter()
             .filter_map(|tp| self.consumers.remove(tp).map(|c| (tp.clone(), c)))
             .collect();
+        revoked.extend(partitions.iter().filter_map(|tp| self.companions.remove(tp)));
         self.publish_directory();
         if revoked.is_empty() {
             return;
@@ -299,7 +396,11 @@ impl Pipeline {
     /// pools, within `timeout`; then flushes the committer and stops the
     /// arbiters.
     pub async fn drain(self, timeout: Duration) {
-        let drains = self.consumers.values().map(|c| c.send(Drain));
+        let drains = self
+            .consumers
+            .values()
+            .chain(self.companions.values().map(|(_, c)| c))
+            .map(|c| c.send(Drain));
         let flushes = self.pools.iter().map(|p| p.send(producer::Flush));
         let all = async {
             futures_util::future::join_all(drains).await;
@@ -317,6 +418,7 @@ impl Pipeline {
             Ok(Ok(())) => {}
         }
         drop(self.consumers);
+        drop(self.companions);
         if let Ok(mut d) = self.directory.write() {
             d.clear();
         }

@@ -3,13 +3,15 @@
 //! order, while records with other keys go on; after its retries it ends
 //! answered or dead-lettered, and only then do the records behind it run.
 //! A `kill -9` while records are parked loses none and breaks no key's
-//! order.
+//! order. Each test runs with in-place retries and with a retry topic
+//! (`retry.mode = "topic"`: the failing record and the later ones of its
+//! key wait in the retry partition of their input partition).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use kafka_actors::config::{Ordering, RetryConfig, RetryStrategy, RouteConfig};
+use kafka_actors::config::{Ordering, RetryConfig, RetryMode, RetryStrategy, RouteConfig};
 use kafka_actors::handler::{HandlerError, HandlerRegistry, typed};
 use kafka_actors::producer::{OutRecord, Producer};
 use kafka_actors::testkit::{self, TestBroker};
@@ -74,8 +76,31 @@ fn in_key_order(seqs: &[u64], first_only: bool) -> Result<(), String> {
     Ok(())
 }
 
+/// Creates the retry topic of `requests` for `mode`: as many partitions as
+/// the input topic (one).
+async fn retry_topic(client: &rskafka::client::Client, requests: &str, mode: RetryMode) -> String {
+    let retry = format!("{requests}.retry");
+    if mode == RetryMode::Topic {
+        testkit::create_topics(client, &[retry.as_str()], 1, 1)
+            .await
+            .unwrap();
+    }
+    retry
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_key_waits_in_order_while_other_keys_go_on() {
+    a_failing_key_waits(RetryMode::InPlace).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_key_waits_in_order_in_the_retry_topic_while_other_keys_go_on() {
+    a_failing_key_waits(RetryMode::Topic).await;
+}
+
+// A figure for the session notes, printed with --nocapture.
+#[allow(clippy::print_stderr)]
+async fn a_failing_key_waits(mode: RetryMode) {
     bounded(async {
         let broker = TestBroker::start().await.unwrap();
         let bootstrap = broker.bootstrap().to_owned();
@@ -85,6 +110,7 @@ async fn a_failing_key_waits_in_order_while_other_keys_go_on() {
         // One partition: every key shares it, so only key order can let
         // the others go on.
         let t = topics(&client, 1).await;
+        let retry = retry_topic(&client, &t.requests, mode).await;
 
         const N: u64 = 120;
         let started = Instant::now();
@@ -118,6 +144,7 @@ async fn a_failing_key_waits_in_order_while_other_keys_go_on() {
                     reply_topic: Some(t.responses.clone()),
                     ordering: Ordering::Key,
                     retry: RetryConfig {
+                        mode,
                         strategy: RetryStrategy::Fixed,
                         max_attempts: 4,
                         initial_delay_ms: 300,
@@ -210,7 +237,7 @@ async fn a_failing_key_waits_in_order_while_other_keys_go_on() {
             .unwrap();
         let all_done = calls.iter().map(|(_, t)| *t).max().unwrap();
         eprintln!(
-            "ordering = \"key\": keys {clean_keys:?} (never failing) all handled {clean_done:?} after the start; \
+            "ordering = \"key\", {mode:?}: keys {clean_keys:?} (never failing) all handled {clean_done:?} after the start; \
              the failing keys finished after {all_done:?} (300 ms per retry); every answer in {elapsed:?}"
         );
         assert!(!clean_keys.is_empty());
@@ -242,6 +269,40 @@ async fn a_failing_key_waits_in_order_while_other_keys_go_on() {
         ] {
             assert!(seen.contains(expected), "{expected} not exported: {seen:?}");
         }
+        if mode == RetryMode::Topic {
+            // The failing records and the later records of their keys went
+            // through the retry topic: each failing record once (its later
+            // calls are in place there), and each record behind one once,
+            // with no call made.
+            let waited = read_records(&client, &retry, 1, usize::MAX, Duration::from_secs(2)).await;
+            let mut first_failed = BTreeSet::new();
+            let mut behind = BTreeSet::new();
+            for (_, r) in &waited {
+                let v: Value = serde_json::from_slice(r.record.value.as_deref().unwrap()).unwrap();
+                let seq = v["payload"]["seq"].as_u64().unwrap();
+                assert_eq!(header(r, "retry.original.partition"), "0");
+                let fresh = match header(r, "retry.attempts").as_str() {
+                    "1" => first_failed.insert(seq),
+                    "0" => behind.insert(seq),
+                    other => panic!("seq {seq} written to the retry topic after {other} calls"),
+                };
+                assert!(fresh, "seq {seq} written to the retry topic twice");
+            }
+            // A failing record went there when it failed, or before its
+            // first call if an earlier record of its key was waiting.
+            assert!(first_failed.iter().all(|s| failures(*s) > 0), "{first_failed:?}");
+            let waited: BTreeSet<u64> = first_failed.union(&behind).copied().collect();
+            for seq in (0..N).filter(|s| failures(*s) > 0) {
+                assert!(waited.contains(&seq), "failing seq {seq} never went to the retry topic");
+            }
+            assert!(!behind.is_empty());
+            for seq in &behind {
+                assert!(
+                    (0..*seq).any(|e| key_of(e) == key_of(*seq) && failures(e) > 0),
+                    "seq {seq} went behind its key with no earlier failure of that key"
+                );
+            }
+        }
         service.stop().await;
     })
     .await;
@@ -249,6 +310,17 @@ async fn a_failing_key_waits_in_order_while_other_keys_go_on() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_while_records_are_parked_loses_none_and_keeps_key_order() {
+    kill_9_while_parked(RetryMode::InPlace).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_while_records_wait_in_the_retry_topic_loses_none_and_keeps_key_order() {
+    kill_9_while_parked(RetryMode::Topic).await;
+}
+
+// A figure for the session notes, printed with --nocapture.
+#[allow(clippy::print_stderr)]
+async fn kill_9_while_parked(mode: RetryMode) {
     bounded(async {
         let broker = TestBroker::start().await.unwrap();
         let bootstrap = broker.bootstrap().to_owned();
@@ -256,15 +328,22 @@ async fn kill_9_while_records_are_parked_loses_none_and_keeps_key_order() {
             .await
             .unwrap();
         let t = topics(&client, 1).await;
+        retry_topic(&client, &t.requests, mode).await;
         let dir = tempfile::tempdir().unwrap();
+        let mode_line = match mode {
+            RetryMode::Topic => "mode = \"topic\"\n",
+            _ => "",
+        };
         let path = crate::pipeline::write_config(
             &dir,
             &t,
-            "handler = \"jq\"\n\
-             program = 'if .fail then error({class: \"dependency\", message: \"inventory down\"}) else {seq} end'\n\
-             ordering = \"key\"\n\
-             [routes.main.retry]\nstrategy = \"fixed\"\n\
-             initial_delay_ms = 5000\nmax_delay_ms = 5000\nmax_attempts = 3\njitter = 0.0",
+            &format!(
+                "handler = \"jq\"\n\
+                 program = 'if .fail then error({{class: \"dependency\", message: \"inventory down\"}}) else {{seq}} end'\n\
+                 ordering = \"key\"\n\
+                 [routes.main.retry]\n{mode_line}strategy = \"fixed\"\n\
+                 initial_delay_ms = 5000\nmax_delay_ms = 5000\nmax_attempts = 3\njitter = 0.0"
+            ),
         );
         let (b, p) = (bootstrap.clone(), path.clone());
         let mut service = tokio::task::spawn_blocking(move || crate::pipeline::start(&b, &p))
@@ -323,11 +402,20 @@ async fn kill_9_while_records_are_parked_loses_none_and_keeps_key_order() {
         let service = tokio::task::spawn_blocking(move || crate::pipeline::start(&b, &p))
             .await
             .unwrap();
+        // Six more requests, one per key, after the restart: those of k2
+        // and k3 must still wait behind the failing ones (with a retry
+        // topic: the restarted service read which keys wait there).
+        const MORE: u64 = 6;
+        for seq in N..N + MORE {
+            for r in producer.send(vec![request(&t.requests, seq, false)]).await {
+                r.unwrap();
+            }
+        }
         // After the restart: every good record answered (those after the
         // committed offset twice: at least once), each key's first answers
         // in order, and the two failing ones dead-lettered after their
         // three calls.
-        let good: BTreeSet<u64> = (0..N).filter(|s| !failing(*s)).collect();
+        let good: BTreeSet<u64> = (0..N + MORE).filter(|s| !failing(*s)).collect();
         let deadline = Instant::now() + Duration::from_secs(90);
         let all = loop {
             let all = seqs(&read_all(&client, &t.responses, 1, usize::MAX, Duration::from_secs(1)).await);
@@ -365,7 +453,7 @@ async fn kill_9_while_records_are_parked_loses_none_and_keeps_key_order() {
             }
         }
         eprintln!(
-            "kill -9 with parked records: {} answers before the crash, {} in all for {} good requests; {} dead letters",
+            "kill -9 with parked records ({mode:?}): {} answers before the crash, {} in all for {} good requests; {} dead letters",
             before.len(),
             all.len(),
             good.len(),
