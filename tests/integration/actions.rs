@@ -716,3 +716,144 @@ async fn an_output_that_cannot_be_written_pauses_or_is_dead_lettered_as_configur
     })
     .await;
 }
+
+/// Denies `User:ANONYMOUS` (every client of a PLAINTEXT listener) writes to
+/// `topic`, allowing it everything else there; `deny = false` removes both
+/// ACLs again. Needs a broker with an authorizer (`scripts/kafka up`
+/// starts Kafka with the StandardAuthorizer, allowing what no ACL names).
+async fn deny_writes(bootstrap: &str, topic: &str, deny: bool) {
+    use kafka_protocol::messages::create_acls_request::AclCreation;
+    use kafka_protocol::messages::delete_acls_request::DeleteAclsFilter;
+    use kafka_protocol::messages::{CreateAclsRequest, DeleteAclsRequest};
+    use kafka_protocol::protocol::StrBytes;
+    // Kafka's codes: resource TOPIC 2, pattern LITERAL 3, operation ALL 2
+    // and WRITE 4, permission DENY 2 and ALLOW 3.
+    let acl = |operation: i8, permission: i8| {
+        AclCreation::default()
+            .with_resource_type(2)
+            .with_resource_name(StrBytes::from_string(topic.to_owned()))
+            .with_resource_pattern_type(3)
+            .with_principal(StrBytes::from_static_str("User:ANONYMOUS"))
+            .with_host(StrBytes::from_static_str("*"))
+            .with_operation(operation)
+            .with_permission_type(permission)
+    };
+    let mut conn = kafka_actors::kafka::BrokerConnection::connect(
+        bootstrap,
+        "kafka-actors-test",
+        Duration::from_secs(10),
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    if deny {
+        let response = conn
+            .send(&CreateAclsRequest::default().with_creations(vec![acl(2, 3), acl(4, 2)]))
+            .await
+            .unwrap();
+        for r in &response.results {
+            assert_eq!(
+                r.error_code,
+                0,
+                "CreateAcls on {bootstrap}: {:?} (does the broker run an authorizer? \
+                 scripts/kafka up starts one)",
+                r.error_message
+            );
+        }
+    } else {
+        let filter = DeleteAclsFilter::default()
+            .with_resource_type_filter(2)
+            .with_resource_name_filter(Some(StrBytes::from_string(topic.to_owned())))
+            .with_pattern_type_filter(3)
+            .with_principal_filter(None)
+            .with_host_filter(None)
+            .with_operation(1)
+            .with_permission_type(1);
+        let response = conn
+            .send(&DeleteAclsRequest::default().with_filters(vec![filter]))
+            .await
+            .unwrap();
+        let removed: usize = response
+            .filter_results
+            .iter()
+            .map(|r| {
+                assert_eq!(r.error_code, 0, "{response:?}");
+                r.matching_acls.len()
+            })
+            .sum();
+        assert_eq!(removed, 2, "{response:?}");
+    }
+    // ACLs reach the broker's authorizer through the metadata log: give it
+    // a moment.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+}
+
+/// An output the broker refuses to the service's principal is an
+/// `authorization` failure. By default it stops the service (exit code 1)
+/// without committing the record; with `authorization = "dlq"` the record is
+/// dead-lettered naming the topic, and once writes are allowed again the
+/// next record is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Apache Kafka with an authorizer (scripts/kafka up starts one): Tansu has no ACLs; \
+            runs in .ci/run against Kafka"]
+async fn an_output_the_broker_refuses_to_this_principal_stops_or_is_dead_lettered() {
+    bounded(async {
+        let broker = TestBroker::start().await.unwrap();
+        let bootstrap = broker.bootstrap().to_owned();
+        let client = testkit::client(&bootstrap, Duration::from_secs(20))
+            .await
+            .unwrap();
+        let t = topics(&client, 1).await;
+        deny_writes(&bootstrap, &t.responses, true).await;
+        let dir = tempfile::tempdir().unwrap();
+        let path = crate::pipeline::write_config(&dir, &t, "handler = \"echo\"");
+        let (b, p) = (bootstrap.clone(), path.clone());
+        let mut service = tokio::task::spawn_blocking(move || crate::pipeline::start(&b, &p))
+            .await
+            .unwrap();
+        send_one(&bootstrap, &t, 0).await;
+        let (status, log) = tokio::task::spawn_blocking(move || {
+            let status = service.wait_exit(Duration::from_secs(60));
+            (status, service.log())
+        })
+        .await
+        .unwrap();
+        assert_eq!(status.code(), Some(1), "{log}");
+        assert!(log.contains("stopped by a failure action"), "{log}");
+        assert!(log.contains("authorization"), "{log}");
+        assert!(log.contains(&t.responses), "the log names the topic: {log}");
+        let dlq = format!("{}.dlq", t.requests);
+        assert_eq!(count(&client, &dlq).await, 0, "nothing dead-lettered");
+
+        // Again with `authorization = "dlq"`: the record was not committed,
+        // so it is read again and dead-lettered.
+        let (b, p) = (bootstrap.clone(), path.clone());
+        let service = tokio::task::spawn_blocking(move || {
+            crate::pipeline::start_with(
+                &b,
+                &p,
+                &[("KAFKA_ACTORS_ROUTES__MAIN__ON_FAILURE__AUTHORIZATION", "dlq")],
+            )
+        })
+        .await
+        .unwrap();
+        let letters =
+            crate::retries::read_records(&client, &dlq, 1, 1, Duration::from_secs(60)).await;
+        assert_eq!(letters.len(), 1);
+        let (_, letter) = &letters[0];
+        assert_eq!(
+            crate::retries::header(letter, "dlq.error.kind"),
+            "authorization"
+        );
+        assert!(
+            crate::retries::header(letter, "dlq.error.message").contains(&t.responses),
+            "the message names the topic"
+        );
+        deny_writes(&bootstrap, &t.responses, false).await;
+        send_one(&bootstrap, &t, 1).await;
+        let answered = read_all(&client, &t.responses, 1, 1, Duration::from_secs(60)).await;
+        assert_eq!(seqs(&answered), vec![1]);
+        drop(service);
+    })
+    .await;
+}
