@@ -652,14 +652,7 @@ async fn process_retry(router: &Router, record: &InRecord, parked: Option<Later>
                         halt: None,
                     };
                 }
-                retry_or_fail(
-                    router,
-                    route,
-                    original,
-                    &failure,
-                    (attempts, first),
-                    None,
-                )
+                retry_or_fail(router, route, original, &failure, (attempts, first), None)
             }
         },
     }

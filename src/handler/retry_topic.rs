@@ -226,7 +226,16 @@ mod tests {
         let failure = Failure::new(FailureKind::Dependency, "db down");
         let first = Utc::now();
         let due = first + chrono::Duration::seconds(30);
-        let out = record("orders.retry", "main", &original, &failure, 1, first, due, false);
+        let out = record(
+            "orders.retry",
+            "main",
+            &original,
+            &failure,
+            1,
+            first,
+            due,
+            false,
+        );
         assert_eq!(out.topic, "orders.retry");
         assert_eq!(out.partition, None);
         assert_eq!(out.key, original.key);

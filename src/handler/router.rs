@@ -533,7 +533,11 @@ mod tests {
             matches!(&e, RouterError::SharedRetryTopic { route, other, .. } if route == "keyed" && other == "audit"),
             "{e}"
         );
-        assert!(e.to_string().starts_with("routes.keyed.retry.topic: `orders.retry`"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("routes.keyed.retry.topic: `orders.retry`"),
+            "{e}"
+        );
     }
 
     #[test]

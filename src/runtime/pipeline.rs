@@ -248,8 +248,7 @@ impl Pipeline {
             let slot = self.next_slot;
             self.next_slot += 1;
             let (client, start) = self.start_offset(&committed, &topic, partition).await?;
-            let mut consumer =
-                self.consumer_of((topic.clone(), partition), slot, (client, start));
+            let mut consumer = self.consumer_of((topic.clone(), partition), slot, (client, start));
             if let Some(retry) = self.router.companion(&topic).map(str::to_owned) {
                 let (retry_client, retry_start) =
                     self.start_offset(&committed, &retry, partition).await?;
@@ -370,7 +369,11 @@ impl Pipeline {
             .iter()
             .filter_map(|tp| self.consumers.remove(tp).map(|c| (tp.clone(), c)))
             .collect();
-        revoked.extend(partitions.iter().filter_map(|tp| self.companions.remove(tp)));
+        revoked.extend(
+            partitions
+                .iter()
+                .filter_map(|tp| self.companions.remove(tp)),
+        );
         self.publish_directory();
         if revoked.is_empty() {
             return;

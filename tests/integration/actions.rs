@@ -753,8 +753,7 @@ async fn deny_writes(bootstrap: &str, topic: &str, deny: bool) {
             .unwrap();
         for r in &response.results {
             assert_eq!(
-                r.error_code,
-                0,
+                r.error_code, 0,
                 "CreateAcls on {bootstrap}: {:?} (does the broker run an authorizer? \
                  scripts/kafka up starts one)",
                 r.error_message
@@ -832,7 +831,10 @@ async fn an_output_the_broker_refuses_to_this_principal_stops_or_is_dead_lettere
             crate::pipeline::start_with(
                 &b,
                 &p,
-                &[("KAFKA_ACTORS_ROUTES__MAIN__ON_FAILURE__AUTHORIZATION", "dlq")],
+                &[(
+                    "KAFKA_ACTORS_ROUTES__MAIN__ON_FAILURE__AUTHORIZATION",
+                    "dlq",
+                )],
             )
         })
         .await
