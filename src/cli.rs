@@ -58,6 +58,21 @@ pub enum Command {
     Consume(ConsumeArgs),
     /// Send one request and wait for its reply (matched by correlation id).
     Request(RequestArgs),
+    /// Alert rules.
+    #[command(subcommand)]
+    Alerts(AlertsCommand),
+}
+
+/// `alerts` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AlertsCommand {
+    /// Write the alert rules in effect as a Prometheus alerting-rules file
+    /// (JSON, which Prometheus reads as YAML), over the service's metrics.
+    Rules {
+        /// Write it here instead of to stdout.
+        #[arg(long, short)]
+        output: Option<std::path::PathBuf>,
+    },
 }
 
 /// `request` options.
@@ -500,6 +515,23 @@ pub fn run_with(cli: Cli, registry: crate::handler::HandlerRegistry) -> Exit {
         Command::Produce(args) => block_on(crate::cli_records::produce(loaded.config, args)),
         Command::Consume(args) => block_on(crate::cli_records::consume(loaded.config, args)),
         Command::Request(args) => block_on(crate::cli_records::request(loaded.config, args)),
+        Command::Alerts(AlertsCommand::Rules { output }) => {
+            let rules = crate::health::alerts::prometheus_rules(&loaded.config.alerts);
+            let text = serde_json::to_string_pretty(&rules).unwrap_or_default();
+            match output {
+                None => {
+                    emit(&text);
+                    Exit::Ok
+                }
+                Some(path) => match std::fs::write(&path, text + "\n") {
+                    Ok(()) => Exit::Ok,
+                    Err(e) => {
+                        emit_err(&format!("kafka-actors: writing {}: {e}", path.display()));
+                        Exit::Failure
+                    }
+                },
+            }
+        }
     }
 }
 

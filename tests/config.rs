@@ -902,3 +902,43 @@ ratio = 1.5
         Ok(())
     });
 }
+
+#[test]
+fn alert_settings_are_validated_naming_the_key() {
+    Jail::expect_with(|jail| {
+        jail.clear_env();
+        jail.create_file(
+            "alerts.toml",
+            "[alerts]\ninterval_ms = 10\nwebhook_url = \"https://hooks.example/x\"\n\
+             [alerts.rules.lag]\nmetric = \"consumer_lag_records\"\nabove = 5\nwindow_ms = 5\n",
+        )?;
+        let text = problems(&load_in_jail(Some("alerts.toml")).unwrap_err());
+        for key in [
+            "alerts.interval_ms",
+            "alerts.webhook_url",
+            "alerts.rules.lag.window_ms",
+        ] {
+            assert!(text.contains(key), "{key}: {text}");
+        }
+        assert!(text.contains("https is not supported"), "{text}");
+        jail.create_file(
+            "metric.toml",
+            "[alerts.rules.lag]\nmetric = \"lag\"\nabove = 5\n",
+        )?;
+        let text = problems(&load_in_jail(Some("metric.toml")).unwrap_err());
+        assert!(text.contains("alerts.rules.lag.metric"), "{text}");
+        jail.create_file(
+            "good.toml",
+            "[alerts]\nwebhook_url = \"http://127.0.0.1:9000/alerts\"\n\
+             [alerts.rules.lag]\nmetric = \"consumer_lag_seconds\"\nabove = 30\nseverity = \"critical\"\n",
+        )?;
+        jail.set_env("KAFKA_ACTORS_ALERTS__RULES__LAG__FOR_MS", "5000");
+        let c = load_in_jail(Some("good.toml")).unwrap().config;
+        let rule = &c.alerts.rules["lag"];
+        assert_eq!(
+            (rule.above, rule.for_ms, rule.window_ms),
+            (30.0, 5000, 60_000)
+        );
+        Ok(())
+    });
+}

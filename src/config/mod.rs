@@ -57,6 +57,8 @@ pub struct Config {
     pub http: HttpConfig,
     /// Health monitor settings.
     pub health: HealthConfig,
+    /// Alert rules and where alerts go.
+    pub alerts: AlertsConfig,
     /// Logging.
     pub log: LogConfig,
     /// Shutdown stages.
@@ -842,6 +844,105 @@ impl HealthConfig {
     pub fn check_interval(&self) -> Duration {
         Duration::from_millis(self.check_interval_ms)
     }
+}
+
+/// Alert rules, their evaluation, and the webhook (`[alerts]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// How often the rules are evaluated.
+    pub interval_ms: u64,
+    /// Whether the built-in rules apply (a rule of `rules` with the same
+    /// name replaces one).
+    pub default_rules: bool,
+    /// Rules of your own, by name.
+    pub rules: BTreeMap<String, AlertRule>,
+    /// Where fired and resolved alerts are POSTed as JSON (`http://` only;
+    /// unset: nowhere).
+    pub webhook_url: Option<String>,
+    /// Attempts per webhook delivery (pauses of 1 s, doubling up to 30 s).
+    pub webhook_attempts: u32,
+    /// Deadline of one webhook request.
+    pub webhook_timeout_ms: u64,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        Self {
+            interval_ms: 5_000,
+            default_rules: true,
+            rules: BTreeMap::new(),
+            webhook_url: None,
+            webhook_attempts: 5,
+            webhook_timeout_ms: 5_000,
+        }
+    }
+}
+
+/// One alert rule (`[alerts.rules.<name>]`): it fires when `metric` has
+/// been above `above` for `for_ms`, and resolves when it no longer is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertRule {
+    /// What is measured.
+    pub metric: AlertMetric,
+    /// The threshold.
+    pub above: f64,
+    /// How long the value must stay above it before the alert fires.
+    #[serde(default = "AlertRule::default_for_ms")]
+    pub for_ms: u64,
+    /// The window of rates and increases (`error_rate`, `dlq_rate`,
+    /// `partition_stalls`, `rebalances`).
+    #[serde(default = "AlertRule::default_window_ms")]
+    pub window_ms: u64,
+    /// How bad it is.
+    #[serde(default)]
+    pub severity: Severity,
+}
+
+impl AlertRule {
+    fn default_for_ms() -> u64 {
+        60_000
+    }
+
+    fn default_window_ms() -> u64 {
+        60_000
+    }
+}
+
+/// What an alert rule measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertMetric {
+    /// The largest consumer lag of a partition, in records.
+    ConsumerLagRecords,
+    /// The largest consumer lag of a partition, in seconds (age of its
+    /// oldest unhandled record).
+    ConsumerLagSeconds,
+    /// Records that ended as failures (dead-lettered, paused at, stopped
+    /// at) as a fraction of the records finished, over the window.
+    ErrorRate,
+    /// Records dead-lettered per second, over the window.
+    DlqRate,
+    /// Partitions found stalled and restarted, over the window.
+    PartitionStalls,
+    /// Rebalances this member took part in, over the window.
+    Rebalances,
+    /// 1 while the last broker check failed, else 0.
+    BrokerUnreachable,
+}
+
+/// How bad an alert is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Worth knowing.
+    Info,
+    /// Needs attention.
+    #[default]
+    Warning,
+    /// Needs attention now.
+    Critical,
 }
 
 /// Log output format.

@@ -577,6 +577,41 @@ pub(crate) fn validate(config: &Config, provenance: &Provenance, problems: &mut 
             86_400_000,
         );
     }
+    let alerts = &config.alerts;
+    c.range("alerts.interval_ms", alerts.interval_ms, 100, 3_600_000);
+    c.range(
+        "alerts.webhook_attempts",
+        u64::from(alerts.webhook_attempts),
+        1,
+        100,
+    );
+    c.range(
+        "alerts.webhook_timeout_ms",
+        alerts.webhook_timeout_ms,
+        100,
+        600_000,
+    );
+    if let Some(url) = &alerts.webhook_url {
+        match url.parse::<ureq::http::Uri>() {
+            Ok(uri) if uri.scheme_str() == Some("http") && uri.host().is_some() => {}
+            Ok(uri) if uri.scheme_str() == Some("https") => c.fail(
+                "alerts.webhook_url",
+                format!("`{url}`: https is not supported by this build (no TLS in the default build); use http://"),
+            ),
+            _ => c.fail(
+                "alerts.webhook_url",
+                format!("`{url}` is not an http:// URL such as http://127.0.0.1:9000/alerts"),
+            ),
+        }
+    }
+    for (name, rule) in &alerts.rules {
+        let key = |field: &str| format!("alerts.rules.{name}.{field}");
+        if !rule.above.is_finite() {
+            c.fail(&key("above"), "must be a finite number");
+        }
+        c.range(&key("for_ms"), rule.for_ms, 0, 86_400_000);
+        c.range(&key("window_ms"), rule.window_ms, 1_000, 86_400_000);
+    }
     if let Err(e) = tracing_subscriber::EnvFilter::try_new(&config.log.level) {
         c.fail("log.level", format!("not a valid filter: {e}"));
     }

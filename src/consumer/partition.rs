@@ -131,6 +131,8 @@ pub struct PartitionConsumer {
     output_paused: bool,
     /// Paused by an admin request until one resumes it (survives restarts).
     admin_paused: bool,
+    /// A log-end request for the lag of an idle partition is under way.
+    refreshing_lag: bool,
     held_gauge: metrics::Gauge,
     parked_gauge: metrics::Gauge,
     in_flight_gauge: metrics::Gauge,
@@ -365,6 +367,7 @@ impl PartitionConsumer {
             parked_bytes: 0,
             output_paused: false,
             admin_paused: false,
+            refreshing_lag: false,
             restarts: 0,
             generation: 0,
             drained: false,
@@ -658,6 +661,42 @@ impl PartitionConsumer {
         ctx.notify(Poll);
     }
 
+    /// The lag in records comes with each fetch; a partition that does not
+    /// fetch (paused, held, or its budget full) asks for its high watermark
+    /// every second instead, so that its lag keeps growing while records
+    /// arrive.
+    fn refresh_lag(&mut self, ctx: &mut Context<Self>) {
+        let idle = self.paused.is_some()
+            || self.held.is_some()
+            || self.admin_paused
+            || !self.below_bounds();
+        if self.fetching || self.refreshing_lag || self.drained || !idle {
+            return;
+        }
+        self.refreshing_lag = true;
+        let client = Arc::clone(&self.client);
+        ctx.spawn(
+            async move {
+                // The high watermark of a fetch from the log end: Tansu's
+                // ListOffsets(Latest) answers the last batch's base offset
+                // + 1 (FINDINGS.md), and Kafka answers an empty fetch.
+                let end = client.get_offset(OffsetAt::Latest).await?;
+                let (_, high_watermark) = client
+                    .fetch_records(end, 1..MIN_FETCH_BYTES as i32, 0)
+                    .await?;
+                Ok::<i64, RsError>(high_watermark)
+            }
+            .into_actor(self)
+            .map(|end, act, _| {
+                act.refreshing_lag = false;
+                if let Ok(end) = end {
+                    act.lag_gauge
+                        .set((end - act.watermark.committable()).max(0) as f64);
+                }
+            }),
+        );
+    }
+
     /// `kafka_actors_consumer_lag_seconds`: the age of the oldest record
     /// fetched and not yet handled (0 when there is none).
     fn update_lag_seconds(&self) {
@@ -921,6 +960,7 @@ impl Actor for PartitionConsumer {
         ctx.run_interval(Duration::from_secs(1), |act, ctx| {
             act.update_lag_seconds();
             act.check_stall(ctx);
+            act.refresh_lag(ctx);
         });
         if self.workers.is_empty() {
             let n = self.router.concurrency(&self.topic);
@@ -959,6 +999,7 @@ impl Supervised for PartitionConsumer {
         self.counted.clear();
         self.next = from;
         self.fetching = false;
+        self.refreshing_lag = false;
         self.in_flight_records = 0;
         self.in_flight_bytes = 0;
         self.in_flight_gauge.set(0.0);

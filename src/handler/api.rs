@@ -111,6 +111,19 @@ pub enum FailureKind {
 }
 
 impl FailureKind {
+    /// Every class.
+    pub const ALL: [Self; 9] = [
+        Self::Deserialization,
+        Self::Validation,
+        Self::Processing,
+        Self::Panic,
+        Self::Timeout,
+        Self::Dependency,
+        Self::Oversize,
+        Self::Infrastructure,
+        Self::Authorization,
+    ];
+
     /// A stable label for headers and metrics.
     pub fn as_str(self) -> &'static str {
         match self {

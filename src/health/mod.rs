@@ -20,6 +20,7 @@
 //! `kafka_actors_broker_checks_total{outcome}`,
 //! `kafka_actors_broker_check_duration_seconds`.
 
+pub mod alerts;
 pub mod status;
 
 use std::sync::Arc;

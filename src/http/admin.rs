@@ -7,6 +7,8 @@
 //! - `GET /api/v1/partitions`: every partition this instance consumes, with
 //!   its [`PartitionState`].
 //! - `POST /api/v1/partitions/{topic}/{partition}/pause` and `.../resume`.
+//! - `GET /api/v1/alerts`: the pending and firing alerts
+//!   ([`crate::health::alerts`]).
 //!
 //! Mutating requests need `Authorization: Bearer <http.admin_token>`,
 //! compared in constant time; without a configured token they are refused
@@ -25,6 +27,7 @@ use subtle::ConstantTimeEq;
 
 use crate::config::Secret;
 use crate::consumer::partition::{AdminPause, AdminResume, Describe, PartitionState};
+use crate::health::alerts::{AlertManager, GetAlerts};
 use crate::health::{GetHealth, HealthMonitor};
 use crate::runtime::pipeline::Directory;
 
@@ -42,6 +45,8 @@ pub struct Admin {
     pub config: Arc<serde_json::Value>,
     /// The health monitor.
     pub health: Addr<HealthMonitor>,
+    /// The alert manager.
+    pub alerts: Addr<AlertManager>,
     /// `consumer.group_id`.
     pub group: String,
     /// This instance, as dead letters name it.
@@ -56,12 +61,14 @@ impl Admin {
         config: &crate::config::Config,
         directory: Directory,
         health: Addr<HealthMonitor>,
+        alerts: Addr<AlertManager>,
     ) -> Self {
         Self {
             directory,
             token: config.http.admin_token.clone(),
             config: Arc::new(serde_json::to_value(config).unwrap_or(serde_json::Value::Null)),
             health,
+            alerts,
             group: config.consumer.group_id.clone(),
             instance: crate::handler::dead_letter::instance_id(config),
             started: chrono::Utc::now(),
@@ -120,6 +127,17 @@ async fn states(admin: &Admin) -> Vec<PartitionState> {
         .into_iter()
         .filter_map(|r| r.ok().and_then(Result::ok))
         .collect()
+}
+
+async fn alerts(admin: web::Data<Admin>) -> HttpResponse {
+    match admin.alerts.send(GetAlerts).timeout(ASK_TIMEOUT).await {
+        Ok(alerts) => HttpResponse::Ok().json(json!({"alerts": alerts})),
+        Err(e) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            None,
+            format!("the alert manager did not answer: {e}"),
+        ),
+    }
 }
 
 async fn list_partitions(admin: web::Data<Admin>) -> HttpResponse {
@@ -217,6 +235,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/api/v1/status", web::get().to(status))
         .route("/api/v1/config", web::get().to(config))
         .route("/api/v1/partitions", web::get().to(list_partitions))
+        .route("/api/v1/alerts", web::get().to(alerts))
         .route(
             "/api/v1/partitions/{topic}/{partition}/{action}",
             web::post().to(partition_action),

@@ -91,6 +91,7 @@ pub async fn run(
     };
     drop(handlers);
     let prometheus = telemetry::init_metrics();
+    let alerts = crate::health::alerts::AlertManager::new(&config, prometheus.clone()).start();
     metrics::gauge!(m::BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
 
     // Bind before any actor starts: a busy port is a start-up error, and an
@@ -191,7 +192,8 @@ pub async fn run(
                     "no http.admin_token is configured: the admin API refuses every mutating request (reads are allowed)"
                 );
             }
-            let admin = crate::http::admin::Admin::new(&config, directory, health.clone());
+            let admin =
+                crate::http::admin::Admin::new(&config, directory, health.clone(), alerts.clone());
             let service = crate::http::start(
                 listener,
                 health.clone(),

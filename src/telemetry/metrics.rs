@@ -74,8 +74,18 @@ pub const GROUP_ASSIGNED_PARTITIONS_COUNT: &str = "kafka_actors_group_assigned_p
 /// Group protocol errors, labelled `api` and `error` (Kafka's error name).
 pub const GROUP_ERRORS_TOTAL: &str = "kafka_actors_group_errors_total";
 
+/// Firing alerts, labelled `severity`.
+pub const ALERTS_ACTIVE: &str = "kafka_actors_alerts_active";
+/// Alerts that fired or resolved, labelled `rule` and `state`.
+pub const ALERT_TRANSITIONS_TOTAL: &str = "kafka_actors_alert_transitions_total";
+/// Alert webhook deliveries, labelled `outcome` (`ok`, `failed`, `dropped`).
+pub const ALERT_WEBHOOK_DELIVERIES_TOTAL: &str = "kafka_actors_alert_webhook_deliveries_total";
+
 /// Every name above; the template test walks this list.
 pub const ALL: &[&str] = &[
+    ALERTS_ACTIVE,
+    ALERT_TRANSITIONS_TOTAL,
+    ALERT_WEBHOOK_DELIVERIES_TOTAL,
     CONSUMER_PAUSED_COUNT,
     CIRCUIT_BREAKER_OPEN,
     CIRCUIT_BREAKER_TRIPS_TOTAL,
@@ -111,6 +121,15 @@ pub const DURATION_BUCKETS_SECONDS: &[f64] = &[
 ];
 
 pub(crate) fn describe_all() {
+    describe_gauge!(ALERTS_ACTIVE, "Firing alerts, by severity.");
+    describe_counter!(
+        ALERT_TRANSITIONS_TOTAL,
+        "Alerts that fired or resolved, by rule and state."
+    );
+    describe_counter!(
+        ALERT_WEBHOOK_DELIVERIES_TOTAL,
+        "Alert transitions POSTed to the webhook, by outcome."
+    );
     describe_gauge!(
         BUILD_INFO,
         "Build information (always 1), labelled with version."

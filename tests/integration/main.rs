@@ -8,6 +8,7 @@
 
 mod actions;
 mod admin;
+mod alerts;
 mod cli;
 mod coordinator;
 mod dlq;
