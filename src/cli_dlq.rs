@@ -19,7 +19,7 @@ use crate::producer::{OutRecord, Producer};
 
 /// One group of dead letters.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-struct Group {
+pub(crate) struct Group {
     dlq_topic: String,
     original_topic: String,
     route: String,
@@ -74,11 +74,12 @@ struct Reader {
 impl Reader {
     /// Opens the selected partitions; a partition the topic lacks is a
     /// usage error, anything else the brokers' (an `Exit` and its message).
-    async fn open(producer: &Producer, topic: &str, select: &DlqSelect) -> Result<Self, Exit> {
-        let fail = |exit: Exit, message: String| {
-            emit_err(&format!("kafka-actors: {message}"));
-            exit
-        };
+    async fn open(
+        producer: &Producer,
+        topic: &str,
+        select: &DlqSelect,
+    ) -> Result<Self, (Exit, String)> {
+        let fail = |exit: Exit, message: String| (exit, message);
         let count = producer
             .partitions(topic)
             .await
@@ -203,37 +204,35 @@ fn dash(value: Option<String>) -> String {
     value.unwrap_or_else(|| "-".to_owned())
 }
 
-/// Reads `topics` (default: the routes' dead-letter topics) from the start
-/// to their end and prints counts by original topic, route, failure class
-/// and error code, with the oldest and newest record time.
-pub(crate) async fn stats(config: Config, topics: Vec<String>, json: bool) -> Exit {
+/// Dead letters of `topics` (default: every route's dead-letter topic)
+/// counted by original topic, route, class and code, with their oldest
+/// and newest times; `Err` with the exit code and what went wrong.
+pub(crate) async fn stats_of(
+    config: &Config,
+    topics: Vec<String>,
+) -> Result<(Vec<String>, Vec<Group>), (Exit, String)> {
     let topics = if topics.is_empty() {
-        route_dlq_topics(&config)
+        route_dlq_topics(config)
     } else {
         topics
     };
     if topics.is_empty() {
-        emit_err("kafka-actors: no dead-letter topic given and no route configured");
-        return Exit::Usage;
+        return Err((
+            Exit::Usage,
+            "no dead-letter topic given and no route configured".to_owned(),
+        ));
     }
-    let producer = match connect(&config).await {
-        Ok(p) => p,
-        Err(exit) => return exit,
-    };
+    let producer = Producer::connect(&config.kafka, config.producer.compression_type)
+        .await
+        .map_err(|e| (Exit::Unavailable, e.to_string()))?;
     let mut groups: BTreeMap<(String, String, String, String, String), Group> = BTreeMap::new();
     for topic in &topics {
-        let mut reader = match Reader::open(&producer, topic, &DlqSelect::default()).await {
-            Ok(r) => r,
-            Err(exit) => return exit,
-        };
+        let mut reader = Reader::open(&producer, topic, &DlqSelect::default()).await?;
         loop {
             let records = match reader.next_batch().await {
                 Ok(Some((_, records))) => records,
                 Ok(None) => break,
-                Err(e) => {
-                    emit_err(&format!("kafka-actors: {e}"));
-                    return Exit::Unavailable;
-                }
+                Err(e) => return Err((Exit::Unavailable, e.to_string())),
             };
             for r in records {
                 let letter = dead_letter::read(&r.record.headers);
@@ -261,7 +260,7 @@ pub(crate) async fn stats(config: Config, topics: Vec<String>, json: bool) -> Ex
             }
         }
     }
-    let groups: Vec<Group> = groups
+    let groups = groups
         .into_values()
         .map(|mut g| {
             if let Some((oldest, newest)) = g.times {
@@ -271,6 +270,20 @@ pub(crate) async fn stats(config: Config, topics: Vec<String>, json: bool) -> Ex
             g
         })
         .collect();
+    Ok((topics, groups))
+}
+
+/// Reads `topics` (default: the routes' dead-letter topics) from the start
+/// to their end and prints counts by original topic, route, failure class
+/// and error code, with the oldest and newest record time.
+pub(crate) async fn stats(config: Config, topics: Vec<String>, json: bool) -> Exit {
+    let (topics, groups) = match stats_of(&config, topics).await {
+        Ok(found) => found,
+        Err((exit, message)) => {
+            emit_err(&format!("kafka-actors: {message}"));
+            return exit;
+        }
+    };
     if json {
         match serde_json::to_string_pretty(&groups) {
             Ok(text) => emit(&text),
@@ -360,7 +373,10 @@ pub(crate) async fn list(
     };
     let mut reader = match Reader::open(&producer, &topic, &select).await {
         Ok(r) => r,
-        Err(exit) => return exit,
+        Err((exit, message)) => {
+            emit_err(&format!("kafka-actors: {message}"));
+            return exit;
+        }
     };
     let mut printed = 0usize;
     loop {
@@ -491,7 +507,10 @@ pub(crate) async fn replay(
     };
     let mut reader = match Reader::open(&producer, &topic, &select).await {
         Ok(r) => r,
-        Err(exit) => return exit,
+        Err((exit, message)) => {
+            emit_err(&format!("kafka-actors: {message}"));
+            return exit;
+        }
     };
     let batch_size = (options.rate as usize / 10).clamp(1, 500);
     let started = Instant::now();
@@ -618,7 +637,10 @@ pub(crate) async fn purge(
     // The reader resolves and checks the partitions, and each one's range.
     let reader = match Reader::open(&producer, &topic, &select).await {
         Ok(r) => r,
-        Err(exit) => return exit,
+        Err((exit, message)) => {
+            emit_err(&format!("kafka-actors: {message}"));
+            return exit;
+        }
     };
     let mut plan = Vec::new();
     for part in &reader.parts {

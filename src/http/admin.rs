@@ -15,6 +15,7 @@
 //! (403). Errors are JSON, `{"error": {"status", "message", "field"}}`,
 //! naming the field that is wrong; nothing changes on a refused request.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,6 +23,7 @@ use actix::Addr;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
+use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
@@ -53,6 +55,12 @@ pub struct Admin {
     pub instance: String,
     /// When the service started.
     pub started: chrono::DateTime<chrono::Utc>,
+    /// The metrics of this process.
+    pub prometheus: PrometheusHandle,
+    /// The configuration (for the routes that ask the cluster).
+    pub settings: Arc<crate::config::Config>,
+    /// Topics this service reads or writes (never deleted by a request).
+    pub used_topics: BTreeSet<String>,
 }
 
 impl Admin {
@@ -62,6 +70,7 @@ impl Admin {
         directory: Directory,
         health: Addr<HealthMonitor>,
         alerts: Addr<AlertManager>,
+        prometheus: PrometheusHandle,
     ) -> Self {
         Self {
             directory,
@@ -72,18 +81,62 @@ impl Admin {
             group: config.consumer.group_id.clone(),
             instance: crate::handler::dead_letter::instance_id(config),
             started: chrono::Utc::now(),
+            prometheus,
+            settings: Arc::new(config.clone()),
+            used_topics: used_topics(config),
         }
     }
 }
 
-fn error(status: StatusCode, field: Option<&str>, message: impl Into<String>) -> HttpResponse {
+/// Every topic the routes read or write, and the declared ones.
+fn used_topics(config: &crate::config::Config) -> BTreeSet<String> {
+    let mut used: BTreeSet<String> = config
+        .topics
+        .iter()
+        .map(|(key, spec)| spec.topic_name(key).to_owned())
+        .collect();
+    for route in config.routes.values() {
+        let input = config.topic_name(&route.topic);
+        used.insert(
+            route
+                .dlq_topic
+                .as_deref()
+                .map(|t| config.topic_name(t))
+                .unwrap_or_else(|| crate::handler::dead_letter::default_topic(&input)),
+        );
+        if route.retry.mode == crate::config::RetryMode::Topic {
+            used.insert(
+                route
+                    .retry
+                    .topic
+                    .as_deref()
+                    .map(|t| config.topic_name(t))
+                    .unwrap_or_else(|| crate::handler::retry_topic::default_topic(&input)),
+            );
+        }
+        for t in [&route.reply_topic, &route.forward_to]
+            .into_iter()
+            .flatten()
+        {
+            used.insert(config.topic_name(t));
+        }
+        used.insert(input);
+    }
+    used
+}
+
+pub(super) fn error(
+    status: StatusCode,
+    field: Option<&str>,
+    message: impl Into<String>,
+) -> HttpResponse {
     HttpResponse::build(status).json(json!({
         "error": {"status": status.as_u16(), "message": message.into(), "field": field}
     }))
 }
 
 /// The refusal of `req` unless it carries the admin token.
-fn refusal(req: &HttpRequest, token: Option<&Secret>) -> Option<HttpResponse> {
+pub(super) fn refusal(req: &HttpRequest, token: Option<&Secret>) -> Option<HttpResponse> {
     let Some(token) = token.filter(|t| !t.is_empty()) else {
         return Some(error(
             StatusCode::FORBIDDEN,
@@ -129,7 +182,7 @@ async fn states(admin: &Admin) -> Vec<PartitionState> {
         .collect()
 }
 
-async fn alerts(admin: web::Data<Admin>) -> HttpResponse {
+pub(super) async fn alerts(admin: web::Data<Admin>) -> HttpResponse {
     match admin.alerts.send(GetAlerts).timeout(ASK_TIMEOUT).await {
         Ok(alerts) => HttpResponse::Ok().json(json!({"alerts": alerts})),
         Err(e) => error(
@@ -140,11 +193,11 @@ async fn alerts(admin: web::Data<Admin>) -> HttpResponse {
     }
 }
 
-async fn list_partitions(admin: web::Data<Admin>) -> HttpResponse {
+pub(super) async fn list_partitions(admin: web::Data<Admin>) -> HttpResponse {
     HttpResponse::Ok().json(states(&admin).await)
 }
 
-async fn status(admin: web::Data<Admin>) -> HttpResponse {
+pub(super) async fn status(admin: web::Data<Admin>) -> HttpResponse {
     let partitions = states(&admin).await;
     let mut by_state: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
     for p in &partitions {
@@ -176,19 +229,35 @@ async fn status(admin: web::Data<Admin>) -> HttpResponse {
     }))
 }
 
-async fn config(admin: web::Data<Admin>) -> HttpResponse {
+pub(super) async fn config(admin: web::Data<Admin>) -> HttpResponse {
     HttpResponse::Ok().json(admin.config.as_ref())
 }
 
-async fn partition_action(
+pub(super) async fn pause_partition(
     req: HttpRequest,
-    path: web::Path<(String, String, String)>,
+    path: web::Path<(String, String)>,
     admin: web::Data<Admin>,
 ) -> HttpResponse {
-    if let Some(refused) = refusal(&req, admin.token.as_ref()) {
+    partition_action(&req, path.into_inner(), &admin, true).await
+}
+
+pub(super) async fn resume_partition(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    admin: web::Data<Admin>,
+) -> HttpResponse {
+    partition_action(&req, path.into_inner(), &admin, false).await
+}
+
+async fn partition_action(
+    req: &HttpRequest,
+    (topic, partition): (String, String),
+    admin: &Admin,
+    pause: bool,
+) -> HttpResponse {
+    if let Some(refused) = refusal(req, admin.token.as_ref()) {
         return refused;
     }
-    let (topic, partition, action) = path.into_inner();
     let Ok(partition) = partition.parse::<i32>() else {
         return error(
             StatusCode::BAD_REQUEST,
@@ -196,13 +265,6 @@ async fn partition_action(
             format!("partition must be a number, got {partition:?}"),
         );
     };
-    if action != "pause" && action != "resume" {
-        return error(
-            StatusCode::NOT_FOUND,
-            Some("action"),
-            format!("no action {action:?}: use pause or resume"),
-        );
-    }
     let consumer = admin
         .directory
         .read()
@@ -215,7 +277,7 @@ async fn partition_action(
             format!("{topic}/{partition} is not consumed by this instance"),
         );
     };
-    let answer = if action == "pause" {
+    let answer = if pause {
         tokio::time::timeout(ASK_TIMEOUT, consumer.send(AdminPause)).await
     } else {
         tokio::time::timeout(ASK_TIMEOUT, consumer.send(AdminResume)).await
@@ -228,18 +290,6 @@ async fn partition_action(
             format!("{topic}/{partition} did not answer (it may be restarting or revoked)"),
         ),
     }
-}
-
-/// Adds the admin routes to an app.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/v1/status", web::get().to(status))
-        .route("/api/v1/config", web::get().to(config))
-        .route("/api/v1/partitions", web::get().to(list_partitions))
-        .route("/api/v1/alerts", web::get().to(alerts))
-        .route(
-            "/api/v1/partitions/{topic}/{partition}/{action}",
-            web::post().to(partition_action),
-        );
 }
 
 #[cfg(test)]

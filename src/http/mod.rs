@@ -1,12 +1,14 @@
 //! The HTTP listener: `/health`, `/health/live`, `/health/ready`,
 //! `/metrics` (Prometheus text format), and the admin API under `/api/v1/`
-//! ([`admin`]).
+//! ([`admin`], [`api`]); every route is in [`api::ROUTES`], which also
+//! gives the OpenAPI document.
 //!
 //! One actix-web worker: these endpoints are cheap and the cores belong to
 //! the pipeline. Handlers ask the [`HealthMonitor`] actor, so `/health/live`
 //! failing means the actor system itself stopped answering.
 
 pub mod admin;
+pub mod api;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -129,12 +131,7 @@ pub fn start(
         App::new()
             .app_data(web::Data::new(state.clone()))
             .app_data(web::Data::new(admin.clone()))
-            .configure(admin::routes)
-            .route("/health", web::get().to(get_health))
-            .route("/health/live", web::get().to(get_live))
-            .route("/health/topics", web::get().to(get_topics))
-            .route("/health/ready", web::get().to(get_ready))
-            .route("/metrics", web::get().to(get_metrics))
+            .configure(api::register)
     })
     .workers(1)
     .disable_signals()

@@ -192,8 +192,13 @@ pub async fn run(
                     "no http.admin_token is configured: the admin API refuses every mutating request (reads are allowed)"
                 );
             }
-            let admin =
-                crate::http::admin::Admin::new(&config, directory, health.clone(), alerts.clone());
+            let admin = crate::http::admin::Admin::new(
+                &config,
+                directory,
+                health.clone(),
+                alerts.clone(),
+                prometheus.clone(),
+            );
             let service = crate::http::start(
                 listener,
                 health.clone(),

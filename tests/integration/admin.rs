@@ -357,3 +357,330 @@ async fn a_partition_whose_handler_hangs_is_found_stalled_and_restarted() {
     })
     .await;
 }
+
+/// `METHOD path` on the service, with a token and a body when given: the
+/// status and the body as JSON (a string when it is not JSON).
+async fn call(
+    service: &InProcess,
+    method: &'static str,
+    path: &str,
+    token: Option<&'static str>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let (http, path) = (service.http.clone(), path.to_owned());
+    let body = body.map(|b| b.to_string());
+    let (status, text) = tokio::task::spawn_blocking(move || {
+        crate::support::http_send(&http, method, &path, token, body.as_deref()).unwrap()
+    })
+    .await
+    .unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+/// Every route of the OpenAPI document answers (no route is documented but
+/// missing, and a mutating one refuses a request without the token); the
+/// metrics summary, the consumer group, the dead-letter statistics and the
+/// topics routes read the cluster; topics are created and deleted with the
+/// token only, and malformed or refused requests change nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_api_answers_as_its_openapi_document_says() {
+    bounded(async {
+        let broker = TestBroker::start().await.unwrap();
+        let bootstrap = broker.bootstrap().to_owned();
+        let client = testkit::client(&bootstrap, Duration::from_secs(20))
+            .await
+            .unwrap();
+        let t = topics(&client, 1).await;
+        let mut config = library_config(
+            &bootstrap,
+            RouteConfig {
+                topic: t.requests.clone(),
+                handler: "echo".to_owned(),
+                reply_topic: Some(t.responses.clone()),
+                ..RouteConfig::default()
+            },
+        );
+        config.http.admin_token = Some(Secret::new("t0ken"));
+        let group = config.consumer.group_id.clone();
+        let service = InProcess::start(config, HandlerRegistry::with_builtins()).await;
+        send(&bootstrap, &t, 0..3, false).await;
+        // And one that is not JSON: dead-lettered.
+        let producer = Producer::connect(
+            &testkit::kafka_config(&bootstrap),
+            kafka_actors::config::Compression::None,
+        )
+        .await
+        .unwrap();
+        for r in producer
+            .send(vec![OutRecord {
+                topic: t.requests.clone(),
+                value: Some(b"not json".to_vec()),
+                ..OutRecord::default()
+            }])
+            .await
+        {
+            r.unwrap();
+        }
+        let answered = read_all(&client, &t.responses, 1, 3, Duration::from_secs(30)).await;
+        assert_eq!(seqs(&answered), vec![0, 1, 2]);
+
+        // The document, and every route in it.
+        let (status, doc) = call(&service, "GET", "/api/v1/openapi.json", None, None).await;
+        assert_eq!(status, 200);
+        assert_eq!(doc["openapi"], "3.1.0");
+        let paths = doc["paths"].as_object().unwrap();
+        assert!(paths.len() >= 15, "{paths:?}");
+        for (path, methods) in paths {
+            let concrete = path
+                .replace("{topic}", &t.requests)
+                .replace("{partition}", "0")
+                .replace("{name}", "no-such-topic");
+            for (method, op) in methods.as_object().unwrap() {
+                let method: &'static str = match method.as_str() {
+                    "get" => "GET",
+                    "post" => "POST",
+                    "delete" => "DELETE",
+                    other => panic!("{other} {path}"),
+                };
+                let (status, body) = call(&service, method, &concrete, None, None).await;
+                if op.get("security").is_some() {
+                    assert_eq!(status, 401, "{method} {path} without the token: {body}");
+                    assert_eq!(body["error"]["field"], "Authorization");
+                } else {
+                    // A route that is not registered gets actix's bare 404.
+                    assert!(
+                        status != 404 || body.get("error").is_some(),
+                        "{method} {path}: {status} {body}"
+                    );
+                    assert!(
+                        status < 500 || status == 503,
+                        "{method} {path}: {status} {body}"
+                    );
+                }
+            }
+        }
+        let (status, body) = call(&service, "GET", "/api/v1/nothing-here", None, None).await;
+        assert_eq!(status, 404);
+        assert!(body.get("error").is_none(), "{body}");
+
+        // The metrics summary.
+        let (_, metrics) = call(&service, "GET", "/api/v1/metrics", None, None).await;
+        assert!(
+            metrics["consumer"]["records_consumed"].as_f64().unwrap() >= 4.0,
+            "{metrics}"
+        );
+        assert!(
+            metrics["handler"]["records_by_outcome"]["handled"]
+                .as_f64()
+                .unwrap()
+                >= 3.0,
+            "{metrics}"
+        );
+        assert!(
+            metrics["handler"]["records_by_outcome"]["deserialization"]
+                .as_f64()
+                .unwrap()
+                >= 1.0,
+            "{metrics}"
+        );
+        assert!(
+            metrics["producer"]["records_sent"].as_f64().unwrap() >= 4.0,
+            "{metrics}"
+        );
+
+        // The consumer group: all four committed.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (status, g) = call(&service, "GET", "/api/v1/consumers", None, None).await;
+            assert_eq!(status, 200, "{g}");
+            assert_eq!(g["group_id"], json!(group));
+            let committed = g["partitions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["topic"] == json!(t.requests))
+                .and_then(|p| p["committed_offset"].as_i64());
+            if committed == Some(4) {
+                assert!(!g["members"].as_array().unwrap().is_empty(), "{g}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "not committed: {g}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let (status, body) = call(
+            &service,
+            "GET",
+            "/api/v1/consumers?group=no-such-group",
+            None,
+            None,
+        )
+        .await;
+        assert_eq!(status, 404, "{body}");
+        assert_eq!(body["error"]["field"], "group");
+
+        // Dead-letter statistics.
+        let (status, stats) = call(
+            &service,
+            "GET",
+            "/api/v1/dead-letter-queue/stats",
+            None,
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{stats}");
+        assert_eq!(stats["topics"], json!([format!("{}.dlq", t.requests)]));
+        assert_eq!(stats["groups"][0]["class"], "deserialization", "{stats}");
+        assert_eq!(stats["groups"][0]["count"], 1, "{stats}");
+
+        // Topics: refused and malformed requests create nothing.
+        let name = testkit::unique_name("admin-topic");
+        let create = json!({"name": name, "partitions": 2, "replication_factor": 1});
+        let (status, _) = call(
+            &service,
+            "POST",
+            "/api/v1/topics",
+            None,
+            Some(create.clone()),
+        )
+        .await;
+        assert_eq!(status, 401);
+        for (body, field) in [
+            (json!({"name": name}), "body"),
+            (json!({"name": "bad name!", "partitions": 1}), "name"),
+            (json!({"name": name, "partitions": 0}), "partitions"),
+            (
+                json!({"name": name, "partitions": 1, "replication_factor": 0}),
+                "replication_factor",
+            ),
+        ] {
+            let (status, answer) = call(
+                &service,
+                "POST",
+                "/api/v1/topics",
+                Some("t0ken"),
+                Some(body.clone()),
+            )
+            .await;
+            assert_eq!(status, 400, "{body}: {answer}");
+            assert_eq!(answer["error"]["field"], field, "{body}: {answer}");
+        }
+        let listed = |topics: &Value, name: &str| {
+            topics["topics"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|t| t["name"] == json!(name))
+                .cloned()
+        };
+        let (_, topics_now) = call(&service, "GET", "/api/v1/topics", None, None).await;
+        assert!(
+            listed(&topics_now, &name).is_none(),
+            "created by a refused request"
+        );
+        assert!(listed(&topics_now, &t.requests).is_some(), "{topics_now}");
+        let (status, body) = call(
+            &service,
+            "POST",
+            "/api/v1/topics",
+            Some("t0ken"),
+            Some(create.clone()),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (_, topics_now) = call(&service, "GET", "/api/v1/topics", None, None).await;
+            if let Some(topic) = listed(&topics_now, &name) {
+                assert_eq!(topic["partitions"], 2, "{topic}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "{name} not listed: {topics_now}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let (status, body) = call(
+            &service,
+            "POST",
+            "/api/v1/topics",
+            Some("t0ken"),
+            Some(create),
+        )
+        .await;
+        assert_eq!(status, 409, "{body}");
+
+        // Deleting: never a topic the service uses, never without the token.
+        let used = format!("/api/v1/topics/{}", t.requests);
+        let (status, body) = call(&service, "DELETE", &used, Some("t0ken"), None).await;
+        assert_eq!(status, 409, "{body}");
+        let path = format!("/api/v1/topics/{name}");
+        let (status, _) = call(&service, "DELETE", &path, Some("wrong"), None).await;
+        assert_eq!(status, 401);
+        let (status, body) = call(&service, "DELETE", &path, Some("t0ken"), None).await;
+        assert_eq!(status, 200, "{body}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (_, topics_now) = call(&service, "GET", "/api/v1/topics", None, None).await;
+            if listed(&topics_now, &name).is_none() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{name} still listed");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let (_, topics_now) = call(&service, "GET", "/api/v1/topics", None, None).await;
+        assert!(
+            listed(&topics_now, &t.requests).is_some(),
+            "the used topic is gone"
+        );
+
+        // Events: published as the envelope the route reads, so the echo
+        // route answers it.
+        let event = json!({"topic": t.requests, "event_type": "conversation.started",
+                           "payload": {"seq": 9}, "key": "user-1", "correlation_id": "ev-9"});
+        let (status, _) = call(
+            &service,
+            "POST",
+            "/api/v1/events",
+            None,
+            Some(event.clone()),
+        )
+        .await;
+        assert_eq!(status, 401);
+        for (body, want, field) in [
+            (json!({"payload": {}}), 400, "body"),
+            (
+                json!({"topic": "no-such-topic-here", "payload": {}}),
+                404,
+                "topic",
+            ),
+        ] {
+            let (status, answer) = call(
+                &service,
+                "POST",
+                "/api/v1/events",
+                Some("t0ken"),
+                Some(body.clone()),
+            )
+            .await;
+            assert_eq!(status, want, "{body}: {answer}");
+            assert_eq!(answer["error"]["field"], field, "{body}: {answer}");
+        }
+        let (status, written) = call(
+            &service,
+            "POST",
+            "/api/v1/events",
+            Some("t0ken"),
+            Some(event),
+        )
+        .await;
+        assert_eq!(status, 201, "{written}");
+        assert_eq!(written["correlation_id"], "ev-9");
+        assert_eq!(written["offset"], 4, "{written}");
+        let answered = read_all(&client, &t.responses, 1, 4, Duration::from_secs(30)).await;
+        assert_eq!(seqs(&answered), vec![0, 1, 2, 9]);
+        assert_eq!(answered[3].1["correlation_id"], "ev-9");
+        service.stop().await;
+    })
+    .await;
+}

@@ -408,3 +408,105 @@ async fn a_handler_slower_than_the_session_timeout_does_not_get_the_member_evict
     })
     .await;
 }
+
+/// Readiness follows the broker: `/health/ready` answers 200 while the
+/// broker is up, 503 (naming the broker check) while it is away, and 200
+/// again once it is back; a `broker_unreachable` rule fires while it is
+/// away and resolves after, and the partition is answered again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Apache Kafka: stops and starts its own broker with scripts/kafka (Tansu is in-process and cannot be restarted with its data)"]
+async fn readiness_and_the_broker_alert_follow_the_broker_away_and_back() {
+    bounded_by(RESTART_TEST_DEADLINE, async {
+        let broker = Arc::new(tokio::task::spawn_blocking(OwnKafka::up).await.unwrap());
+        let bootstrap = broker.bootstrap.clone();
+        let client = testkit::client(&bootstrap, Duration::from_secs(60))
+            .await
+            .unwrap();
+        let t = topics(&client, 1).await;
+        let dir = tempfile::tempdir().unwrap();
+        let path = crate::pipeline::write_config(
+            &dir,
+            &t,
+            "handler = \"echo\"\n\
+             [alerts]\ninterval_ms = 250\ndefault_rules = false\n\
+             [alerts.rules.broker]\nmetric = \"broker_unreachable\"\nabove = 0\nfor_ms = 1000\n\
+             severity = \"critical\"\n",
+        );
+        let (b, p) = (bootstrap.clone(), path.clone());
+        let service = tokio::task::spawn_blocking(move || {
+            crate::pipeline::start_with(&b, &p, &SURVIVE_RESTART)
+        })
+        .await
+        .unwrap();
+        let http = service.http.clone();
+        let get = move |path: &'static str| {
+            let http = http.clone();
+            async move {
+                tokio::task::spawn_blocking(move || crate::support::http_get(&http, path))
+                    .await
+                    .unwrap()
+            }
+        };
+        assert_eq!(get("/health/ready").await.unwrap().0, 200);
+
+        let b = Arc::clone(&broker);
+        let away = tokio::task::spawn_blocking(move || b.restart(RESTART_PAUSE));
+        // Not ready while it is away, saying why; the alert fires.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let (mut not_ready, mut fired) = (None, false);
+        while not_ready.is_none() || !fired {
+            assert!(
+                Instant::now() < deadline,
+                "while the broker was away: not ready {not_ready:?}, alert fired {fired}"
+            );
+            if let Ok((503, body)) = get("/health/ready").await {
+                not_ready = Some(body);
+            }
+            if let Ok((200, alerts)) = get("/api/v1/alerts").await {
+                fired |= alerts.contains("\"state\":\"firing\"");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let reason = not_ready.unwrap();
+        assert!(reason.contains("not ready"), "{reason}");
+        assert!(reason.to_lowercase().contains("broker"), "{reason}");
+        let away = away.await.unwrap();
+
+        // Back: ready again, the alert resolved, and requests answered.
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let ready = get("/health/ready").await.map(|(s, _)| s);
+            let alerts = get("/api/v1/alerts").await.map(|(_, a)| a);
+            if ready == Ok(200) && alerts.as_deref() == Ok("{\"alerts\":[]}") {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "not back after the broker returned: ready {ready:?}, alerts {alerts:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let producer = Producer::connect(&testkit::kafka_config(&bootstrap), Compression::None)
+            .await
+            .unwrap();
+        for r in producer
+            .send(vec![OutRecord {
+                topic: t.requests.clone(),
+                value: Some(
+                    json!({"correlation_id": "c0", "payload": {"seq": 0}})
+                        .to_string()
+                        .into_bytes(),
+                ),
+                ..OutRecord::default()
+            }])
+            .await
+        {
+            r.unwrap();
+        }
+        let answered = read_all(&client, &t.responses, 1, 1, Duration::from_secs(60)).await;
+        assert_eq!(answered.len(), 1);
+        tracing::info!(?away, "readiness followed the broker");
+        drop(service);
+    })
+    .await;
+}
