@@ -162,7 +162,7 @@ fn parse_header(s: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("`{s}` is not NAME=VALUE"))
 }
 
-fn parse_time(s: &str) -> Result<std::time::SystemTime, String> {
+pub(crate) fn parse_time(s: &str) -> Result<std::time::SystemTime, String> {
     humantime::parse_rfc3339_weak(s).map_err(|e| format!("`{s}`: {e} (expected RFC 3339)"))
 }
 

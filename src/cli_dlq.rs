@@ -36,6 +36,11 @@ pub(crate) struct Group {
 }
 
 /// The dead-letter topics of every route (`dlq_topic`, else `<topic>.dlq`).
+/// The first route's dead-letter topic, if any route is configured.
+pub(crate) fn stats_default_topic(config: &Config) -> Option<String> {
+    route_dlq_topics(config).into_iter().next()
+}
+
 fn route_dlq_topics(config: &Config) -> Vec<String> {
     let mut topics: Vec<String> = config
         .routes
@@ -358,8 +363,59 @@ fn header_text(name: &str, value: &[u8]) -> String {
     }
 }
 
+/// One page of dead letters: up to `limit` selected records, and where the
+/// next page starts when more may follow (its partition and offset, then
+/// the partitions after it).
+pub(crate) struct Page {
+    /// `(partition, record)`, partition by partition.
+    pub records: Vec<(i32, RecordAndOffset)>,
+    /// `(partition, from_offset, later partitions)`.
+    pub next: Option<(i32, i64, Vec<i32>)>,
+}
+
+/// Reads one [`Page`] of `topic`'s selected dead letters.
+pub(crate) async fn page(
+    config: &Config,
+    topic: &str,
+    select: &DlqSelect,
+    limit: usize,
+) -> Result<Page, (Exit, String)> {
+    let producer = Producer::connect(&config.kafka, Compression::None)
+        .await
+        .map_err(|e| (Exit::Unavailable, e.to_string()))?;
+    let mut reader = Reader::open(&producer, topic, select).await?;
+    let mut records = Vec::new();
+    loop {
+        let Some((partition, batch)) = reader
+            .next_batch()
+            .await
+            .map_err(|e| (Exit::Unavailable, e.to_string()))?
+        else {
+            return Ok(Page {
+                records,
+                next: None,
+            });
+        };
+        for r in batch {
+            if records.len() == limit {
+                // Next page: this partition from this record on, then the
+                // partitions after it.
+                let later = reader.parts[reader.current + 1..]
+                    .iter()
+                    .map(|p| p.client.partition())
+                    .collect();
+                return Ok(Page {
+                    records,
+                    next: Some((partition, r.offset, later)),
+                });
+            }
+            records.push((partition, r));
+        }
+    }
+}
+
 /// `dlq list`: prints up to `limit` selected dead letters and, when more
-/// may follow, the option that reads the next page.
+/// may follow, the options that read the next page.
 pub(crate) async fn list(
     config: Config,
     topic: String,
@@ -367,58 +423,60 @@ pub(crate) async fn list(
     limit: usize,
     as_json: bool,
 ) -> Exit {
-    let producer = match connect(&config).await {
-        Ok(p) => p,
-        Err(exit) => return exit,
-    };
-    let mut reader = match Reader::open(&producer, &topic, &select).await {
-        Ok(r) => r,
+    let found = match page(&config, &topic, &select, limit).await {
+        Ok(found) => found,
         Err((exit, message)) => {
             emit_err(&format!("kafka-actors: {message}"));
             return exit;
         }
     };
-    let mut printed = 0usize;
-    loop {
-        let (partition, records) = match reader.next_batch().await {
-            Ok(Some(batch)) => batch,
-            Ok(None) => {
-                if !as_json {
-                    emit(&format!("-- {printed} dead letter(s); end of {topic}"));
-                }
-                return Exit::Ok;
+    for (partition, r) in &found.records {
+        emit(&render(&topic, *partition, r, as_json));
+    }
+    let printed = found.records.len();
+    match found.next {
+        None => {
+            if !as_json {
+                emit(&format!("-- {printed} dead letter(s); end of {topic}"));
             }
-            Err(e) => {
-                emit_err(&format!("kafka-actors: {e}"));
-                return Exit::Unavailable;
+        }
+        Some((partition, offset, later)) => {
+            let mut hint = format!(
+                "-- {printed} dead letter(s); next page: --partition {partition} --from-offset {offset}"
+            );
+            if !later.is_empty() {
+                let later: String = later.iter().map(|p| format!(" -p {p}")).collect();
+                hint.push_str(&format!("; then the other partitions:{later}"));
             }
-        };
-        for r in records {
-            if printed == limit {
-                // Next page: this partition from this record on, then the
-                // partitions after it.
-                let later: String = reader.parts[reader.current + 1..]
-                    .iter()
-                    .map(|p| format!(" -p {}", p.client.partition()))
-                    .collect();
-                let mut hint = format!(
-                    "-- {printed} dead letter(s); next page: --partition {partition} --from-offset {}",
-                    r.offset
-                );
-                if !later.is_empty() {
-                    hint.push_str(&format!("; then the other partitions:{later}"));
-                }
-                if as_json {
-                    emit_err(&hint);
-                } else {
-                    emit(&hint);
-                }
-                return Exit::Ok;
+            if as_json {
+                emit_err(&hint);
+            } else {
+                emit(&hint);
             }
-            emit(&render(&topic, partition, &r, as_json));
-            printed += 1;
         }
     }
+    Exit::Ok
+}
+
+/// A dead letter as JSON: where it is, when, its `dlq.*` headers read, its
+/// key, value and every header as text.
+pub(crate) fn letter_json(topic: &str, partition: i32, r: &RecordAndOffset) -> serde_json::Value {
+    let headers: BTreeMap<&str, String> = r
+        .record
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), header_text(k, v)))
+        .collect();
+    json!({
+        "topic": topic,
+        "partition": partition,
+        "offset": r.offset,
+        "timestamp": dead_letter::time_text(r.record.timestamp),
+        "letter": dead_letter::read(&r.record.headers),
+        "key": lossy(r.record.key.as_deref()),
+        "value": lossy(r.record.value.as_deref()),
+        "headers": headers,
+    })
 }
 
 fn render(topic: &str, partition: i32, r: &RecordAndOffset, as_json: bool) -> String {
@@ -431,17 +489,7 @@ fn render(topic: &str, partition: i32, r: &RecordAndOffset, as_json: bool) -> St
         .collect();
     let at = dead_letter::time_text(r.record.timestamp);
     if as_json {
-        return json!({
-            "topic": topic,
-            "partition": partition,
-            "offset": r.offset,
-            "timestamp": at,
-            "letter": letter,
-            "key": lossy(r.record.key.as_deref()),
-            "value": lossy(r.record.value.as_deref()),
-            "headers": headers,
-        })
-        .to_string();
+        return letter_json(topic, partition, r).to_string();
     }
     let origin = match (
         &letter.original_topic,

@@ -926,6 +926,10 @@ pub enum AlertMetric {
     DlqRate,
     /// Partitions found stalled and restarted, over the window.
     PartitionStalls,
+    /// Partitions paused now: held at a failed record (a `pause` action,
+    /// an open circuit breaker, an output that could not be written), by
+    /// an admin request, or at a batch this build cannot read.
+    PausedPartitions,
     /// Rebalances this member took part in, over the window.
     Rebalances,
     /// 1 while the last broker check failed, else 0.

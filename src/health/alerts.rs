@@ -13,7 +13,7 @@
 //!
 //! **Messages**: in: [`GetAlerts`] (the pending and firing alerts).
 //!
-//! **Metrics**: `kafka_actors_alerts_active{severity}` (firing alerts),
+//! **Metrics**: `kafka_actors_alerts_active_count{severity}` (firing alerts),
 //! `kafka_actors_alert_transitions_total{rule,state}`,
 //! `kafka_actors_alert_webhook_deliveries_total{outcome}`.
 //!
@@ -168,6 +168,16 @@ pub fn builtin() -> BTreeMap<String, AlertRule> {
             ),
         ),
         (
+            "partition_paused".to_owned(),
+            rule(
+                AlertMetric::PausedPartitions,
+                0.0,
+                0,
+                60_000,
+                Severity::Warning,
+            ),
+        ),
+        (
             "rebalance_storm".to_owned(),
             rule(AlertMetric::Rebalances, 5.0, 0, 300_000, Severity::Warning),
         ),
@@ -205,6 +215,7 @@ impl AlertMetric {
             Self::ErrorRate => "error_rate",
             Self::DlqRate => "dlq_rate",
             Self::PartitionStalls => "partition_stalls",
+            Self::PausedPartitions => "paused_partitions",
             Self::Rebalances => "rebalances",
             Self::BrokerUnreachable => "broker_unreachable",
         }
@@ -289,6 +300,28 @@ fn read(metric: AlertMetric, series: &[Series]) -> (Reading, Option<String>) {
         AlertMetric::DlqRate => (reading(sum(m::HANDLER_RECORDS_TOTAL, &failed)), None),
         AlertMetric::PartitionStalls => (reading(sum(m::PARTITION_STALLS_TOTAL, &|_| true)), None),
         AlertMetric::Rebalances => (reading(sum(m::GROUP_REBALANCES_TOTAL, &|_| true)), None),
+        AlertMetric::PausedPartitions => {
+            // A partition held and unreadable at once counts once.
+            let paused: std::collections::BTreeSet<String> = series
+                .iter()
+                .filter(|s| {
+                    (s.name == m::PARTITION_HELD || s.name == m::CONSUMER_PAUSED_COUNT)
+                        && s.value > 0.0
+                })
+                .map(|s| {
+                    format!(
+                        "{}/{}",
+                        s.label("topic").unwrap_or("?"),
+                        s.label("partition").unwrap_or("?")
+                    )
+                })
+                .collect();
+            let at = paused.iter().cloned().collect::<Vec<_>>().join(", ");
+            (
+                reading(paused.len() as f64),
+                (!paused.is_empty()).then_some(at),
+            )
+        }
         AlertMetric::BrokerUnreachable => {
             let up = series
                 .iter()
@@ -526,6 +559,11 @@ pub fn prometheus_rules(config: &AlertsConfig) -> Value {
                 AlertMetric::Rebalances => format!(
                     "sum by (instance) (increase({}[{window}]))",
                     m::GROUP_REBALANCES_TOTAL
+                ),
+                AlertMetric::PausedPartitions => format!(
+                    "count by (instance) ({} > 0 or {} > 0)",
+                    m::PARTITION_HELD,
+                    m::CONSUMER_PAUSED_COUNT
                 ),
                 AlertMetric::BrokerUnreachable => {
                     format!("1 - min by (instance) ({})", m::BROKER_UP)
@@ -841,6 +879,39 @@ mod tests {
         // A counter that went down (a restart) counts from zero.
         let t = e.evaluate(&outcomes(10, 5), t0 + Duration::from_secs(30), wall);
         assert_eq!(t.len(), 2, "{t:?}");
+    }
+
+    #[test]
+    fn paused_partitions_are_counted_once_and_named() {
+        let mut e = Evaluator::new(BTreeMap::from([(
+            "paused".to_owned(),
+            builtin()["partition_paused"].clone(),
+        )]));
+        let t0 = Instant::now();
+        let wall = Utc::now();
+        let fired = e.evaluate(
+            &series(
+                "kafka_actors_partition_held_count{topic=\"a\",partition=\"1\"} 1\n\
+                 kafka_actors_consumer_paused_count{topic=\"a\",partition=\"1\"} 1\n\
+                 kafka_actors_partition_held_count{topic=\"a\",partition=\"2\"} 0\n\
+                 kafka_actors_consumer_paused_count{topic=\"b\",partition=\"0\"} 1\n",
+            ),
+            t0,
+            wall,
+        );
+        assert_eq!(fired.len(), 1);
+        assert_eq!(fired[0].alert.value, 2.0);
+        assert!(
+            fired[0].alert.message.contains("a/1, b/0"),
+            "{}",
+            fired[0].alert.message
+        );
+        let resolved = e.evaluate(
+            &series("kafka_actors_partition_held_count{topic=\"a\",partition=\"1\"} 0\n"),
+            t0 + Duration::from_secs(1),
+            wall,
+        );
+        assert_eq!(resolved[0].status, "resolved");
     }
 
     #[test]

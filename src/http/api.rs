@@ -156,6 +156,13 @@ pub const ROUTES: &[ApiRoute] = &[
     ),
     route!(
         get,
+        "/api/v1/dead-letter-queue/records",
+        "One page of dead letters of ?topic= (default: the first route's dead-letter topic), selected by ?partition=, from_offset, to_offset, class, since, until; ?limit= (1-1000, default 50); with where the next page starts",
+        false,
+        dlq_records
+    ),
+    route!(
+        get,
         "/api/v1/topics",
         "The cluster's topics with their partition counts (?internal=true for internal ones)",
         false,
@@ -386,6 +393,94 @@ async fn dlq_stats(req: HttpRequest, admin: web::Data<Admin>) -> HttpResponse {
         }
         Err((crate::exit::Exit::Usage, message)) => {
             error(StatusCode::BAD_REQUEST, Some("topic"), message)
+        }
+        Err((_, message)) => error(StatusCode::SERVICE_UNAVAILABLE, None, message),
+    }
+}
+
+/// `GET /api/v1/dead-letter-queue/records`: one page of dead letters,
+/// selected as `dlq list` selects them.
+async fn dlq_records(req: HttpRequest, admin: web::Data<Admin>) -> HttpResponse {
+    let mut select = crate::cli::DlqSelect::default();
+    let mut topic = None;
+    let mut limit = 50usize;
+    for (key, value) in form_urlencoded_pairs(req.query_string()) {
+        let bad = |what: &str| {
+            error(
+                StatusCode::BAD_REQUEST,
+                Some(key.as_str()),
+                format!("{key} must be {what}, got {value:?}"),
+            )
+        };
+        match key.as_str() {
+            "topic" => topic = Some(admin.settings.topic_name(&value)),
+            "partition" => match value.parse() {
+                Ok(p) => select.partitions.push(p),
+                Err(_) => return bad("a partition number"),
+            },
+            "from_offset" => match value.parse() {
+                Ok(o) => select.from_offset = Some(o),
+                Err(_) => return bad("an offset"),
+            },
+            "to_offset" => match value.parse() {
+                Ok(o) => select.to_offset = Some(o),
+                Err(_) => return bad("an offset"),
+            },
+            "class" => select.classes.push(value.clone()),
+            "since" | "until" => match crate::cli::parse_time(&value) {
+                Ok(t) if key == "since" => select.since = Some(t),
+                Ok(t) => select.until = Some(t),
+                Err(_) => return bad("an RFC 3339 time"),
+            },
+            "limit" => match value.parse::<usize>() {
+                Ok(n) if (1..=1000).contains(&n) => limit = n,
+                _ => return bad("a number from 1 to 1000"),
+            },
+            _ => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    Some(key.as_str()),
+                    format!(
+                        "unknown parameter {key}: use topic, partition, from_offset, to_offset, \
+                         class, since, until, limit"
+                    ),
+                );
+            }
+        }
+    }
+    let topic = match topic {
+        Some(t) => t,
+        None => match crate::cli_dlq::stats_default_topic(&admin.settings) {
+            Some(t) => t,
+            None => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    Some("topic"),
+                    "no topic given and no route configured",
+                );
+            }
+        },
+    };
+    match crate::cli_dlq::page(&admin.settings, &topic, &select, limit).await {
+        Ok(page) => HttpResponse::Ok().json(json!({
+            "topic": topic,
+            "records": page
+                .records
+                .iter()
+                .map(|(p, r)| crate::cli_dlq::letter_json(&topic, *p, r))
+                .collect::<Vec<_>>(),
+            "next": page.next.map(|(partition, from_offset, then)| json!({
+                "partition": partition,
+                "from_offset": from_offset,
+                "then_partitions": then,
+            })),
+        })),
+        Err((crate::exit::Exit::Usage, message)) => {
+            error(StatusCode::BAD_REQUEST, Some("partition"), message)
+        }
+        // The producer's UnknownTopic ("topic T does not exist").
+        Err((_, message)) if message.contains(&format!("topic {topic} does not exist")) => {
+            error(StatusCode::NOT_FOUND, Some("topic"), message)
         }
         Err((_, message)) => error(StatusCode::SERVICE_UNAVAILABLE, None, message),
     }

@@ -75,7 +75,7 @@ pub const GROUP_ASSIGNED_PARTITIONS_COUNT: &str = "kafka_actors_group_assigned_p
 pub const GROUP_ERRORS_TOTAL: &str = "kafka_actors_group_errors_total";
 
 /// Firing alerts, labelled `severity`.
-pub const ALERTS_ACTIVE: &str = "kafka_actors_alerts_active";
+pub const ALERTS_ACTIVE: &str = "kafka_actors_alerts_active_count";
 /// Alerts that fired or resolved, labelled `rule` and `state`.
 pub const ALERT_TRANSITIONS_TOTAL: &str = "kafka_actors_alert_transitions_total";
 /// Alert webhook deliveries, labelled `outcome` (`ok`, `failed`, `dropped`).

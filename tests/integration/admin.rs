@@ -114,6 +114,7 @@ async fn partitions_are_paused_and_resumed_by_request_with_the_token_only() {
         );
         // Only an admin request can end a pause within this test.
         config.pipeline.pause_ms = 600_000;
+        config.alerts.interval_ms = 200;
         config.http.admin_token = Some(Secret::new("t0ken"));
         let service = InProcess::start(config, registry).await;
         let base = format!("/api/v1/partitions/{}/0", t.requests);
@@ -202,6 +203,16 @@ async fn partitions_are_paused_and_resumed_by_request_with_the_token_only() {
             assert!(Instant::now() < deadline, "not held at the failed record");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        // A paused partition is alerted (the built-in partition_paused
+        // rule), naming it.
+        let alert = wait_for_alert(&service, "partition_paused", "paused_partitions").await;
+        assert!(
+            alert["message"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("{}/0", t.requests)),
+            "{alert}"
+        );
         // While it is held, the record ages: lag in seconds shows it.
         let lag = format!(
             "kafka_actors_consumer_lag_seconds{{topic=\"{}\",partition=\"0\"}}",
@@ -312,6 +323,7 @@ async fn a_partition_whose_handler_hangs_is_found_stalled_and_restarted() {
             },
         );
         config.health.stall_timeout_ms = 2_000;
+        config.alerts.interval_ms = 200;
         let service = InProcess::start(config, registry).await;
 
         // Partition 0: seq 0 hangs, seq 1 behind it; partition 1: seq 2, 3.
@@ -353,9 +365,31 @@ async fn a_partition_whose_handler_hangs_is_found_stalled_and_restarted() {
             t.requests
         );
         assert_eq!(service.metric(&stalls).await, Some(1.0));
+        // And alerted (the built-in stalled_partition rule).
+        wait_for_alert(&service, "stalled_partition", "partition_stalls").await;
         service.stop().await;
     })
     .await;
+}
+
+/// The firing alert of rule `name` (on `metric`), waiting up to 20 s.
+async fn wait_for_alert(service: &InProcess, name: &str, metric: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, alerts) = call(service, "GET", "/api/v1/alerts", None, None).await;
+        assert_eq!(status, 200, "{alerts}");
+        if let Some(alert) = alerts["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["name"] == name && a["state"] == "firing")
+        {
+            assert_eq!(alert["metric"], metric);
+            return alert.clone();
+        }
+        assert!(Instant::now() < deadline, "{name} not firing: {alerts}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// `METHOD path` on the service, with a token and a body when given: the
@@ -534,6 +568,57 @@ async fn the_admin_api_answers_as_its_openapi_document_says() {
         assert_eq!(stats["topics"], json!([format!("{}.dlq", t.requests)]));
         assert_eq!(stats["groups"][0]["class"], "deserialization", "{stats}");
         assert_eq!(stats["groups"][0]["count"], 1, "{stats}");
+        // The dead letter itself, with its headers read.
+        let (status, page) = call(
+            &service,
+            "GET",
+            "/api/v1/dead-letter-queue/records?limit=10",
+            None,
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{page}");
+        assert_eq!(page["records"].as_array().unwrap().len(), 1, "{page}");
+        assert_eq!(page["records"][0]["value"], "not json");
+        assert_eq!(page["records"][0]["letter"]["class"], "deserialization");
+        assert_eq!(page["records"][0]["headers"]["dlq.original.offset"], "3");
+        assert_eq!(page["next"], Value::Null);
+        let (status, page) = call(
+            &service,
+            "GET",
+            "/api/v1/dead-letter-queue/records?class=validation",
+            None,
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{page}");
+        assert_eq!(page["records"], json!([]));
+        for (query, field) in [
+            ("limit=0", "limit"),
+            ("partition=x", "partition"),
+            ("since=yesterday", "since"),
+            ("colour=red", "colour"),
+        ] {
+            let (status, body) = call(
+                &service,
+                "GET",
+                &format!("/api/v1/dead-letter-queue/records?{query}"),
+                None,
+                None,
+            )
+            .await;
+            assert_eq!(status, 400, "{query}: {body}");
+            assert_eq!(body["error"]["field"], field, "{query}: {body}");
+        }
+        let (status, body) = call(
+            &service,
+            "GET",
+            "/api/v1/dead-letter-queue/records?topic=no-such-dlq",
+            None,
+            None,
+        )
+        .await;
+        assert_eq!(status, 404, "{body}");
 
         // Topics: refused and malformed requests create nothing.
         let name = testkit::unique_name("admin-topic");

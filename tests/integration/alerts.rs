@@ -191,7 +191,7 @@ async fn a_lag_alert_fires_while_a_partition_is_paused_and_resolves_after_it_res
                 .unwrap()
         };
         assert!(
-            metrics.contains("kafka_actors_alerts_active{severity=\"critical\"} 1"),
+            metrics.contains("kafka_actors_alerts_active_count{severity=\"critical\"} 1"),
             "{metrics}"
         );
 
