@@ -919,8 +919,8 @@ pub enum AlertMetric {
     /// The largest consumer lag of a partition, in seconds (age of its
     /// oldest unhandled record).
     ConsumerLagSeconds,
-    /// Records that ended as failures (dead-lettered, paused at, stopped
-    /// at) as a fraction of the records finished, over the window.
+    /// Records dead-lettered as a fraction of the records answered or
+    /// dead-lettered, over the window.
     ErrorRate,
     /// Records dead-lettered per second, over the window.
     DlqRate,

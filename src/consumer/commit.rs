@@ -79,6 +79,9 @@ pub struct OffsetCommitter {
     committing: bool,
     /// Offsets arrived while it was: commit again when it is done.
     again: bool,
+    /// Retry topics consumed beside their input topic (key order), by
+    /// input topic: owning input partition `p` owns retry partition `p`.
+    companions: Arc<BTreeMap<String, String>>,
 }
 
 impl OffsetCommitter {
@@ -93,7 +96,15 @@ impl OffsetCommitter {
             state: Arc::new(Mutex::new(State::default())),
             committing: false,
             again: false,
+            companions: Arc::default(),
         }
+    }
+
+    /// Owning partition `p` of a key in `companions` (input topic -> retry
+    /// topic) owns partition `p` of its retry topic too.
+    pub fn with_companions(mut self, companions: BTreeMap<String, String>) -> Self {
+        self.companions = Arc::new(companions);
+        self
     }
 
     /// Commits what is pending now, or right after the commit in flight.
@@ -242,7 +253,16 @@ impl Handler<SetMember> for OffsetCommitter {
 
     fn handle(&mut self, msg: SetMember, _ctx: &mut Self::Context) -> Self::Result {
         let state = Arc::clone(&self.state);
+        let companions = Arc::clone(&self.companions);
         Box::pin(async move {
+            let mut msg = msg;
+            if let Some(owned) = &mut msg.owned {
+                let retry: Vec<TopicPartition> = owned
+                    .iter()
+                    .filter_map(|(t, p)| companions.get(t).map(|r| (r.clone(), *p)))
+                    .collect();
+                owned.extend(retry);
+            }
             let mut state = state.lock().await;
             if let Some(owned) = &msg.owned {
                 state.pending.retain(|tp, _| owned.contains(tp));

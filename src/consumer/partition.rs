@@ -226,23 +226,39 @@ pub async fn waiting_keys(
     from: i64,
 ) -> Result<KeyWaits, RsError> {
     let waits = KeyWaits::default();
-    let end = client.get_offset(OffsetAt::Latest).await?;
     let mut next = from;
-    while next < end {
-        let (records, _) = client
-            .fetch_records(next, 1..MAX_SCAN_FETCH_BYTES, 0)
-            .await?;
+    loop {
+        // The end is each fetch's high watermark: Tansu's ListOffsets
+        // (latest) answers the last batch's base offset + 1 (FINDINGS.md).
+        // Nothing writes to the partition meanwhile: its input side has
+        // not started, and the previous owner drained.
+        let (records, high_watermark) =
+            match client.fetch_records(next, 1..MAX_SCAN_FETCH_BYTES, 0).await {
+                Ok(fetched) => fetched,
+                Err(RsError::ServerError {
+                    protocol_error: ProtocolError::OffsetOutOfRange,
+                    ..
+                }) => {
+                    // Deleted by retention: the consumer starts over at
+                    // the earliest offset too (or the latest, as
+                    // configured; the scan then counts more, never less).
+                    next = client.get_offset(OffsetAt::Earliest).await?;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
         let records = in_records(records, topic, partition, next);
-        let Some(last) = records.last().map(|r| r.offset) else {
-            // Only control records (transaction markers) are left.
-            break;
-        };
-        for r in records.iter().filter(|r| r.offset < end) {
+        for r in records.iter().filter(|r| r.offset < high_watermark) {
             if let Some(key) = key_waits::counted(router, r) {
                 waits.add(key);
             }
         }
-        next = last + 1;
+        match records.last() {
+            Some(last) if last.offset + 1 < high_watermark => next = last.offset + 1,
+            // At the end, or only control records (transaction markers,
+            // which this service never writes) before it.
+            _ => break,
+        }
     }
     Ok(waits)
 }
@@ -942,6 +958,23 @@ impl PartitionConsumer {
             .into_actor(self)
             .map(|_, act, ctx| {
                 act.drained = true;
+                // No longer this instance's partition: its gauges (and the
+                // alerts on them) go back to zero.
+                for gauge in [
+                    &act.lag_gauge,
+                    &act.lag_seconds_gauge,
+                    &act.held_gauge,
+                    &act.parked_gauge,
+                    &act.in_flight_gauge,
+                ] {
+                    gauge.set(0.0);
+                }
+                metrics::gauge!(
+                    m::CONSUMER_PAUSED_COUNT,
+                    "topic" => act.topic.clone(),
+                    "partition" => act.partition.to_string()
+                )
+                .set(0.0);
                 ctx.stop();
             }),
         );

@@ -25,7 +25,7 @@
 //! again after a restart of the retry side is counted once (by offset), and
 //! a record the input side writes again after its own restart counts again.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::process::InRecord;
@@ -44,9 +44,10 @@ struct Inner {
     /// Records of each key written (or being written) to the retry
     /// partition and not finished there.
     waiting: HashMap<Vec<u8>, usize>,
-    /// The offset of the last retry record of each key counted as
-    /// finished: finishing it again after a restart counts nothing.
-    finished: HashMap<Vec<u8>, i64>,
+    /// The offsets of the retry records of each key counted as finished
+    /// (above the retry partition's committable offset): finishing one
+    /// again after a restart, or a duplicate report, counts nothing.
+    finished: HashMap<Vec<u8>, BTreeSet<i64>>,
 }
 
 impl KeyWaits {
@@ -65,14 +66,18 @@ impl KeyWaits {
     }
 
     /// The retry record of `key` at `offset` is finished (answered or
-    /// dead-lettered). Counts once per offset: records of one key finish
-    /// in offset order, so one at or below the last counted was counted.
+    /// dead-lettered). Counts once per offset, in whatever order the
+    /// reports come.
     pub fn finished(&self, key: &[u8], offset: i64) {
         let mut inner = self.lock();
-        if inner.finished.get(key).is_some_and(|last| *last >= offset) {
+        if !inner
+            .finished
+            .entry(key.to_vec())
+            .or_default()
+            .insert(offset)
+        {
             return;
         }
-        inner.finished.insert(key.to_vec(), offset);
         if let Some(n) = inner.waiting.get_mut(key) {
             *n -= 1;
             if *n == 0 {
@@ -85,7 +90,10 @@ impl KeyWaits {
     /// again (its committable offset moved there): forget what was
     /// finished below it.
     pub fn forget_before(&self, offset: i64) {
-        self.lock().finished.retain(|_, last| *last >= offset);
+        self.lock().finished.retain(|_, done| {
+            done.retain(|o| *o >= offset);
+            !done.is_empty()
+        });
     }
 
     /// Keys with records waiting.
@@ -118,22 +126,22 @@ mod tests {
         waits.add(b"k");
         waits.add(b"j");
         assert_eq!(waits.keys(), 2);
-        waits.finished(b"k", 10);
+        // Reports may come out of offset order (outputs to different
+        // topics are acknowledged in any order).
+        waits.finished(b"k", 12);
         assert!(waits.is_waiting(b"k"));
         // Handled again after a restart of the retry side: not counted.
-        waits.finished(b"k", 10);
-        waits.finished(b"k", 9);
-        assert!(waits.is_waiting(b"k"));
         waits.finished(b"k", 12);
+        assert!(waits.is_waiting(b"k"));
+        waits.finished(b"k", 10);
         assert!(!waits.is_waiting(b"k"));
         assert!(waits.is_waiting(b"j"));
-        // A record finished after its key's count reached zero (a copy
-        // written before a restart of the input side) counts nothing.
-        waits.finished(b"k", 13);
-        assert!(!waits.is_waiting(b"k"));
+        // A new wait is freed only by a record not counted before.
         waits.add(b"k");
-        waits.finished(b"k", 12);
-        assert!(waits.is_waiting(b"k"), "an old offset freed a new wait");
+        waits.finished(b"k", 10);
+        assert!(waits.is_waiting(b"k"), "a finished offset freed a new wait");
+        waits.finished(b"k", 14);
+        assert!(!waits.is_waiting(b"k"));
     }
 
     #[test]
@@ -143,9 +151,11 @@ mod tests {
         waits.add(b"b");
         waits.add(b"b");
         waits.finished(b"a", 3);
+        waits.finished(b"b", 4);
         waits.finished(b"b", 8);
         waits.forget_before(5);
         // b's offset 8 is still remembered: handling it again counts nothing.
+        waits.add(b"b");
         waits.finished(b"b", 8);
         assert!(waits.is_waiting(b"b"));
         waits.finished(b"b", 9);

@@ -545,7 +545,7 @@ fn retry_or_fail(
                 attempts,
                 first_failure,
                 due,
-                route.key_order,
+                router.companion(&record.topic) == Some(retry_topic.as_str()),
             )],
             halt: None,
         };

@@ -140,8 +140,9 @@ pub fn read(record: &InRecord) -> Result<Pending, String> {
 }
 
 /// The retry record of `original` (as first read) for `route`, after
-/// `attempts` failed calls, due at `due`. With `key_order` it goes to the
-/// retry partition of `original`'s partition.
+/// `attempts` failed calls, due at `due`. With `copartitioned` (the retry
+/// topic keeps key order) it goes to the retry partition of `original`'s
+/// partition.
 #[allow(clippy::too_many_arguments)]
 pub fn record(
     retry_topic: &str,
@@ -151,9 +152,9 @@ pub fn record(
     attempts: u32,
     first_failure: DateTime<Utc>,
     due: DateTime<Utc>,
-    key_order: bool,
+    copartitioned: bool,
 ) -> OutRecord {
-    let mut out = written(retry_topic, route, original, 0, due, key_order);
+    let mut out = written(retry_topic, route, original, 0, due, copartitioned);
     for (name, value) in [
         (ATTEMPTS, attempts.to_string()),
         (FIRST_FAILURE, super::dead_letter::time_text(first_failure)),

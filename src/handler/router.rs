@@ -183,6 +183,14 @@ pub enum RouterError {
         /// Registered names besides the built-ins, `, a, b`.
         registered: String,
     },
+    /// Key order of one input topic configured two ways.
+    #[error("routes.{route}.ordering: {message}")]
+    KeyOrder {
+        /// The route.
+        route: String,
+        /// What conflicts.
+        message: String,
+    },
     /// A retry topic that keeps key order is shared with another input
     /// topic's routes.
     #[error(
@@ -317,7 +325,34 @@ impl Router {
                     inputs: Box::new((input.clone(), inputs[&other.name].clone())),
                 });
             }
-            companions.insert(input.clone(), retry_topic.clone());
+            if let Some(first) = companions.insert(input.clone(), retry_topic.clone()) {
+                return Err(RouterError::KeyOrder {
+                    route: keyed.name.clone(),
+                    message: format!(
+                        "`{input}` already keeps key order through `{first}`; the key-ordered \
+                         routes of one input topic must share one retry topic"
+                    ),
+                });
+            }
+        }
+        // One input topic keeps key order one way: in place, or through
+        // its retry topic (records parked in place would not see the keys
+        // waiting there).
+        for (name, route) in &config.routes {
+            let input = &inputs[name];
+            if let Some(retry_topic) = companions.get(input)
+                && route.ordering == crate::config::Ordering::Key
+                && route.retry.mode != crate::config::RetryMode::Topic
+            {
+                return Err(RouterError::KeyOrder {
+                    route: name.clone(),
+                    message: format!(
+                        "`{input}` keeps key order through its retry topic `{retry_topic}`, \
+                         so its key-ordered routes must retry through it too \
+                         (retry.mode = \"topic\")"
+                    ),
+                });
+            }
         }
         Ok(Self {
             topics,
@@ -538,6 +573,22 @@ mod tests {
                 .starts_with("routes.keyed.retry.topic: `orders.retry`"),
             "{e}"
         );
+
+        // Key order of one input topic goes one way only.
+        c.routes.get_mut("audit").unwrap().retry.topic = None;
+        let rest = c.routes.get_mut("rest").unwrap();
+        rest.ordering = Ordering::Key;
+        rest.retry.mode = RetryMode::InPlace;
+        let e = Router::build(&c, &HandlerRegistry::with_builtins()).unwrap_err();
+        assert!(
+            matches!(&e, RouterError::KeyOrder { route, .. } if route == "rest"),
+            "{e}"
+        );
+        let rest = c.routes.get_mut("rest").unwrap();
+        rest.retry.mode = RetryMode::Topic;
+        rest.retry.topic = Some("orders.retry2".to_owned());
+        let e = Router::build(&c, &HandlerRegistry::with_builtins()).unwrap_err();
+        assert!(e.to_string().contains("must share one retry topic"), "{e}");
     }
 
     #[test]

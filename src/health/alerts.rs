@@ -625,7 +625,8 @@ impl std::fmt::Debug for AlertManager {
     }
 }
 
-/// Webhook payloads waiting at most (the oldest is dropped beyond).
+/// Webhook payloads waiting at most (a transition beyond is dropped,
+/// logged and counted).
 const WEBHOOK_QUEUE: usize = 1_000;
 
 impl AlertManager {

@@ -97,6 +97,8 @@ fn used_topics(config: &crate::config::Config) -> BTreeSet<String> {
         .collect();
     for route in config.routes.values() {
         let input = config.topic_name(&route.topic);
+        // Where records no route takes are dead-lettered.
+        used.insert(crate::handler::dead_letter::default_topic(&input));
         used.insert(
             route
                 .dlq_topic

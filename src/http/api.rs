@@ -382,10 +382,14 @@ async fn consumers(admin: web::Data<Admin>, query: web::Query<GroupQuery>) -> Ht
 async fn dlq_stats(req: HttpRequest, admin: web::Data<Admin>) -> HttpResponse {
     // `?topic=a&topic=b`: repeated keys, which serde_urlencoded's maps do
     // not keep.
-    let topics: Vec<String> = form_urlencoded_pairs(req.query_string())
+    let pairs = match query_pairs(&req) {
+        Ok(pairs) => pairs,
+        Err(refused) => return *refused,
+    };
+    let topics: Vec<String> = pairs
         .into_iter()
         .filter(|(k, _)| k == "topic")
-        .map(|(_, v)| v)
+        .map(|(_, v)| admin.settings.topic_name(&v))
         .collect();
     match crate::cli_dlq::stats_of(&admin.settings, topics).await {
         Ok((topics, groups)) => {
@@ -404,7 +408,11 @@ async fn dlq_records(req: HttpRequest, admin: web::Data<Admin>) -> HttpResponse 
     let mut select = crate::cli::DlqSelect::default();
     let mut topic = None;
     let mut limit = 50usize;
-    for (key, value) in form_urlencoded_pairs(req.query_string()) {
+    let pairs = match query_pairs(&req) {
+        Ok(pairs) => pairs,
+        Err(refused) => return *refused,
+    };
+    for (key, value) in pairs {
         let bad = |what: &str| {
             error(
                 StatusCode::BAD_REQUEST,
@@ -486,11 +494,18 @@ async fn dlq_records(req: HttpRequest, admin: web::Data<Admin>) -> HttpResponse 
     }
 }
 
-/// The `key=value` pairs of a query string, decoded.
-fn form_urlencoded_pairs(query: &str) -> Vec<(String, String)> {
-    web::Query::<Vec<(String, String)>>::from_query(query)
+/// The `key=value` pairs of the query string, decoded (repeated keys kept);
+/// a malformed one gets 400.
+fn query_pairs(req: &HttpRequest) -> Result<Vec<(String, String)>, Box<HttpResponse>> {
+    web::Query::<Vec<(String, String)>>::from_query(req.query_string())
         .map(web::Query::into_inner)
-        .unwrap_or_default()
+        .map_err(|e| {
+            Box::new(error(
+                StatusCode::BAD_REQUEST,
+                Some("query"),
+                format!("malformed query string: {e}"),
+            ))
+        })
 }
 
 #[derive(Debug, Deserialize)]

@@ -91,7 +91,6 @@ pub async fn run(
     };
     drop(handlers);
     let prometheus = telemetry::init_metrics();
-    let alerts = crate::health::alerts::AlertManager::new(&config, prometheus.clone()).start();
     metrics::gauge!(m::BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
 
     // Bind before any actor starts: a busy port is a start-up error, and an
@@ -180,6 +179,8 @@ pub async fn run(
         }
     };
 
+    // After the listener is bound (an early return drops no running actor).
+    let alerts = crate::health::alerts::AlertManager::new(&config, prometheus.clone()).start();
     let http = match listener {
         Some(listener) => {
             if config

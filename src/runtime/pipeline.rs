@@ -143,6 +143,13 @@ pub async fn start(config: &Config, router: Arc<Router>) -> Result<Pipeline, Run
             .enable_auto_commit
             .then(|| config.consumer.auto_commit_interval()),
     )
+    .with_companions(
+        router
+            .topics()
+            .into_iter()
+            .filter_map(|t| router.companion(&t).map(|r| (t.clone(), r.to_owned())))
+            .collect(),
+    )
     .start();
     let settings = Arc::new(Settings {
         consumer: config.consumer.clone(),
@@ -247,11 +254,17 @@ impl Pipeline {
         for (topic, partition) in new {
             let slot = self.next_slot;
             self.next_slot += 1;
-            let (client, start) = self.start_offset(&committed, &topic, partition).await?;
+            let (client, start) = self
+                .start_offset(&committed, &topic, partition, self.auto_offset_reset)
+                .await?;
             let mut consumer = self.consumer_of((topic.clone(), partition), slot, (client, start));
             if let Some(retry) = self.router.companion(&topic).map(str::to_owned) {
-                let (retry_client, retry_start) =
-                    self.start_offset(&committed, &retry, partition).await?;
+                // Never committed: from the earliest record, whatever
+                // auto_offset_reset says (its records are work this
+                // service wrote for itself).
+                let (retry_client, retry_start) = self
+                    .start_offset(&committed, &retry, partition, OffsetReset::Earliest)
+                    .await?;
                 // Before either side starts: the keys waiting in the retry
                 // partition from where its consumer starts.
                 let waits = Arc::new(
@@ -293,12 +306,13 @@ impl Pipeline {
     }
 
     /// A client of `topic`/`partition` and where to start: the group's
-    /// committed offset, else `consumer.auto_offset_reset`.
+    /// committed offset, else `reset`.
     async fn start_offset(
         &self,
         committed: &BTreeMap<TopicPartition, Option<i64>>,
         topic: &str,
         partition: i32,
+        reset: OffsetReset,
     ) -> Result<(Arc<rskafka::client::partition::PartitionClient>, i64), RuntimeError> {
         let client = crate::consumer::partition::connect(&self.kafka, topic, partition)
             .await
@@ -310,7 +324,7 @@ impl Pipeline {
         {
             Some(offset) => offset,
             None => {
-                let at = match self.auto_offset_reset {
+                let at = match reset {
                     OffsetReset::Earliest => OffsetAt::Earliest,
                     OffsetReset::Latest => OffsetAt::Latest,
                 };

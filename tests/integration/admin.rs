@@ -461,6 +461,12 @@ async fn the_admin_api_answers_as_its_openapi_document_says() {
         let answered = read_all(&client, &t.responses, 1, 3, Duration::from_secs(30)).await;
         assert_eq!(seqs(&answered), vec![0, 1, 2]);
 
+        // The dead letter is written (so the metrics below count it).
+        let dlq = format!("{}.dlq", t.requests);
+        let letters =
+            crate::retries::read_records(&client, &dlq, 1, 1, Duration::from_secs(30)).await;
+        assert_eq!(letters.len(), 1);
+
         // The document, and every route in it.
         let (status, doc) = call(&service, "GET", "/api/v1/openapi.json", None, None).await;
         assert_eq!(status, 200);

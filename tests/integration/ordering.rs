@@ -135,8 +135,7 @@ async fn a_failing_key_waits(mode: RetryMode) {
                 }
             }),
         );
-        let service = InProcess::start(
-            library_config(
+        let config = library_config(
                 &bootstrap,
                 RouteConfig {
                     topic: t.requests.clone(),
@@ -154,10 +153,9 @@ async fn a_failing_key_waits(mode: RetryMode) {
                     },
                     ..RouteConfig::default()
                 },
-            ),
-            registry,
-        )
-        .await;
+            );
+        let group = config.consumer.group_id.clone();
+        let service = InProcess::start(config, registry).await;
 
         let producer = Producer::connect(
             &testkit::kafka_config(&bootstrap),
@@ -296,6 +294,32 @@ async fn a_failing_key_waits(mode: RetryMode) {
                 assert!(waited.contains(&seq), "failing seq {seq} never went to the retry topic");
             }
             assert!(!behind.is_empty());
+            // The retry partition's offsets are committed under the group:
+            // every record there finished, so the committed offset reaches
+            // its end (a restart would not read them again).
+            let end = waited.len() as i64;
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let d = kafka_actors::kafka::groups::describe_group(
+                    &testkit::kafka_config(&bootstrap),
+                    &group,
+                )
+                .await
+                .unwrap();
+                let committed = d
+                    .partitions
+                    .iter()
+                    .find(|p| p.topic == retry && p.partition == 0)
+                    .and_then(|p| p.committed_offset);
+                if committed == Some(end) {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "the retry partition's committed offset is {committed:?}, not its end {end}"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
             for seq in &behind {
                 assert!(
                     (0..*seq).any(|e| key_of(e) == key_of(*seq) && failures(e) > 0),

@@ -84,6 +84,7 @@ async fn a_batch_in_a_missing_codec_pauses_its_partition_with_a_clear_error() {
             &path,
             format!(
                 "[consumer]\ngroup_id = \"{}\"\nfetch_max_wait_ms = 100\n\n\
+                 [alerts]\ninterval_ms = 200\n\n\
                  [routes.main]\ntopic = \"{}\"\nreply_topic = \"{}\"\nhandler = \"echo\"\n",
                 testkit::unique_name("poison"),
                 t.requests,
@@ -160,6 +161,31 @@ async fn a_batch_in_a_missing_codec_pauses_its_partition_with_a_clear_error() {
             !metrics.contains("actor=\"partition_consumer\""),
             "no partition consumer restarted:\n{metrics}"
         );
+        // And an alert: the built-in partition_paused rule names it.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let http = service.http.clone();
+            let (_, alerts) =
+                tokio::task::spawn_blocking(move || http_get(&http, "/api/v1/alerts").unwrap())
+                    .await
+                    .unwrap();
+            let alerts: serde_json::Value = serde_json::from_str(&alerts).unwrap();
+            let paused = alerts["alerts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|a| a["name"] == "partition_paused" && a["state"] == "firing");
+            if let Some(alert) = paused {
+                let message = alert["message"].as_str().unwrap();
+                assert!(message.contains(&format!("{}/0", t.requests)), "{alert}");
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no partition_paused alert: {alerts}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
         drop(service);
     })
     .await;
