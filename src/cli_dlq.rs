@@ -3,6 +3,7 @@
 //! and the way back: republish selected dead letters, or delete them.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -194,15 +195,6 @@ impl Reader {
         }
         Ok(None)
     }
-}
-
-async fn connect(config: &Config) -> Result<Producer, Exit> {
-    Producer::connect(&config.kafka, Compression::None)
-        .await
-        .map_err(|e| {
-            emit_err(&format!("kafka-actors: {e}"));
-            Exit::Unavailable
-        })
 }
 
 fn dash(value: Option<String>) -> String {
@@ -533,47 +525,49 @@ pub(crate) struct ReplayOptions {
     pub dry_run: bool,
 }
 
-/// `dlq replay`: republishes the selected dead letters in batches, each
-/// acknowledged before the next, paced to `rate`. A record whose origin is
-/// unknown (and no `--to`) is skipped and named; the exit code is then 1.
-pub(crate) async fn replay(
-    config: Config,
-    topic: String,
-    select: DlqSelect,
-    options: ReplayOptions,
-) -> Exit {
+/// What a replay did (or, dry, would do).
+#[derive(Debug, Default, Serialize)]
+pub(crate) struct ReplaySummary {
+    /// Records replayed (or to be replayed), by target topic.
+    pub by_target: BTreeMap<String, u64>,
+    /// Records skipped: no original topic in their headers and no `to`.
+    pub skipped: Vec<String>,
+    /// A dry run's plan, `source -> target`.
+    pub planned: Vec<String>,
+}
+
+/// Republishes the selected dead letters in batches, each acknowledged
+/// before the next, paced to `options.rate`; `Err` with the exit code and
+/// what went wrong (how far it got, and how to go on from there).
+pub(crate) async fn replay_core(
+    config: &Config,
+    topic: &str,
+    select: &DlqSelect,
+    options: &ReplayOptions,
+) -> Result<ReplaySummary, (Exit, String)> {
     if options.rate == 0 {
-        emit_err("kafka-actors: --rate must be at least 1 record per second");
-        return Exit::Usage;
+        return Err((
+            Exit::Usage,
+            "the rate must be at least 1 record per second".to_owned(),
+        ));
     }
-    let producer = match Producer::connect(&config.kafka, config.producer.compression_type).await {
-        Ok(p) => p,
-        Err(e) => {
-            emit_err(&format!("kafka-actors: {e}"));
-            return Exit::Unavailable;
-        }
-    };
-    let mut reader = match Reader::open(&producer, &topic, &select).await {
-        Ok(r) => r,
-        Err((exit, message)) => {
-            emit_err(&format!("kafka-actors: {message}"));
-            return exit;
-        }
-    };
+    let producer = Producer::connect(&config.kafka, config.producer.compression_type)
+        .await
+        .map_err(|e| (Exit::Unavailable, e.to_string()))?;
+    let mut reader = Reader::open(&producer, topic, select).await?;
     let batch_size = (options.rate as usize / 10).clamp(1, 500);
     let started = Instant::now();
-    let mut by_target: BTreeMap<String, u64> = BTreeMap::new();
-    let mut skipped: Vec<String> = Vec::new();
+    let mut summary = ReplaySummary::default();
     let mut sent: u64 = 0;
     loop {
         let (partition, records) = match reader.next_batch().await {
             Ok(Some(batch)) => batch,
             Ok(None) => break,
             Err(e) => {
-                emit_err(&format!(
-                    "kafka-actors: {e} ({sent} record(s) replayed before)"
+                return Err((
+                    Exit::Unavailable,
+                    format!("{e} ({sent} record(s) replayed before)"),
                 ));
-                return Exit::Unavailable;
             }
         };
         let mut outgoing: Vec<(i64, OutRecord)> = Vec::new();
@@ -584,12 +578,12 @@ pub(crate) async fn replay(
                 .clone()
                 .or_else(|| dead_letter::read(&r.record.headers).original_topic);
             let Some(target) = target else {
-                skipped.push(source);
+                summary.skipped.push(source);
                 continue;
             };
             if options.dry_run {
-                emit(&format!("{source} -> {target}"));
-                *by_target.entry(target).or_default() += 1;
+                summary.planned.push(format!("{source} -> {target}"));
+                *summary.by_target.entry(target).or_default() += 1;
                 continue;
             }
             outgoing.push((
@@ -614,7 +608,7 @@ pub(crate) async fn replay(
                 match result {
                     Ok(_) => {
                         sent += 1;
-                        *by_target.entry(out.topic.clone()).or_default() += 1;
+                        *summary.by_target.entry(out.topic.clone()).or_default() += 1;
                     }
                     Err(e) if first_failure.is_none() => {
                         first_failure = Some((*offset, out.topic.clone(), e.to_string()));
@@ -623,12 +617,14 @@ pub(crate) async fn replay(
                 }
             }
             if let Some((offset, target, e)) = first_failure {
-                emit_err(&format!(
-                    "kafka-actors: replaying {topic}/{partition}@{offset} to {target}: {e}; \
-                     {sent} record(s) were replayed (some after it in the same batch may be \
-                     among them); to go on from here: --partition {partition} --from-offset {offset}"
+                return Err((
+                    Exit::Unavailable,
+                    format!(
+                        "replaying {topic}/{partition}@{offset} to {target}: {e}; \
+                         {sent} record(s) were replayed (some after it in the same batch may be \
+                         among them); to go on from here: --partition {partition} --from-offset {offset}"
+                    ),
                 ));
-                return Exit::Unavailable;
             }
             // Pace: `sent` records may have left by now at `rate` per second.
             let due = Duration::from_secs_f64(sent as f64 / f64::from(options.rate));
@@ -637,13 +633,41 @@ pub(crate) async fn replay(
             }
         }
     }
+    Ok(summary)
+}
+
+/// `dlq replay`: [`replay_core`], printing the plan (dry run) and the
+/// outcome. A record whose origin is unknown (and no `--to`) is skipped
+/// and named; the exit code is then 1.
+pub(crate) async fn replay(
+    config: Config,
+    topic: String,
+    select: DlqSelect,
+    options: ReplayOptions,
+) -> Exit {
+    let summary = match replay_core(&config, &topic, &select, &options).await {
+        Ok(summary) => summary,
+        Err((exit, message)) => {
+            let message = if exit == Exit::Usage {
+                message.replace("the rate", "--rate")
+            } else {
+                message
+            };
+            emit_err(&format!("kafka-actors: {message}"));
+            return exit;
+        }
+    };
+    for line in &summary.planned {
+        emit(line);
+    }
     let verb = if options.dry_run {
         "would replay"
     } else {
         "replayed"
     };
-    let total: u64 = by_target.values().sum();
-    let targets = by_target
+    let total: u64 = summary.by_target.values().sum();
+    let targets = summary
+        .by_target
         .iter()
         .map(|(t, n)| format!("{n} to {t}"))
         .collect::<Vec<_>>()
@@ -652,16 +676,81 @@ pub(crate) async fn replay(
         "{verb} {total} record(s) from {topic}{}{targets}",
         if total > 0 { ": " } else { "" }
     ));
-    if !skipped.is_empty() {
+    if !summary.skipped.is_empty() {
         emit_err(&format!(
             "kafka-actors: skipped {} record(s) with no original topic in their headers \
              (name one with --to): {}",
-            skipped.len(),
-            skipped.join(", ")
+            summary.skipped.len(),
+            summary.skipped.join(", ")
         ));
         return Exit::Failure;
     }
     Exit::Ok
+}
+
+/// What a purge deletes: `(partition client, first offset, end)` per
+/// partition with records before `before` (or all, when `None`).
+pub(crate) struct PurgePlan {
+    parts: Vec<(Arc<PartitionClient>, i64, i64)>,
+}
+
+impl PurgePlan {
+    /// `(partition, first offset, end offset)` of each partition purged.
+    pub(crate) fn ranges(&self) -> Vec<(i32, i64, i64)> {
+        self.parts
+            .iter()
+            .map(|(c, low, upto)| (c.partition(), *low, *upto))
+            .collect()
+    }
+}
+
+/// The plan of a purge of `topic`.
+pub(crate) async fn purge_plan(
+    config: &Config,
+    topic: &str,
+    partitions: Vec<i32>,
+    before: Option<i64>,
+) -> Result<PurgePlan, (Exit, String)> {
+    let producer = Producer::connect(&config.kafka, Compression::None)
+        .await
+        .map_err(|e| (Exit::Unavailable, e.to_string()))?;
+    let select = DlqSelect {
+        partitions,
+        ..DlqSelect::default()
+    };
+    // The reader resolves and checks the partitions, and each one's range.
+    let reader = Reader::open(&producer, topic, &select).await?;
+    let mut parts = Vec::new();
+    for part in &reader.parts {
+        let (low, high) = (part.next, part.end);
+        let upto = before.map_or(high, |b| b.min(high));
+        if upto > low {
+            parts.push((Arc::clone(&part.client), low, upto));
+        }
+    }
+    Ok(PurgePlan { parts })
+}
+
+/// Carries out `plan` (DeleteRecords per partition); `Err` names the
+/// partition that failed.
+pub(crate) async fn purge_run(
+    config: &Config,
+    topic: &str,
+    plan: &PurgePlan,
+    mut done: impl FnMut(i32, i64, i64),
+) -> Result<(), (Exit, String)> {
+    let timeout = i32::try_from(config.kafka.request_timeout_ms).unwrap_or(i32::MAX);
+    for (client, low, upto) in &plan.parts {
+        let p = client.partition();
+        client.delete_records(*upto, timeout).await.map_err(|e| {
+            (
+                Exit::Unavailable,
+                format!("deleting the records of {topic}/{p} before offset {upto}: {e}"),
+            )
+        })?;
+        done(p, *low, *upto);
+    }
+    Ok(())
 }
 
 /// `dlq purge`: deletes the records before `before` (or all, when `None`)
@@ -674,36 +763,18 @@ pub(crate) async fn purge(
     before: Option<i64>,
     yes: bool,
 ) -> Exit {
-    let producer = match connect(&config).await {
-        Ok(p) => p,
-        Err(exit) => return exit,
-    };
-    let select = DlqSelect {
-        partitions,
-        ..DlqSelect::default()
-    };
-    // The reader resolves and checks the partitions, and each one's range.
-    let reader = match Reader::open(&producer, &topic, &select).await {
-        Ok(r) => r,
+    let plan = match purge_plan(&config, &topic, partitions, before).await {
+        Ok(plan) => plan,
         Err((exit, message)) => {
             emit_err(&format!("kafka-actors: {message}"));
             return exit;
         }
     };
-    let mut plan = Vec::new();
-    for part in &reader.parts {
-        let (low, high) = (part.next, part.end);
-        let upto = before.map_or(high, |b| b.min(high));
-        if upto > low {
-            plan.push((&part.client, low, upto));
-        }
-    }
-    if plan.is_empty() {
+    if plan.parts.is_empty() {
         emit(&format!("nothing to purge in {topic}"));
         return Exit::Ok;
     }
-    for (client, low, upto) in &plan {
-        let p = client.partition();
+    for (p, low, upto) in plan.ranges() {
         emit(&format!(
             "{topic}/{p}: {} record(s), offsets {low}..{}",
             upto - low,
@@ -716,19 +787,18 @@ pub(crate) async fn purge(
         ));
         return Exit::Usage;
     }
-    let timeout = i32::try_from(config.kafka.request_timeout_ms).unwrap_or(i32::MAX);
-    for (client, low, upto) in &plan {
-        let p = client.partition();
-        if let Err(e) = client.delete_records(*upto, timeout).await {
-            emit_err(&format!(
-                "kafka-actors: deleting the records of {topic}/{p} before offset {upto}: {e}"
-            ));
-            return Exit::Unavailable;
-        }
+    let purged = purge_run(&config, &topic, &plan, |p, low, upto| {
         emit(&format!(
             "purged {topic}/{p}: {} record(s) before offset {upto}",
             upto - low
         ));
+    })
+    .await;
+    match purged {
+        Ok(()) => Exit::Ok,
+        Err((exit, message)) => {
+            emit_err(&format!("kafka-actors: {message}"));
+            exit
+        }
     }
-    Exit::Ok
 }

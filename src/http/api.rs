@@ -162,6 +162,20 @@ pub const ROUTES: &[ApiRoute] = &[
         dlq_records
     ),
     route!(
+        post,
+        "/api/v1/dead-letter-queue/replay",
+        "Republish selected dead letters to their original topic (or `to`), rate-limited, with a replay header; `dry_run` returns the plan",
+        true,
+        dlq_replay
+    ),
+    route!(
+        post,
+        "/api/v1/dead-letter-queue/purge",
+        "Delete dead letters before an offset (`before`) or all (`all`), per partition (DeleteRecords); `dry_run` returns the plan",
+        true,
+        dlq_purge
+    ),
+    route!(
         get,
         "/api/v1/topics",
         "The cluster's topics with their partition counts (?internal=true for internal ones)",
@@ -491,6 +505,194 @@ async fn dlq_records(req: HttpRequest, admin: web::Data<Admin>) -> HttpResponse 
             error(StatusCode::NOT_FOUND, Some("topic"), message)
         }
         Err((_, message)) => error(StatusCode::SERVICE_UNAVAILABLE, None, message),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplayBody {
+    topic: Option<String>,
+    #[serde(default)]
+    partitions: Vec<i32>,
+    from_offset: Option<i64>,
+    to_offset: Option<i64>,
+    #[serde(default)]
+    classes: Vec<String>,
+    since: Option<String>,
+    until: Option<String>,
+    to: Option<String>,
+    #[serde(default = "default_rate")]
+    rate: u32,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+fn default_rate() -> u32 {
+    100
+}
+
+/// A dead-letter topic named in a request body, or the first route's.
+fn dlq_topic(admin: &Admin, topic: Option<String>) -> Result<String, Box<HttpResponse>> {
+    match topic {
+        Some(t) => Ok(admin.settings.topic_name(&t)),
+        None => crate::cli_dlq::stats_default_topic(&admin.settings).ok_or_else(|| {
+            Box::new(error(
+                StatusCode::BAD_REQUEST,
+                Some("topic"),
+                "no topic given and no route configured",
+            ))
+        }),
+    }
+}
+
+/// An error of the DLQ operations as a response: a usage error names
+/// `field`, a missing topic is 404, anything else the brokers'.
+fn dlq_failure(
+    topic: &str,
+    field: &str,
+    (exit, message): (crate::exit::Exit, String),
+) -> HttpResponse {
+    if exit == crate::exit::Exit::Usage {
+        return error(StatusCode::BAD_REQUEST, Some(field), message);
+    }
+    if message.contains(&format!("topic {topic} does not exist")) {
+        return error(StatusCode::NOT_FOUND, Some("topic"), message);
+    }
+    error(StatusCode::SERVICE_UNAVAILABLE, None, message)
+}
+
+/// `POST /api/v1/dead-letter-queue/replay`: `dlq replay` over HTTP; the
+/// answer comes once every record was acknowledged (or the plan, dry).
+async fn dlq_replay(req: HttpRequest, admin: web::Data<Admin>, body: web::Bytes) -> HttpResponse {
+    if let Some(refused) = refusal(&req, admin.token.as_ref()) {
+        return refused;
+    }
+    let body: ReplayBody = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                Some("body"),
+                format!(
+                    "expected {{\"topic\", \"partitions\", \"from_offset\", \"to_offset\", \"classes\", \
+                     \"since\", \"until\", \"to\", \"rate\", \"dry_run\"}}: {e}"
+                ),
+            );
+        }
+    };
+    let mut select = crate::cli::DlqSelect {
+        partitions: body.partitions,
+        from_offset: body.from_offset,
+        to_offset: body.to_offset,
+        classes: body.classes,
+        ..crate::cli::DlqSelect::default()
+    };
+    for (field, value, slot) in [
+        ("since", body.since, &mut select.since),
+        ("until", body.until, &mut select.until),
+    ] {
+        if let Some(text) = value {
+            match crate::cli::parse_time(&text) {
+                Ok(t) => *slot = Some(t),
+                Err(e) => return error(StatusCode::BAD_REQUEST, Some(field), e),
+            }
+        }
+    }
+    if body.rate == 0 {
+        return error(
+            StatusCode::BAD_REQUEST,
+            Some("rate"),
+            "must be at least 1 record per second",
+        );
+    }
+    let topic = match dlq_topic(&admin, body.topic) {
+        Ok(t) => t,
+        Err(refused) => return *refused,
+    };
+    let options = crate::cli_dlq::ReplayOptions {
+        to: body.to.map(|t| admin.settings.topic_name(&t)),
+        rate: body.rate,
+        dry_run: body.dry_run,
+    };
+    match crate::cli_dlq::replay_core(&admin.settings, &topic, &select, &options).await {
+        Ok(summary) => {
+            let total: u64 = summary.by_target.values().sum();
+            HttpResponse::Ok().json(json!({
+                "topic": topic,
+                "dry_run": body.dry_run,
+                "replayed": if body.dry_run { 0 } else { total },
+                "by_target": summary.by_target,
+                "skipped": summary.skipped,
+                "planned": summary.planned.iter().take(1000).collect::<Vec<_>>(),
+            }))
+        }
+        Err(failure) => dlq_failure(&topic, "partitions", failure),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PurgeBody {
+    topic: Option<String>,
+    #[serde(default)]
+    partitions: Vec<i32>,
+    before: Option<i64>,
+    #[serde(default)]
+    all: bool,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// `POST /api/v1/dead-letter-queue/purge`: `dlq purge` over HTTP.
+async fn dlq_purge(req: HttpRequest, admin: web::Data<Admin>, body: web::Bytes) -> HttpResponse {
+    if let Some(refused) = refusal(&req, admin.token.as_ref()) {
+        return refused;
+    }
+    let body: PurgeBody = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                Some("body"),
+                format!(
+                    "expected {{\"topic\", \"partitions\", \"before\" | \"all\": true, \"dry_run\"}}: {e}"
+                ),
+            );
+        }
+    };
+    if body.before.is_some() == body.all {
+        return error(
+            StatusCode::BAD_REQUEST,
+            Some("before"),
+            "give either before (an offset) or all: true",
+        );
+    }
+    let topic = match dlq_topic(&admin, body.topic) {
+        Ok(t) => t,
+        Err(refused) => return *refused,
+    };
+    let plan =
+        match crate::cli_dlq::purge_plan(&admin.settings, &topic, body.partitions, body.before)
+            .await
+        {
+            Ok(plan) => plan,
+            Err(failure) => return dlq_failure(&topic, "partitions", failure),
+        };
+    let ranges: Vec<Value> = plan
+        .ranges()
+        .into_iter()
+        .map(|(partition, from, before)| {
+            json!({"partition": partition, "from_offset": from, "before": before, "records": before - from})
+        })
+        .collect();
+    if body.dry_run {
+        return HttpResponse::Ok().json(json!({"topic": topic, "dry_run": true, "plan": ranges}));
+    }
+    match crate::cli_dlq::purge_run(&admin.settings, &topic, &plan, |_, _, _| {}).await {
+        Ok(()) => {
+            HttpResponse::Ok().json(json!({"topic": topic, "dry_run": false, "purged": ranges}))
+        }
+        Err(failure) => dlq_failure(&topic, "partitions", failure),
     }
 }
 
