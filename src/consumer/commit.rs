@@ -33,6 +33,12 @@ use crate::telemetry::metrics as m;
 #[rtype(result = "Result<(), String>")]
 pub struct Commit(pub BTreeMap<TopicPartition, i64>);
 
+/// Commit this offset for this partition now, even below what was
+/// committed (an admin seek); answers once the broker acknowledged.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), String>")]
+pub struct Rewind(pub TopicPartition, pub i64);
+
 /// A partition's new watermark: committed at once, or on the interval with
 /// auto-commit.
 #[derive(Debug, Message)]
@@ -229,6 +235,32 @@ impl Handler<Commit> for OffsetCommitter {
         let commit = self.commit_pending();
         Box::pin(async move {
             Self::merge(&mut *state.lock().await, msg.0);
+            commit.await
+        })
+    }
+}
+
+impl Handler<Rewind> for OffsetCommitter {
+    type Result = ResponseFuture<Result<(), String>>;
+
+    fn handle(&mut self, msg: Rewind, _ctx: &mut Self::Context) -> Self::Result {
+        let state = Arc::clone(&self.state);
+        let commit = self.commit_pending();
+        Box::pin(async move {
+            {
+                let mut state = state.lock().await;
+                let Rewind(tp, offset) = msg;
+                if state
+                    .owned
+                    .as_ref()
+                    .is_some_and(|owned| !owned.contains(&tp))
+                {
+                    return Err(format!("{}/{} is not owned by this member", tp.0, tp.1));
+                }
+                // Below the floor on purpose: forget what was committed.
+                state.committed.remove(&tp);
+                state.pending.insert(tp, offset);
+            }
             commit.await
         })
     }

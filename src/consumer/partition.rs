@@ -48,7 +48,7 @@ use rskafka::client::error::{Error as RsError, ProtocolError};
 use rskafka::client::partition::{OffsetAt, PartitionClient, UnknownTopicHandling};
 use tokio::sync::oneshot;
 
-use super::commit::{Commit, OffsetCommitter, Report};
+use super::commit::{Commit, OffsetCommitter, Report, Rewind};
 use super::watermark::Watermark;
 use crate::config::FailureAction;
 use crate::config::{ConsumerConfig, KafkaConfig, OffsetReset};
@@ -133,6 +133,8 @@ pub struct PartitionConsumer {
     admin_paused: bool,
     /// A log-end request for the lag of an idle partition is under way.
     refreshing_lag: bool,
+    /// An admin seek: the restart starts here (and is not a failure).
+    seek_to: Option<i64>,
     held_gauge: metrics::Gauge,
     parked_gauge: metrics::Gauge,
     in_flight_gauge: metrics::Gauge,
@@ -384,6 +386,7 @@ impl PartitionConsumer {
             output_paused: false,
             admin_paused: false,
             refreshing_lag: false,
+            seek_to: None,
             restarts: 0,
             generation: 0,
             drained: false,
@@ -1024,9 +1027,11 @@ impl Supervised for PartitionConsumer {
         if self.drained {
             return;
         }
-        // Start over from what was fully handled; the records in flight run
-        // again (their completions were dropped with the old context).
-        let from = self.watermark.committable();
+        // Start over from what was fully handled (or where an admin seek
+        // asked); the records in flight run again (their completions were
+        // dropped with the old context).
+        let seek = self.seek_to.take();
+        let from = seek.unwrap_or_else(|| self.watermark.committable());
         self.watermark = Watermark::new(from);
         self.started_at.clear();
         self.counted.clear();
@@ -1037,7 +1042,9 @@ impl Supervised for PartitionConsumer {
         self.in_flight_bytes = 0;
         self.in_flight_gauge.set(0.0);
         self.generation += 1;
-        self.restarts += 1;
+        if seek.is_none() {
+            self.restarts += 1;
+        }
         // A hold ends with the restart: the held record is fetched again.
         self.retained.clear();
         self.held = None;
@@ -1053,6 +1060,10 @@ impl Supervised for PartitionConsumer {
         for w in &self.workers {
             w.do_send(Forget);
         }
+        if seek.is_some() {
+            tracing::info!(topic = %self.topic, partition = self.partition, from, "partition consumer starting over from the offset an admin request asked for");
+            return;
+        }
         metrics::counter!(m::ACTOR_RESTARTS_TOTAL, "actor" => "partition_consumer").increment(1);
         tracing::warn!(topic = %self.topic, partition = self.partition, from, restarts = self.restarts, "partition consumer restarting");
     }
@@ -1062,7 +1073,7 @@ impl Handler<Poll> for PartitionConsumer {
     type Result = ();
 
     fn handle(&mut self, _msg: Poll, ctx: &mut Self::Context) {
-        if self.fetching || self.drained {
+        if self.fetching || self.drained || self.seek_to.is_some() {
             return;
         }
         if !self.draining.is_empty() {
@@ -1251,6 +1262,126 @@ impl Handler<AdminPause> for PartitionConsumer {
             );
         }
         MessageResult(self.state())
+    }
+}
+
+/// Where an admin seek goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeekTo {
+    /// This offset (at most the high watermark).
+    Offset(i64),
+    /// The earliest offset still in the log.
+    Earliest,
+    /// The end of the log (the high watermark).
+    Latest,
+    /// The first record at or after this time (the end if none).
+    Timestamp(chrono::DateTime<chrono::Utc>),
+}
+
+/// Start over from another offset: the records in flight, held or parked
+/// are dropped (outputs already on their way may still be written), the
+/// offset is committed (even below the committed one), and the partition
+/// fetches from it. Answers the offset, or why not (`Err((field, why))`).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<i64, (&'static str, String)>")]
+pub struct AdminSeek(pub SeekTo);
+
+impl Handler<AdminSeek> for PartitionConsumer {
+    type Result = ResponseActFuture<Self, Result<i64, (&'static str, String)>>;
+
+    fn handle(&mut self, msg: AdminSeek, _ctx: &mut Self::Context) -> Self::Result {
+        if self.drained || !self.draining.is_empty() || self.seek_to.is_some() {
+            let why = format!(
+                "{}/{} is stopping or already seeking",
+                self.topic, self.partition
+            );
+            return Box::pin(actix::fut::ready(Err(("partition", why))));
+        }
+        let client = Arc::clone(&self.client);
+        let committer = self.committer.clone();
+        let tp = (self.topic.clone(), self.partition);
+        // Fetch nothing more until the restart from the new offset (or the
+        // refusal).
+        self.seek_to = Some(self.watermark.committable());
+        let (topic, partition) = tp.clone();
+        let resolve = async move {
+            let earliest = client
+                .get_offset(OffsetAt::Earliest)
+                .await
+                .map_err(|e| ("partition", e.to_string()))?;
+            // The high watermark of a fetch (Tansu's ListOffsets latest is
+            // not it; FINDINGS.md).
+            let latest = client
+                .get_offset(OffsetAt::Latest)
+                .await
+                .map_err(|e| ("partition", e.to_string()))?;
+            let (_, end) = client
+                .fetch_records(latest, 1..MIN_FETCH_BYTES as i32, 0)
+                .await
+                .map_err(|e| ("partition", e.to_string()))?;
+            match msg.0 {
+                SeekTo::Offset(o) if (earliest..=end).contains(&o) => Ok(o),
+                SeekTo::Offset(o) => Err((
+                    "offset",
+                    format!("offset {o} is outside {topic}/{partition}'s log ({earliest}..={end})"),
+                )),
+                SeekTo::Earliest => Ok(earliest),
+                SeekTo::Latest => Ok(end),
+                SeekTo::Timestamp(t) => {
+                    let at = client
+                        .get_offset(OffsetAt::Timestamp(t))
+                        .await
+                        .map_err(|e| ("partition", e.to_string()))?;
+                    // -1 (Kafka) or past the end: nothing that late.
+                    Ok(if (earliest..=end).contains(&at) {
+                        at
+                    } else {
+                        end
+                    })
+                }
+            }
+        };
+        Box::pin(resolve.into_actor(self).then(move |resolved, act, ctx| {
+            let offset = match resolved {
+                Ok(offset) => offset,
+                Err(refused) => {
+                    // Nothing changed: go on.
+                    act.seek_to = None;
+                    ctx.notify(Poll);
+                    let refused: ResponseActFuture<Self, _> =
+                        Box::pin(actix::fut::ready(Err(refused)));
+                    return refused;
+                }
+            };
+            // From here what completes is ignored: the records in flight
+            // run again from the new offset.
+            act.generation += 1;
+            let rewind: ResponseActFuture<Self, _> = Box::pin(
+                async move { committer.send(Rewind(tp, offset)).await }
+                    .into_actor(act)
+                    .map(move |committed, act, ctx| {
+                        let result = match committed {
+                            Ok(Ok(())) => {
+                                act.seek_to = Some(offset);
+                                Ok(offset)
+                            }
+                            Ok(Err(e)) => {
+                                act.seek_to = None;
+                                Err(("partition", e))
+                            }
+                            Err(e) => {
+                                act.seek_to = None;
+                                Err(("partition", e.to_string()))
+                            }
+                        };
+                        // Start over: from the new offset, or (the commit
+                        // failed) from the watermark.
+                        ctx.stop();
+                        result
+                    }),
+            );
+            rewind
+        }))
     }
 }
 

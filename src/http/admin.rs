@@ -28,7 +28,9 @@ use serde_json::json;
 use subtle::ConstantTimeEq;
 
 use crate::config::Secret;
-use crate::consumer::partition::{AdminPause, AdminResume, Describe, PartitionState};
+use crate::consumer::partition::{
+    AdminPause, AdminResume, AdminSeek, Describe, PartitionState, SeekTo,
+};
 use crate::health::alerts::{AlertManager, GetAlerts};
 use crate::health::{GetHealth, HealthMonitor};
 use crate::runtime::pipeline::Directory;
@@ -249,6 +251,115 @@ pub(super) async fn resume_partition(
     admin: web::Data<Admin>,
 ) -> HttpResponse {
     partition_action(&req, path.into_inner(), &admin, false).await
+}
+
+/// The body of a seek: exactly one of `offset`, `to` (`earliest`,
+/// `latest`) and `timestamp` (RFC 3339).
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SeekBody {
+    offset: Option<i64>,
+    to: Option<String>,
+    timestamp: Option<String>,
+}
+
+pub(super) async fn seek_partition(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    admin: web::Data<Admin>,
+    body: web::Bytes,
+) -> HttpResponse {
+    if let Some(refused) = refusal(&req, admin.token.as_ref()) {
+        return refused;
+    }
+    let (topic, partition) = path.into_inner();
+    let body: SeekBody = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                Some("body"),
+                format!(
+                    "expected {{\"offset\": N}}, {{\"to\": \"earliest\"|\"latest\"}} or {{\"timestamp\": RFC 3339}}: {e}"
+                ),
+            );
+        }
+    };
+    let to = match (body.offset, body.to.as_deref(), body.timestamp) {
+        (Some(o), None, None) => SeekTo::Offset(o),
+        (None, Some("earliest"), None) => SeekTo::Earliest,
+        (None, Some("latest"), None) => SeekTo::Latest,
+        (None, Some(other), None) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                Some("to"),
+                format!("to must be earliest or latest, got {other:?}"),
+            );
+        }
+        (None, None, Some(t)) => match chrono::DateTime::parse_from_rfc3339(&t) {
+            Ok(t) => SeekTo::Timestamp(t.with_timezone(&chrono::Utc)),
+            Err(e) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    Some("timestamp"),
+                    format!("`{t}`: {e} (expected RFC 3339)"),
+                );
+            }
+        },
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                Some("body"),
+                "give exactly one of offset, to and timestamp",
+            );
+        }
+    };
+    let Some(consumer) = consumer_of(&admin, &topic, &partition) else {
+        return not_consumed(&topic, &partition);
+    };
+    match consumer.send(AdminSeek(to)).await {
+        Ok(Ok(offset)) => HttpResponse::Ok().json(json!({
+            "topic": topic,
+            "partition": partition,
+            "offset": offset,
+        })),
+        Ok(Err(("offset", why))) => error(StatusCode::BAD_REQUEST, Some("offset"), why),
+        Ok(Err((_, why))) => error(StatusCode::SERVICE_UNAVAILABLE, Some("partition"), why),
+        Err(e) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            None,
+            format!("{topic}/{partition} did not answer: {e}"),
+        ),
+    }
+}
+
+/// The consumer of `topic`/`partition` here, if this instance has one.
+fn consumer_of(
+    admin: &Admin,
+    topic: &str,
+    partition: &str,
+) -> Option<Addr<crate::consumer::partition::PartitionConsumer>> {
+    let partition = partition.parse::<i32>().ok()?;
+    admin
+        .directory
+        .read()
+        .ok()
+        .and_then(|d| d.get(&(topic.to_owned(), partition)).cloned())
+}
+
+fn not_consumed(topic: &str, partition: &str) -> HttpResponse {
+    if partition.parse::<i32>().is_err() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            Some("partition"),
+            format!("partition must be a number, got {partition:?}"),
+        );
+    }
+    error(
+        StatusCode::NOT_FOUND,
+        Some("partition"),
+        format!("{topic}/{partition} is not consumed by this instance"),
+    )
 }
 
 async fn partition_action(

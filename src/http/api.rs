@@ -141,6 +141,13 @@ pub const ROUTES: &[ApiRoute] = &[
         admin::resume_partition
     ),
     route!(
+        post,
+        "/api/v1/partitions/{topic}/{partition}/seek",
+        "Start a partition this instance consumes over from an offset ({offset}, {to: earliest|latest} or {timestamp}): in-flight records are dropped, the offset is committed, fetching goes on from it",
+        true,
+        admin::seek_partition
+    ),
+    route!(
         get,
         "/api/v1/consumers",
         "The consumer group (?group=, default consumer.group_id): state, members, assignment, committed offsets, log ends and lag",

@@ -948,3 +948,108 @@ async fn dead_letters_are_purged_over_http_with_the_token_only() {
     })
     .await;
 }
+
+/// A partition starts over from the offset an admin request asks for: the
+/// records from it are handled again and committed again; a later offset
+/// skips what lies before it; an offset outside the log or a malformed
+/// body is refused and changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_starts_over_from_the_offset_a_request_asks_for() {
+    bounded(async {
+        let broker = TestBroker::start().await.unwrap();
+        let bootstrap = broker.bootstrap().to_owned();
+        let client = testkit::client(&bootstrap, Duration::from_secs(20))
+            .await
+            .unwrap();
+        let t = topics(&client, 1).await;
+        let mut config = library_config(
+            &bootstrap,
+            RouteConfig {
+                topic: t.requests.clone(),
+                handler: "echo".to_owned(),
+                reply_topic: Some(t.responses.clone()),
+                ..RouteConfig::default()
+            },
+        );
+        config.http.admin_token = Some(Secret::new("t0ken"));
+        let group = config.consumer.group_id.clone();
+        let service = InProcess::start(config, HandlerRegistry::with_builtins()).await;
+        // One record per batch: every broker resumes at a batch boundary.
+        for seq in 0..6 {
+            send(&bootstrap, &t, seq..seq + 1, false).await;
+        }
+        let answered = read_all(&client, &t.responses, 1, 6, Duration::from_secs(30)).await;
+        assert_eq!(seqs(&answered), (0..6).collect::<Vec<_>>());
+        let seek = format!("/api/v1/partitions/{}/0/seek", t.requests);
+
+        // Refused, and nothing is handled again.
+        for (body, field) in [
+            (json!({"offset": 99}), "offset"),
+            (json!({"to": "sideways"}), "to"),
+            (json!({"timestamp": "soon"}), "timestamp"),
+            (json!({"offset": 1, "to": "latest"}), "body"),
+            (json!({"colour": "red"}), "body"),
+        ] {
+            let (status, answer) =
+                call(&service, "POST", &seek, Some("t0ken"), Some(body.clone())).await;
+            assert_eq!(status, 400, "{body}: {answer}");
+            assert_eq!(answer["error"]["field"], field, "{body}: {answer}");
+        }
+        let (status, _) = call(&service, "POST", &seek, None, Some(json!({"offset": 2}))).await;
+        assert_eq!(status, 401);
+        let still = read_all(&client, &t.responses, 1, 7, Duration::from_secs(2)).await;
+        assert_eq!(still.len(), 6, "handled again after a refused seek");
+
+        // Back to offset 2: 2..5 answered again, and committed again.
+        let (status, body) = call(
+            &service,
+            "POST",
+            &seek,
+            Some("t0ken"),
+            Some(json!({"offset": 2})),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["offset"], 2);
+        let again = read_all(&client, &t.responses, 1, 10, Duration::from_secs(30)).await;
+        assert_eq!(seqs(&again), vec![0, 1, 2, 3, 4, 5, 2, 3, 4, 5]);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let d = kafka_actors::kafka::groups::describe_group(
+                &testkit::kafka_config(&bootstrap),
+                &group,
+            )
+            .await
+            .unwrap();
+            let committed = d
+                .partitions
+                .iter()
+                .find(|p| p.topic == t.requests)
+                .and_then(|p| p.committed_offset);
+            if committed == Some(6) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "committed {committed:?}, not 6");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+
+        // To the end: what arrives next is handled once; nothing before it.
+        let (status, body) = call(
+            &service,
+            "POST",
+            &seek,
+            Some("t0ken"),
+            Some(json!({"to": "latest"})),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["offset"], 6);
+        send(&bootstrap, &t, 6..7, false).await;
+        let last = read_all(&client, &t.responses, 1, 11, Duration::from_secs(30)).await;
+        assert_eq!(seqs(&last)[10..], [6]);
+        let none_more = read_all(&client, &t.responses, 1, 12, Duration::from_secs(2)).await;
+        assert_eq!(none_more.len(), 11);
+        service.stop().await;
+    })
+    .await;
+}
