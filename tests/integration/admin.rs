@@ -392,6 +392,26 @@ async fn wait_for_alert(service: &InProcess, name: &str, metric: &str) -> Value 
     }
 }
 
+/// An in-process service answering `t.requests` with `echo`, with the admin
+/// token `t0ken`; and its group.
+async fn echo_service(bootstrap: &str, t: &Topics) -> (InProcess, String) {
+    let mut config = library_config(
+        bootstrap,
+        RouteConfig {
+            topic: t.requests.clone(),
+            handler: "echo".to_owned(),
+            reply_topic: Some(t.responses.clone()),
+            ..RouteConfig::default()
+        },
+    );
+    config.http.admin_token = Some(Secret::new("t0ken"));
+    let group = config.consumer.group_id.clone();
+    (
+        InProcess::start(config, HandlerRegistry::with_builtins()).await,
+        group,
+    )
+}
+
 /// `METHOD path` on the service, with a token and a body when given: the
 /// status and the body as JSON (a string when it is not JSON).
 async fn call(
@@ -428,18 +448,7 @@ async fn the_admin_api_answers_as_its_openapi_document_says() {
             .await
             .unwrap();
         let t = topics(&client, 1).await;
-        let mut config = library_config(
-            &bootstrap,
-            RouteConfig {
-                topic: t.requests.clone(),
-                handler: "echo".to_owned(),
-                reply_topic: Some(t.responses.clone()),
-                ..RouteConfig::default()
-            },
-        );
-        config.http.admin_token = Some(Secret::new("t0ken"));
-        let group = config.consumer.group_id.clone();
-        let service = InProcess::start(config, HandlerRegistry::with_builtins()).await;
+        let (service, group) = echo_service(&bootstrap, &t).await;
         send(&bootstrap, &t, 0..3, false).await;
         // And one that is not JSON: dead-lettered.
         let producer = Producer::connect(
@@ -866,17 +875,7 @@ async fn dead_letters_are_purged_over_http_with_the_token_only() {
             .await
             .unwrap();
         let t = topics(&client, 1).await;
-        let mut config = library_config(
-            &bootstrap,
-            RouteConfig {
-                topic: t.requests.clone(),
-                handler: "echo".to_owned(),
-                reply_topic: Some(t.responses.clone()),
-                ..RouteConfig::default()
-            },
-        );
-        config.http.admin_token = Some(Secret::new("t0ken"));
-        let service = InProcess::start(config, HandlerRegistry::with_builtins()).await;
+        let (service, _) = echo_service(&bootstrap, &t).await;
         let producer = Producer::connect(
             &testkit::kafka_config(&bootstrap),
             kafka_actors::config::Compression::None,
@@ -962,18 +961,7 @@ async fn a_partition_starts_over_from_the_offset_a_request_asks_for() {
             .await
             .unwrap();
         let t = topics(&client, 1).await;
-        let mut config = library_config(
-            &bootstrap,
-            RouteConfig {
-                topic: t.requests.clone(),
-                handler: "echo".to_owned(),
-                reply_topic: Some(t.responses.clone()),
-                ..RouteConfig::default()
-            },
-        );
-        config.http.admin_token = Some(Secret::new("t0ken"));
-        let group = config.consumer.group_id.clone();
-        let service = InProcess::start(config, HandlerRegistry::with_builtins()).await;
+        let (service, group) = echo_service(&bootstrap, &t).await;
         // One record per batch: every broker resumes at a batch boundary.
         for seq in 0..6 {
             send(&bootstrap, &t, seq..seq + 1, false).await;
@@ -1013,25 +1001,7 @@ async fn a_partition_starts_over_from_the_offset_a_request_asks_for() {
         assert_eq!(body["offset"], 2);
         let again = read_all(&client, &t.responses, 1, 10, Duration::from_secs(30)).await;
         assert_eq!(seqs(&again), vec![0, 1, 2, 3, 4, 5, 2, 3, 4, 5]);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let d = kafka_actors::kafka::groups::describe_group(
-                &testkit::kafka_config(&bootstrap),
-                &group,
-            )
-            .await
-            .unwrap();
-            let committed = d
-                .partitions
-                .iter()
-                .find(|p| p.topic == t.requests)
-                .and_then(|p| p.committed_offset);
-            if committed == Some(6) {
-                break;
-            }
-            assert!(Instant::now() < deadline, "committed {committed:?}, not 6");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        crate::support::wait_committed(&bootstrap, &group, (&t.requests, 0), 6).await;
 
         // To the end: what arrives next is handled once; nothing before it.
         let (status, body) = call(

@@ -298,28 +298,7 @@ async fn a_failing_key_waits(mode: RetryMode) {
             // every record there finished, so the committed offset reaches
             // its end (a restart would not read them again).
             let end = waited.len() as i64;
-            let deadline = Instant::now() + Duration::from_secs(30);
-            loop {
-                let d = kafka_actors::kafka::groups::describe_group(
-                    &testkit::kafka_config(&bootstrap),
-                    &group,
-                )
-                .await
-                .unwrap();
-                let committed = d
-                    .partitions
-                    .iter()
-                    .find(|p| p.topic == retry && p.partition == 0)
-                    .and_then(|p| p.committed_offset);
-                if committed == Some(end) {
-                    break;
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "the retry partition's committed offset is {committed:?}, not its end {end}"
-                );
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
+            crate::support::wait_committed(&bootstrap, &group, (&retry, 0), end).await;
             for seq in &behind {
                 assert!(
                     (0..*seq).any(|e| key_of(e) == key_of(*seq) && failures(e) > 0),

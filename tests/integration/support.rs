@@ -132,6 +132,34 @@ pub fn http_send(
     Ok((status, body))
 }
 
+/// Waits up to 30 s until `group` has committed `want` for `partition`.
+pub async fn wait_committed(bootstrap: &str, group: &str, partition: (&str, i32), want: i64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let d = kafka_actors::kafka::groups::describe_group(
+            &kafka_actors::testkit::kafka_config(bootstrap),
+            group,
+        )
+        .await
+        .unwrap();
+        let committed = d
+            .partitions
+            .iter()
+            .find(|p| p.topic == partition.0 && p.partition == partition.1)
+            .and_then(|p| p.committed_offset);
+        if committed == Some(want) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}/{} of group {group}: committed {committed:?}, not {want}",
+            partition.0,
+            partition.1
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// The binary under test.
 pub fn binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_kafka-actors"))
