@@ -307,11 +307,13 @@ async fn openapi_document() -> HttpResponse {
 }
 
 fn sum(series: &[Series], name: &str, keep: impl Fn(&Series) -> bool) -> f64 {
+    // `+ 0.0`: an empty sum of floats is -0.0, which JSON shows as such.
     series
         .iter()
         .filter(|s| s.name == name && keep(s))
         .map(|s| s.value)
-        .sum()
+        .sum::<f64>()
+        + 0.0
 }
 
 fn max(series: &[Series], name: &str) -> f64 {
@@ -1050,5 +1052,7 @@ mod tests {
         assert_eq!(s["producer"]["records_sent"], 14.0);
         assert_eq!(s["producer"]["records_failed"], 1.0);
         assert_eq!(s["broker_up"], 1.0);
+        // Nothing there: 0, not -0.
+        assert_eq!(s["consumer"]["stalls"].to_string(), "0.0");
     }
 }
