@@ -265,6 +265,17 @@ pub async fn waiting_keys(
     Ok(waits)
 }
 
+/// The high watermark of `client`'s partition: that of a fetch from the log
+/// end (Tansu's ListOffsets(latest) answers the last batch's base offset + 1,
+/// FINDINGS.md; Kafka answers such a fetch empty).
+async fn high_watermark(client: &PartitionClient) -> Result<i64, RsError> {
+    let end = client.get_offset(OffsetAt::Latest).await?;
+    let (_, high_watermark) = client
+        .fetch_records(end, 1..MIN_FETCH_BYTES as i32, 0)
+        .await?;
+    Ok(high_watermark)
+}
+
 /// The largest fetch of [`waiting_keys`].
 const MAX_SCAN_FETCH_BYTES: i32 = 4 * 1024 * 1024;
 
@@ -695,24 +706,15 @@ impl PartitionConsumer {
         self.refreshing_lag = true;
         let client = Arc::clone(&self.client);
         ctx.spawn(
-            async move {
-                // The high watermark of a fetch from the log end: Tansu's
-                // ListOffsets(Latest) answers the last batch's base offset
-                // + 1 (FINDINGS.md), and Kafka answers an empty fetch.
-                let end = client.get_offset(OffsetAt::Latest).await?;
-                let (_, high_watermark) = client
-                    .fetch_records(end, 1..MIN_FETCH_BYTES as i32, 0)
-                    .await?;
-                Ok::<i64, RsError>(high_watermark)
-            }
-            .into_actor(self)
-            .map(|end, act, _| {
-                act.refreshing_lag = false;
-                if let Ok(end) = end {
-                    act.lag_gauge
-                        .set((end - act.watermark.committable()).max(0) as f64);
-                }
-            }),
+            async move { high_watermark(&client).await }
+                .into_actor(self)
+                .map(|end, act, _| {
+                    act.refreshing_lag = false;
+                    if let Ok(end) = end {
+                        act.lag_gauge
+                            .set((end - act.watermark.committable()).max(0) as f64);
+                    }
+                }),
         );
     }
 
@@ -1309,14 +1311,7 @@ impl Handler<AdminSeek> for PartitionConsumer {
                 .get_offset(OffsetAt::Earliest)
                 .await
                 .map_err(|e| ("partition", e.to_string()))?;
-            // The high watermark of a fetch (Tansu's ListOffsets latest is
-            // not it; FINDINGS.md).
-            let latest = client
-                .get_offset(OffsetAt::Latest)
-                .await
-                .map_err(|e| ("partition", e.to_string()))?;
-            let (_, end) = client
-                .fetch_records(latest, 1..MIN_FETCH_BYTES as i32, 0)
+            let end = high_watermark(&client)
                 .await
                 .map_err(|e| ("partition", e.to_string()))?;
             match msg.0 {

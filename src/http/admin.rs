@@ -129,6 +129,21 @@ fn used_topics(config: &crate::config::Config) -> BTreeSet<String> {
     used
 }
 
+/// `body` as JSON of type `T`, or a 400 naming `body` that says what was
+/// `expected`.
+pub(super) fn json_body<T: serde::de::DeserializeOwned>(
+    body: &[u8],
+    expected: &str,
+) -> Result<T, Box<HttpResponse>> {
+    serde_json::from_slice(body).map_err(|e| {
+        Box::new(error(
+            StatusCode::BAD_REQUEST,
+            Some("body"),
+            format!("expected {expected}: {e}"),
+        ))
+    })
+}
+
 pub(super) fn error(
     status: StatusCode,
     field: Option<&str>,
@@ -273,17 +288,12 @@ pub(super) async fn seek_partition(
         return refused;
     }
     let (topic, partition) = path.into_inner();
-    let body: SeekBody = match serde_json::from_slice(&body) {
+    let body: SeekBody = match json_body(
+        &body,
+        "{\"offset\": N}, {\"to\": \"earliest\"|\"latest\"} or {\"timestamp\": RFC 3339}",
+    ) {
         Ok(b) => b,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                Some("body"),
-                format!(
-                    "expected {{\"offset\": N}}, {{\"to\": \"earliest\"|\"latest\"}} or {{\"timestamp\": RFC 3339}}: {e}"
-                ),
-            );
-        }
+        Err(refused) => return *refused,
     };
     let to = match (body.offset, body.to.as_deref(), body.timestamp) {
         (Some(o), None, None) => SeekTo::Offset(o),

@@ -11,7 +11,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::admin::{self, Admin, error, refusal};
+use super::admin::{self, Admin, error, json_body, refusal};
 use crate::health::alerts::{Series, parse};
 use crate::telemetry::metrics as m;
 
@@ -506,14 +506,7 @@ async fn dlq_records(req: HttpRequest, admin: web::Data<Admin>) -> HttpResponse 
                 "then_partitions": then,
             })),
         })),
-        Err((crate::exit::Exit::Usage, message)) => {
-            error(StatusCode::BAD_REQUEST, Some("partition"), message)
-        }
-        // The producer's UnknownTopic ("topic T does not exist").
-        Err((_, message)) if message.contains(&format!("topic {topic} does not exist")) => {
-            error(StatusCode::NOT_FOUND, Some("topic"), message)
-        }
-        Err((_, message)) => error(StatusCode::SERVICE_UNAVAILABLE, None, message),
+        Err(failure) => dlq_failure(&topic, "partition", failure),
     }
 }
 
@@ -564,6 +557,7 @@ fn dlq_failure(
     if exit == crate::exit::Exit::Usage {
         return error(StatusCode::BAD_REQUEST, Some(field), message);
     }
+    // The producer's UnknownTopic ("topic T does not exist").
     if message.contains(&format!("topic {topic} does not exist")) {
         return error(StatusCode::NOT_FOUND, Some("topic"), message);
     }
@@ -576,18 +570,13 @@ async fn dlq_replay(req: HttpRequest, admin: web::Data<Admin>, body: web::Bytes)
     if let Some(refused) = refusal(&req, admin.token.as_ref()) {
         return refused;
     }
-    let body: ReplayBody = match serde_json::from_slice(&body) {
+    let body: ReplayBody = match json_body(
+        &body,
+        "{\"topic\", \"partitions\", \"from_offset\", \"to_offset\", \"classes\", \
+                     \"since\", \"until\", \"to\", \"rate\", \"dry_run\"}",
+    ) {
         Ok(b) => b,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                Some("body"),
-                format!(
-                    "expected {{\"topic\", \"partitions\", \"from_offset\", \"to_offset\", \"classes\", \
-                     \"since\", \"until\", \"to\", \"rate\", \"dry_run\"}}: {e}"
-                ),
-            );
-        }
+        Err(refused) => return *refused,
     };
     let mut select = crate::cli::DlqSelect {
         partitions: body.partitions,
@@ -657,17 +646,12 @@ async fn dlq_purge(req: HttpRequest, admin: web::Data<Admin>, body: web::Bytes) 
     if let Some(refused) = refusal(&req, admin.token.as_ref()) {
         return refused;
     }
-    let body: PurgeBody = match serde_json::from_slice(&body) {
+    let body: PurgeBody = match json_body(
+        &body,
+        "{\"topic\", \"partitions\", \"before\" | \"all\": true, \"dry_run\"}",
+    ) {
         Ok(b) => b,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                Some("body"),
-                format!(
-                    "expected {{\"topic\", \"partitions\", \"before\" | \"all\": true, \"dry_run\"}}: {e}"
-                ),
-            );
-        }
+        Err(refused) => return *refused,
     };
     if body.before.is_some() == body.all {
         return error(
@@ -779,17 +763,12 @@ async fn create_topic(req: HttpRequest, admin: web::Data<Admin>, body: web::Byte
     if let Some(refused) = refusal(&req, admin.token.as_ref()) {
         return refused;
     }
-    let topic: NewTopicBody = match serde_json::from_slice(&body) {
-        Ok(t) => t,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                Some("body"),
-                format!(
-                    "expected {{\"name\", \"partitions\", \"replication_factor\", \"configs\"}}: {e}"
-                ),
-            );
-        }
+    let topic: NewTopicBody = match json_body(
+        &body,
+        "{\"name\", \"partitions\", \"replication_factor\", \"configs\"}",
+    ) {
+        Ok(b) => b,
+        Err(refused) => return *refused,
     };
     if let Some(problem) = crate::topics::validate::topic_name_problem(&topic.name) {
         return error(
@@ -918,17 +897,12 @@ async fn publish_event(
     if let Some(refused) = refusal(&req, admin.token.as_ref()) {
         return refused;
     }
-    let event: EventBody = match serde_json::from_slice(&body) {
-        Ok(e) => e,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                Some("body"),
-                format!(
-                    "expected {{\"topic\", \"event_type\", \"payload\", \"key\", \"correlation_id\", \"headers\"}}: {e}"
-                ),
-            );
-        }
+    let event: EventBody = match json_body(
+        &body,
+        "{\"topic\", \"event_type\", \"payload\", \"key\", \"correlation_id\", \"headers\"}",
+    ) {
+        Ok(b) => b,
+        Err(refused) => return *refused,
     };
     let topic = admin.settings.topic_name(&event.topic);
     if let Some(problem) = crate::topics::validate::topic_name_problem(&topic) {
