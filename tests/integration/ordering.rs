@@ -429,11 +429,18 @@ async fn kill_9_while_parked(mode: RetryMode) {
         assert_eq!(all.iter().copied().collect::<BTreeSet<_>>(), good);
         in_key_order(&all, true).unwrap();
         let letters = read_records(&client, &dlq, 1, 2, Duration::from_secs(60)).await;
-        let mut lettered = BTreeMap::new();
+        // Each failing seq's dead letters (a rebalance after the restart
+        // may write one twice: at least once), with their offsets and
+        // timestamps; the first one is when it was dead-lettered.
+        let mut lettered: BTreeMap<u64, Vec<(i64, chrono::DateTime<chrono::Utc>)>> =
+            BTreeMap::new();
         for (_, r) in &letters {
             assert_eq!(header(r, "dlq.attempts"), "3");
             let v: Value = serde_json::from_slice(r.record.value.as_deref().unwrap()).unwrap();
-            lettered.insert(v["payload"]["seq"].as_u64().unwrap(), r.record.timestamp);
+            lettered
+                .entry(v["payload"]["seq"].as_u64().unwrap())
+                .or_default()
+                .push((r.offset, r.record.timestamp));
         }
         assert_eq!(
             lettered.keys().copied().collect::<BTreeSet<_>>(),
@@ -442,16 +449,25 @@ async fn kill_9_while_parked(mode: RetryMode) {
         // The records parked behind a failing one were answered only after
         // its dead letter was written.
         let stamps = read_records(&client, &t.responses, 1, all.len(), Duration::from_secs(10)).await;
-        for (_, r) in &stamps {
-            let v: Value = serde_json::from_slice(r.record.value.as_deref().unwrap()).unwrap();
-            let seq = v["payload"]["seq"].as_u64().unwrap();
+        let answers: Vec<(u64, i64, chrono::DateTime<chrono::Utc>)> = stamps
+            .iter()
+            .map(|(_, r)| {
+                let v: Value =
+                    serde_json::from_slice(r.record.value.as_deref().unwrap()).unwrap();
+                (v["payload"]["seq"].as_u64().unwrap(), r.offset, r.record.timestamp)
+            })
+            .collect();
+        for &(seq, offset, at) in &answers {
             if behind(seq) {
                 let ahead = (0..seq)
                     .find(|e| failing(*e) && key_of(*e) == key_of(seq))
                     .unwrap();
+                let first = lettered[&ahead].iter().map(|(_, t)| *t).min().unwrap();
                 assert!(
-                    r.record.timestamp >= lettered[&ahead],
-                    "seq {seq} answered before seq {ahead} was dead-lettered"
+                    at >= first,
+                    "seq {seq} answered (offset {offset}, {at}) before seq {ahead} was dead-lettered \
+                     (letters {:?}); answers (seq, offset, time): {answers:?}",
+                    lettered[&ahead]
                 );
             }
         }
