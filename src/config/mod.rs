@@ -802,6 +802,12 @@ pub struct HttpConfig {
     pub enabled: bool,
     /// `address:port` to bind; port 0 picks a free one (it is logged).
     pub bind: String,
+    /// The admin API's base URL as the other instances of the group reach
+    /// it (`http://host:port`), advertised in the group membership so that
+    /// an offset reset can ask each partition's owner to seek. Unset: the
+    /// address the broker sees this instance connect from, with the bound
+    /// port.
+    pub advertised_url: Option<String>,
     /// The bearer token the admin API's mutating requests must carry;
     /// unset: they are refused (reads are allowed).
     pub admin_token: Option<Secret>,
@@ -812,6 +818,7 @@ impl Default for HttpConfig {
         Self {
             enabled: true,
             bind: "127.0.0.1:8080".to_owned(),
+            advertised_url: None,
             admin_token: None,
         }
     }

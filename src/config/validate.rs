@@ -563,6 +563,14 @@ pub(crate) fn validate(config: &Config, provenance: &Provenance, problems: &mut 
             ),
         );
     }
+    if let Some(url) = &config.http.advertised_url
+        && !(url.starts_with("http://") || url.starts_with("https://"))
+    {
+        c.fail(
+            "http.advertised_url",
+            format!("`{url}` is not a base URL such as http://10.0.0.7:8080"),
+        );
+    }
     c.range(
         "health.check_interval_ms",
         config.health.check_interval_ms,

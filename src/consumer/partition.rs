@@ -268,7 +268,7 @@ pub async fn waiting_keys(
 /// The high watermark of `client`'s partition: that of a fetch from the log
 /// end (Tansu's ListOffsets(latest) answers the last batch's base offset + 1,
 /// FINDINGS.md; Kafka answers such a fetch empty).
-async fn high_watermark(client: &PartitionClient) -> Result<i64, RsError> {
+pub(crate) async fn high_watermark(client: &PartitionClient) -> Result<i64, RsError> {
     let end = client.get_offset(OffsetAt::Latest).await?;
     let (_, high_watermark) = client
         .fetch_records(end, 1..MIN_FETCH_BYTES as i32, 0)

@@ -94,6 +94,9 @@ struct Work {
     generation: i32,
     owned: BTreeSet<TopicPartition>,
     client: Option<MemberClient>,
+    /// Where this instance's admin API answers, advertised to the other
+    /// members (see [`consumer_protocol::admin_user_data`]).
+    advert: Option<String>,
 }
 
 /// The result of a rebalance.
@@ -146,6 +149,7 @@ impl GroupMember {
                 generation: -1,
                 owned: BTreeSet::new(),
                 client: None,
+                advert: None,
             }),
             rebalancing: false,
             rejoin_after: None,
@@ -154,6 +158,17 @@ impl GroupMember {
             failures: 0,
             leaving: false,
         }
+    }
+
+    /// Advertises the admin API at `advert` (a base URL, or `:port` for the
+    /// address the broker sees this member connect from) in the
+    /// subscriptions of the assignors that read no user data, so that an
+    /// offset reset can reach this instance.
+    pub fn with_admin_advert(mut self, advert: Option<String>) -> Self {
+        if let Some(work) = self.work.as_mut() {
+            work.advert = advert;
+        }
+        self
     }
 
     fn group(&self) -> &str {
@@ -488,6 +503,10 @@ async fn rebalance_inner(
                 let mut s = subscription.clone();
                 if assignor::by_name(name).is_some_and(|a| a.cooperative()) {
                     s.user_data = Some(consumer_protocol::cooperative_user_data(work.generation));
+                } else if let Some(advert) = &work.advert
+                    && matches!(name.as_str(), "range" | "roundrobin")
+                {
+                    s.user_data = Some(consumer_protocol::admin_user_data(advert));
                 }
                 consumer_protocol::try_encode_subscription(
                     &s,

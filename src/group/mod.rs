@@ -10,6 +10,7 @@
 pub mod assignor;
 pub mod consumer;
 pub mod member;
+pub mod reset;
 
 pub use consumer::ConsumerMember;
 pub use member::{GroupMember, Leave};

@@ -155,6 +155,13 @@ pub const ROUTES: &[ApiRoute] = &[
         consumers
     ),
     route!(
+        post,
+        "/api/v1/consumers/{group}/reset-offsets",
+        "Reset a group's offsets in {topic} (optionally {partitions}) to {to: earliest|latest}, {offset}, {timestamp} or {shift_by}, coordinated with the running instances: each partition's owner seeks (drops its in-flight records, commits the offset, fetches from it); `dry_run` returns the plan",
+        true,
+        reset_offsets
+    ),
+    route!(
         get,
         "/api/v1/dead-letter-queue/stats",
         "Dead letters by topic, original topic, route, class and code, with oldest and newest times (?topic=, repeatable; default every route's dead-letter topic)",
@@ -400,6 +407,104 @@ async fn consumers(admin: web::Data<Admin>, query: web::Query<GroupQuery>) -> Ht
             format!("group {group}: {e}"),
         ),
     }
+}
+
+/// The body of a reset: the topic, the partitions, exactly one target.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResetBody {
+    topic: String,
+    partitions: Option<Vec<i32>>,
+    to: Option<String>,
+    offset: Option<i64>,
+    timestamp: Option<String>,
+    shift_by: Option<i64>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+async fn reset_offsets(
+    req: HttpRequest,
+    group: web::Path<String>,
+    admin: web::Data<Admin>,
+    body: web::Bytes,
+) -> HttpResponse {
+    use crate::group::reset::{self, ResetError, ResetRequest, ResetTo};
+    if let Some(refused) = refusal(&req, admin.token.as_ref()) {
+        return refused;
+    }
+    let body: ResetBody = match json_body(
+        &body,
+        "{\"topic\": T, \"partitions\": [P...] (optional), one of \"to\": \"earliest\"|\"latest\", \"offset\": N, \"timestamp\": RFC 3339, \"shift_by\": N, \"dry_run\": bool}",
+    ) {
+        Ok(b) => b,
+        Err(refused) => return *refused,
+    };
+    let to = match (
+        body.to.as_deref(),
+        body.offset,
+        body.timestamp.as_deref(),
+        body.shift_by,
+    ) {
+        (Some("earliest"), None, None, None) => ResetTo::Earliest,
+        (Some("latest"), None, None, None) => ResetTo::Latest,
+        (Some(other), None, None, None) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                Some("to"),
+                format!("to must be earliest or latest, got {other:?}"),
+            );
+        }
+        (None, Some(o), None, None) => ResetTo::Offset(o),
+        (None, None, Some(t), None) => match chrono::DateTime::parse_from_rfc3339(t) {
+            Ok(t) => ResetTo::Timestamp(t.with_timezone(&chrono::Utc)),
+            Err(e) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    Some("timestamp"),
+                    format!("`{t}`: {e} (expected RFC 3339)"),
+                );
+            }
+        },
+        (None, None, None, Some(n)) => ResetTo::ShiftBy(n),
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                Some("body"),
+                "give exactly one of to, offset, timestamp and shift_by",
+            );
+        }
+    };
+    let request = ResetRequest {
+        group: group.into_inner(),
+        topic: body.topic,
+        partitions: body.partitions,
+        to,
+    };
+    let plan = match reset::plan(&admin.settings.kafka, &request).await {
+        Ok(plan) => plan,
+        Err(e) => {
+            let (status, field) = match &e {
+                ResetError::Field { field, .. } => (StatusCode::BAD_REQUEST, Some(*field)),
+                ResetError::NotFound(_) => (StatusCode::NOT_FOUND, None),
+                ResetError::Conflict(_) => (StatusCode::CONFLICT, None),
+                ResetError::Kafka(_) | ResetError::Broker(_) => {
+                    (StatusCode::SERVICE_UNAVAILABLE, None)
+                }
+            };
+            return error(status, field, e.to_string());
+        }
+    };
+    if body.dry_run {
+        return HttpResponse::Ok().json(json!({"dry_run": true, "plan": plan}));
+    }
+    let results = reset::execute(&admin.settings.kafka, admin.token.as_ref(), &plan).await;
+    let status = if results.iter().all(|r| r.error.is_none()) {
+        StatusCode::OK
+    } else {
+        StatusCode::BAD_GATEWAY
+    };
+    HttpResponse::build(status).json(json!({"dry_run": false, "plan": plan, "partitions": results}))
 }
 
 async fn dlq_stats(req: HttpRequest, admin: web::Data<Admin>) -> HttpResponse {

@@ -348,6 +348,49 @@ pub fn generation_from_user_data(b: &[u8]) -> Option<i32> {
     Some(i32::from_be_bytes([*a, *b, *c, *d]))
 }
 
+/// The prefix of the user data with which a kafka-actors member advertises
+/// its admin API to the other members (see [`admin_user_data`]).
+const ADMIN_PREFIX: &[u8] = b"kafka-actors/1 admin=";
+
+/// The user data a kafka-actors member puts in the subscriptions of the
+/// assignors that read no user data (`range`, `roundrobin`: no Java,
+/// librdkafka or Go assignor of those names reads it): where its admin API
+/// answers, so that an instance coordinating an offset reset can ask each
+/// partition's owner to seek. `advert` is a base URL (`http://host:port`),
+/// or `:port` when the members should use the address the broker sees the
+/// member connect from ([`admin_url`]).
+pub fn admin_user_data(advert: &str) -> Bytes {
+    let mut b = ADMIN_PREFIX.to_vec();
+    b.extend_from_slice(advert.as_bytes());
+    Bytes::from(b)
+}
+
+/// The admin API's base URL in a member's [`admin_user_data`], if it has
+/// one; `client_host` (as DescribeGroups gives it: `/10.0.0.7`) completes a
+/// `:port` advert.
+pub fn admin_url(user_data: &[u8], client_host: &str) -> Option<String> {
+    let advert = std::str::from_utf8(user_data.strip_prefix(ADMIN_PREFIX)?).ok()?;
+    match advert.strip_prefix(':') {
+        Some(port) => {
+            let port: u16 = port.parse().ok()?;
+            let host = client_host.trim_start_matches('/');
+            let host = host.rsplit_once('/').map_or(host, |(_, ip)| ip);
+            if host.is_empty() {
+                return None;
+            }
+            Some(if host.contains(':') {
+                format!("http://[{host}]:{port}")
+            } else {
+                format!("http://{host}:{port}")
+            })
+        }
+        None if advert.starts_with("http://") || advert.starts_with("https://") => {
+            Some(advert.trim_end_matches('/').to_owned())
+        }
+        None => None,
+    }
+}
+
 /// A bounds-checked walk over a body's layout, before the decoder (whose
 /// arrays preallocate whatever length the blob claims) sees it.
 struct Walk<'a> {
@@ -800,5 +843,28 @@ mod tests {
             Some(12)
         );
         assert_eq!(generation_from_user_data(&[0, 1]), None);
+    }
+    #[test]
+    fn admin_adverts_round_trip_and_take_the_member_host_for_a_bare_port() {
+        let port = admin_user_data(":8080");
+        assert_eq!(
+            admin_url(&port, "/10.0.0.7").as_deref(),
+            Some("http://10.0.0.7:8080")
+        );
+        assert_eq!(
+            admin_url(&port, "/::1").as_deref(),
+            Some("http://[::1]:8080")
+        );
+        assert_eq!(admin_url(&port, ""), None);
+        let url = admin_user_data("https://svc-0.svc:9443/");
+        assert_eq!(
+            admin_url(&url, "/10.0.0.7").as_deref(),
+            Some("https://svc-0.svc:9443")
+        );
+        // Other members' user data (Java's cooperative generation, a
+        // sticky partition list) is not an advert.
+        assert_eq!(admin_url(&cooperative_user_data(3), "/10.0.0.7"), None);
+        assert_eq!(admin_url(b"kafka-actors/1 admin=ftp://x", "/h"), None);
+        assert_eq!(admin_url(b"kafka-actors/1 admin=:99999", "/h"), None);
     }
 }

@@ -66,6 +66,10 @@ pub struct GroupMember {
     pub assignment: Vec<TopicPartition>,
     /// Why the assignment could not be decoded, if it could not.
     pub assignment_error: Option<String>,
+    /// Where its admin API answers, if it is a kafka-actors member that
+    /// advertised it in its subscription (see
+    /// [`consumer_protocol::admin_user_data`]).
+    pub admin_url: Option<String>,
 }
 
 /// One partition the group has committed to or is assigned.
@@ -317,6 +321,8 @@ async fn describe_consumer_group(
                 })
                 .collect(),
             assignment_error: None,
+            // KIP-848 members carry no user data.
+            admin_url: None,
         })
         .collect();
     Ok(Some((
@@ -340,13 +346,20 @@ fn member(
     } else {
         (Vec::new(), None)
     };
+    let client_host = text(&m.client_host);
+    let admin_url = (protocol_type == PROTOCOL_TYPE)
+        .then(|| consumer_protocol::decode_subscription(&m.member_metadata).ok())
+        .flatten()
+        .and_then(|s| s.user_data)
+        .and_then(|u| consumer_protocol::admin_url(&u, &client_host));
     GroupMember {
         member_id: text(&m.member_id),
         group_instance_id: m.group_instance_id.as_ref().map(text),
         client_id: text(&m.client_id),
-        client_host: text(&m.client_host),
+        client_host,
         assignment,
         assignment_error,
+        admin_url,
     }
 }
 
@@ -565,6 +578,7 @@ mod tests {
             client_host: "/127.0.0.1".into(),
             assignment: vec![("b".into(), 1), ("a".into(), 0), ("b".into(), 0)],
             assignment_error: None,
+            admin_url: None,
         };
         let v = serde_json::to_value(&m).unwrap();
         assert_eq!(

@@ -154,8 +154,17 @@ pub async fn run(
                         group = %config.consumer.group_id,
                         "pipeline started; joining the consumer group"
                     );
+                    // The bound port: `http.bind` may ask for any.
+                    let advert = listener.as_ref().and_then(|l| {
+                        config
+                            .http
+                            .advertised_url
+                            .clone()
+                            .or_else(|| l.local_addr().ok().map(|a| format!(":{}", a.port())))
+                    });
                     let member =
                         GroupMember::new(Arc::clone(&config), pipeline, Arc::clone(&consuming))
+                            .with_admin_advert(advert)
                             .start();
                     Some(Consuming::Group(member.recipient()))
                 }

@@ -21,7 +21,7 @@ use crate::support::{Service, init_logs};
 const GROUP_TEST_DEADLINE: Duration = Duration::from_secs(300);
 const STABLE_WITHIN: Duration = Duration::from_secs(90);
 
-async fn bounded_long<T>(fut: impl std::future::Future<Output = T>) -> T {
+pub(crate) async fn bounded_long<T>(fut: impl std::future::Future<Output = T>) -> T {
     init_logs();
     match tokio::time::timeout(GROUP_TEST_DEADLINE, fut).await {
         Ok(v) => v,

@@ -20,6 +20,7 @@ mod offsets;
 mod ordering;
 mod pipeline;
 mod poison;
+mod reset;
 mod retries;
 mod seeds;
 mod service;

@@ -1,0 +1,265 @@
+//! Offset resets of a running group (`POST
+//! /api/v1/consumers/{group}/reset-offsets`), coordinated with its three
+//! instances: each partition's owner seeks, so the records from the new
+//! offset are handled again and none before it, and the group's committed
+//! offsets end where they were.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use kafka_actors::producer::{OutRecord, Producer};
+use kafka_actors::testkit;
+use serde_json::{Value, json};
+
+use crate::groups::{Fixture, start, wait_stable};
+use crate::pipeline::read_all;
+use crate::support::{Service, http_send};
+
+const TOKEN: &str = "t0ken";
+const PER_PARTITION: i64 = 10;
+
+/// `POST path` on `service` with the admin token (or none), as JSON.
+fn post(service: &Service, path: &str, token: Option<&str>, body: &Value) -> (u16, Value) {
+    let (status, text) =
+        http_send(&service.http, "POST", path, token, Some(&body.to_string())).unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+/// How many times each (partition, index) request was answered.
+fn answered(responses: &[(i32, Value)]) -> BTreeMap<(i64, i64), usize> {
+    let mut n = BTreeMap::new();
+    for (_, v) in responses {
+        let p = &v["payload"];
+        *n.entry((p["p"].as_i64().unwrap(), p["i"].as_i64().unwrap()))
+            .or_default() += 1;
+    }
+    n
+}
+
+/// Three instances share a group of six partitions: a dry run shows the
+/// plan (each partition with its owner and that owner's admin API) and
+/// changes nothing; bad requests are refused and change nothing; a reset to
+/// offset 4 makes each owner handle records 4.. of its partitions again and
+/// none before; a relative reset moves one partition only. Every reset ends
+/// with the offsets committed where they were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Apache Kafka: Tansu's DescribeGroups leaves out each member's subscription and assignment, so no partition's owner can be found"]
+async fn a_reset_while_three_instances_run_has_each_owner_start_over_from_it() {
+    crate::groups::bounded_long(async {
+        let f = Fixture::new("reset", "").await;
+        let bootstrap = f.broker.bootstrap().to_owned();
+        let env = [("KAFKA_ACTORS_HTTP__ADMIN_TOKEN", TOKEN)];
+        let (b, p, all) = (bootstrap.clone(), f.path.clone(), f.all.clone());
+        let services = tokio::task::spawn_blocking(move || {
+            let services: Vec<Service> = (0..3).map(|_| start(&b, &p, &env)).collect();
+            let refs: Vec<&Service> = services.iter().collect();
+            wait_stable(&refs, &all);
+            services
+        })
+        .await
+        .unwrap();
+        let generations: Vec<_> = services
+            .iter()
+            .map(|s| crate::groups::latest_join(s).unwrap().0)
+            .collect();
+
+        // Ten requests per partition, one record per batch (every broker
+        // resumes at a batch boundary).
+        let producer = Producer::connect(
+            &testkit::kafka_config(&bootstrap),
+            kafka_actors::config::Compression::None,
+        )
+        .await
+        .unwrap();
+        for i in 0..PER_PARTITION {
+            for p in 0..6 {
+                let record = OutRecord {
+                    topic: f.t.requests.clone(),
+                    partition: Some(p),
+                    value: Some(
+                        json!({"correlation_id": format!("c{p}-{i}"), "payload": {"p": p, "i": i}})
+                            .to_string()
+                            .into_bytes(),
+                    ),
+                    ..OutRecord::default()
+                };
+                for r in producer.send(vec![record]).await {
+                    r.unwrap();
+                }
+            }
+        }
+        let total = 6 * PER_PARTITION as usize;
+        let first = read_all(&f.client, &f.t.responses, 6, total, Duration::from_secs(60)).await;
+        assert_eq!(first.len(), total);
+        for p in 0..6 {
+            crate::support::wait_committed(&bootstrap, &f.group, (&f.t.requests, p), PER_PARTITION)
+                .await;
+        }
+        let path = format!("/api/v1/consumers/{}/reset-offsets", f.group);
+
+        // The plan: every partition owned by one of the three, through its
+        // advertised admin API.
+        let (status, dry) = post(
+            &services[0],
+            &path,
+            Some(TOKEN),
+            &json!({"topic": f.t.requests, "offset": 4, "dry_run": true}),
+        );
+        assert_eq!(status, 200, "{dry}");
+        let planned = dry["plan"]["partitions"].as_array().unwrap();
+        assert_eq!(planned.len(), 6, "{dry}");
+        let mut owners = BTreeSet::new();
+        let urls: BTreeSet<String> = services
+            .iter()
+            .map(|s| format!("http://{}", s.http))
+            .collect();
+        for (p, plan) in planned.iter().enumerate() {
+            assert_eq!(plan["partition"], p as i64, "{dry}");
+            assert_eq!(plan["committed"], PER_PARTITION, "{dry}");
+            assert_eq!(plan["offset"], 4, "{dry}");
+            assert_eq!(plan["via"], "seek", "{dry}");
+            assert!(
+                urls.contains(plan["admin_url"].as_str().unwrap()),
+                "{} is none of {urls:?}",
+                plan["admin_url"]
+            );
+            owners.insert(plan["owner"].as_str().unwrap().to_owned());
+        }
+        assert_eq!(owners.len(), 3, "each instance owns partitions: {dry}");
+
+        // Refused, naming the field or the reason; nothing changes.
+        for (body, status, field) in [
+            (
+                json!({"topic": f.t.requests, "offset": 99}),
+                400,
+                Some("offset"),
+            ),
+            (
+                json!({"topic": f.t.requests, "partitions": [9], "to": "earliest"}),
+                400,
+                Some("partitions"),
+            ),
+            (
+                json!({"topic": f.t.requests, "to": "sideways"}),
+                400,
+                Some("to"),
+            ),
+            (
+                json!({"topic": f.t.requests, "offset": 1, "shift_by": 1}),
+                400,
+                Some("body"),
+            ),
+            (json!({"offset": 1}), 400, Some("body")),
+            (json!({"topic": "no-such-topic", "offset": 1}), 404, None),
+        ] {
+            let (got, answer) = post(&services[1], &path, Some(TOKEN), &body);
+            assert_eq!(got, status, "{body}: {answer}");
+            assert_eq!(answer["error"]["field"].as_str(), field, "{body}: {answer}");
+        }
+        let (got, _) = post(
+            &services[1],
+            &path,
+            None,
+            &json!({"topic": f.t.requests, "offset": 4}),
+        );
+        assert_eq!(got, 401);
+        let (got, answer) = post(
+            &services[1],
+            "/api/v1/consumers/no-such-group/reset-offsets",
+            Some(TOKEN),
+            &json!({"topic": f.t.requests, "offset": 4}),
+        );
+        assert_eq!(got, 404, "{answer}");
+        let still = read_all(
+            &f.client,
+            &f.t.responses,
+            6,
+            total + 1,
+            Duration::from_secs(3),
+        )
+        .await;
+        assert_eq!(
+            still.len(),
+            total,
+            "handled again after a dry run or a refusal"
+        );
+
+        // To offset 4 everywhere, asked of one instance: records 4..9 of
+        // every partition are handled again by their owners, 0..3 are not.
+        let (status, done) = post(
+            &services[2],
+            &path,
+            Some(TOKEN),
+            &json!({"topic": f.t.requests, "offset": 4}),
+        );
+        assert_eq!(status, 200, "{done}");
+        for r in done["partitions"].as_array().unwrap() {
+            assert_eq!(r["offset"], 4, "{done}");
+            assert!(r["error"].is_null(), "{done}");
+        }
+        let again_total = total + 6 * (PER_PARTITION as usize - 4);
+        let again = read_all(
+            &f.client,
+            &f.t.responses,
+            6,
+            again_total + 1,
+            Duration::from_secs(20),
+        )
+        .await;
+        let counts = answered(&again);
+        for p in 0..6 {
+            for i in 0..PER_PARTITION {
+                let want = if i < 4 { 1 } else { 2 };
+                assert_eq!(
+                    counts.get(&(p, i)),
+                    Some(&want),
+                    "request {p}/{i}: {counts:?}"
+                );
+            }
+            crate::support::wait_committed(
+                &bootstrap,
+                &f.group,
+                (&f.t.requests, p as i32),
+                PER_PARTITION,
+            )
+            .await;
+        }
+        assert_eq!(again.len(), again_total);
+
+        // Two back in partition 3 only: its records 8 and 9 once more.
+        let (status, done) = post(
+            &services[0],
+            &path,
+            Some(TOKEN),
+            &json!({"topic": f.t.requests, "partitions": [3], "shift_by": -2}),
+        );
+        assert_eq!(status, 200, "{done}");
+        assert_eq!(done["partitions"][0]["offset"], 8, "{done}");
+        let last = read_all(
+            &f.client,
+            &f.t.responses,
+            6,
+            again_total + 3,
+            Duration::from_secs(20),
+        )
+        .await;
+        let counts = answered(&last);
+        assert_eq!(last.len(), again_total + 2, "{counts:?}");
+        assert_eq!(counts[&(3, 8)], 3);
+        assert_eq!(counts[&(3, 9)], 3);
+        crate::support::wait_committed(&bootstrap, &f.group, (&f.t.requests, 3), PER_PARTITION)
+            .await;
+
+        // No rebalance was needed: the group stayed in its generation.
+        let after: Vec<_> = services
+            .iter()
+            .map(|s| crate::groups::latest_join(s).unwrap().0)
+            .collect();
+        assert_eq!(after, generations, "the group rebalanced during the resets");
+        drop(services);
+    })
+    .await;
+}
