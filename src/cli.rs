@@ -61,6 +61,60 @@ pub enum Command {
     /// Alert rules.
     #[command(subcommand)]
     Alerts(AlertsCommand),
+    /// Handle a topic's records again from an offset or a time: the
+    /// running group (`consumer.group_id`) starts over from there, each
+    /// partition's owner seeking (as `group reset-offsets`); progress is
+    /// shown until the group is back where the log ended.
+    Replay(ReplayArgs),
+}
+
+/// Where `group reset-offsets` moves the offsets: exactly one.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct ResetTarget {
+    /// The earliest offset in each log.
+    #[arg(long)]
+    pub to_earliest: bool,
+    /// Each log's end: skip what is not handled yet.
+    #[arg(long)]
+    pub to_latest: bool,
+    /// This offset in every selected partition.
+    #[arg(long, value_name = "OFFSET")]
+    pub to_offset: Option<i64>,
+    /// The first record at or after this time (RFC 3339).
+    #[arg(long, value_name = "RFC3339")]
+    pub to_datetime: Option<String>,
+    /// The committed offset plus N (negative: back), kept inside the log.
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub shift_by: Option<i64>,
+}
+
+/// `replay` arguments.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The topic.
+    #[arg(long)]
+    pub topic: String,
+    /// A partition (repeatable; default: all).
+    #[arg(long = "partition", value_name = "P")]
+    pub partitions: Vec<i32>,
+    /// Where to start over: an offset...
+    #[arg(
+        long,
+        value_name = "OFFSET",
+        conflicts_with = "from_timestamp",
+        required_unless_present = "from_timestamp"
+    )]
+    pub from_offset: Option<i64>,
+    /// ... or a time (RFC 3339): the first record at or after it.
+    #[arg(long, value_name = "RFC3339")]
+    pub from_timestamp: Option<String>,
+    /// Print the plan; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not wait for the group to catch up.
+    #[arg(long)]
+    pub no_wait: bool,
 }
 
 /// `alerts` subcommands.
@@ -299,6 +353,28 @@ pub enum GroupCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Move a group's offsets in a topic, also while it runs: each
+    /// partition's owner (a kafka-actors instance) is asked to seek; the
+    /// offsets of a group with no members are committed directly.
+    ResetOffsets {
+        /// The group (default: consumer.group_id of the configuration).
+        group: Option<String>,
+        /// The topic.
+        #[arg(long)]
+        topic: String,
+        /// A partition (repeatable; default: all).
+        #[arg(long = "partition", value_name = "P")]
+        partitions: Vec<i32>,
+        /// Where to.
+        #[command(flatten)]
+        target: ResetTarget,
+        /// Print the plan; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `dlq` subcommands.
@@ -511,6 +587,23 @@ pub fn run_with(cli: Cli, registry: crate::handler::HandlerRegistry) -> Exit {
         Command::Group(GroupCommand::Describe { group, json }) => {
             block_on(crate::cli_group::describe(loaded.config, group, json))
         }
+        Command::Group(GroupCommand::ResetOffsets {
+            group,
+            topic,
+            partitions,
+            target,
+            dry_run,
+            json,
+        }) => block_on(crate::cli_group::reset_offsets(
+            loaded.config,
+            group,
+            topic,
+            partitions,
+            target,
+            dry_run,
+            json,
+        )),
+        Command::Replay(args) => block_on(crate::cli_group::replay(loaded.config, args)),
         Command::Run(args) => block_on(run_service(loaded.config, registry, args)),
         Command::Produce(args) => block_on(crate::cli_records::produce(loaded.config, args)),
         Command::Consume(args) => block_on(crate::cli_records::consume(loaded.config, args)),

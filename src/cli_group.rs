@@ -1,9 +1,10 @@
 //! `kafka-actors group list` and `group describe`: the consumer groups of
 //! the cluster ([`crate::kafka::groups`]) from the command line.
 
-use crate::cli::{emit, emit_err};
+use crate::cli::{ReplayArgs, ResetTarget, emit, emit_err};
 use crate::config::Config;
 use crate::exit::Exit;
+use crate::group::reset::{self, ResetError, ResetPlan, ResetRequest, ResetTo, Via};
 use crate::kafka::groups::{self, GroupDescription, GroupListing};
 
 fn or_dash(s: Option<&str>) -> &str {
@@ -202,4 +203,249 @@ pub(crate) async fn describe(config: Config, group: Option<String>, json: bool) 
         print_description(&description);
     }
     Exit::Ok
+}
+
+/// The exit code of a refused reset: a wrong argument is a usage error;
+/// a missing group or topic, or a group that cannot be coordinated now,
+/// a failure; a broker that cannot be asked, unavailable.
+fn refused(e: &ResetError) -> Exit {
+    match e {
+        ResetError::Field { .. } => Exit::Usage,
+        ResetError::NotFound(_) | ResetError::Conflict(_) => Exit::Failure,
+        ResetError::Kafka(_) | ResetError::Broker(_) => Exit::Unavailable,
+    }
+}
+
+fn print_plan(plan: &ResetPlan) {
+    emit(&format!(
+        "group {} ({}), topic {}:",
+        plan.group, plan.state, plan.topic
+    ));
+    let rows: Vec<Vec<String>> = plan
+        .partitions
+        .iter()
+        .map(|p| {
+            vec![
+                p.partition.to_string(),
+                number(p.committed),
+                p.log_end.to_string(),
+                p.offset.to_string(),
+                match (&p.via, &p.admin_url) {
+                    (Via::Seek, Some(url)) => {
+                        format!("seek by {} at {url}", or_dash(p.owner_client_id.as_deref()))
+                    }
+                    _ => "commit (no members)".to_owned(),
+                },
+            ]
+        })
+        .collect();
+    table(
+        &["PARTITION", "COMMITTED", "LOG END", "NEW OFFSET", "HOW"],
+        &rows,
+        "  ",
+    );
+}
+
+/// Plans a reset and prints the plan; `None` (with its exit code) when it
+/// is refused.
+async fn planned(config: &Config, request: &ResetRequest) -> Result<ResetPlan, Exit> {
+    reset::plan(&config.kafka, request).await.map_err(|e| {
+        emit_err(&format!(
+            "kafka-actors: cannot reset group {} in {}: {e}",
+            request.group, request.topic
+        ));
+        refused(&e)
+    })
+}
+
+/// Carries out `plan` and prints each partition's outcome; `Exit::Failure`
+/// when one was not reset.
+async fn carried_out(config: &Config, plan: &ResetPlan, json: bool) -> Exit {
+    let results = reset::execute(&config.kafka, config.http.admin_token.as_ref(), plan).await;
+    let failed = results.iter().filter(|r| r.error.is_some()).count();
+    if json {
+        emit(
+            &serde_json::to_string_pretty(
+                &serde_json::json!({"dry_run": false, "plan": plan, "partitions": results}),
+            )
+            .unwrap_or_default(),
+        );
+    } else {
+        for r in &results {
+            match (&r.offset, &r.error) {
+                (Some(o), _) => emit(&format!("  {}/{}: reset to {o}", plan.topic, r.partition)),
+                (None, Some(e)) => {
+                    emit(&format!("  {}/{}: NOT reset: {e}", plan.topic, r.partition))
+                }
+                (None, None) => {}
+            }
+        }
+    }
+    if failed > 0 {
+        emit_err(&format!(
+            "kafka-actors: {failed} of {} partition(s) were not reset",
+            results.len()
+        ));
+        return Exit::Failure;
+    }
+    Exit::Ok
+}
+
+/// `group reset-offsets [GROUP] --topic T [--partition P]... TARGET
+/// [--dry-run]`: see [`crate::group::reset`].
+pub(crate) async fn reset_offsets(
+    config: Config,
+    group: Option<String>,
+    topic: String,
+    partitions: Vec<i32>,
+    target: ResetTarget,
+    dry_run: bool,
+    json: bool,
+) -> Exit {
+    let to = match (
+        target.to_earliest,
+        target.to_latest,
+        target.to_offset,
+        target.to_datetime,
+        target.shift_by,
+    ) {
+        (true, ..) => ResetTo::Earliest,
+        (_, true, ..) => ResetTo::Latest,
+        (_, _, Some(o), ..) => ResetTo::Offset(o),
+        (_, _, _, Some(t), _) => match chrono::DateTime::parse_from_rfc3339(&t) {
+            Ok(t) => ResetTo::Timestamp(t.with_timezone(&chrono::Utc)),
+            Err(e) => {
+                emit_err(&format!(
+                    "kafka-actors: --to-datetime `{t}`: {e} (expected RFC 3339)"
+                ));
+                return Exit::Usage;
+            }
+        },
+        (_, _, _, _, Some(n)) => ResetTo::ShiftBy(n),
+        _ => {
+            emit_err(
+                "kafka-actors: give one of --to-earliest, --to-latest, --to-offset, --to-datetime, --shift-by",
+            );
+            return Exit::Usage;
+        }
+    };
+    let request = ResetRequest {
+        group: group.unwrap_or_else(|| config.consumer.group_id.clone()),
+        topic,
+        partitions: (!partitions.is_empty()).then_some(partitions),
+        to,
+    };
+    let plan = match planned(&config, &request).await {
+        Ok(plan) => plan,
+        Err(exit) => return exit,
+    };
+    if dry_run {
+        if json {
+            emit(
+                &serde_json::to_string_pretty(&serde_json::json!({"dry_run": true, "plan": plan}))
+                    .unwrap_or_default(),
+            );
+        } else {
+            print_plan(&plan);
+            emit("dry run: nothing changed");
+        }
+        return Exit::Ok;
+    }
+    if !json {
+        print_plan(&plan);
+    }
+    carried_out(&config, &plan, json).await
+}
+
+/// How long `replay` waits without the group making progress before it
+/// stops watching (the replay itself goes on in the group).
+const REPLAY_STALL: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// `replay --topic T [--partition P]... --from-offset N | --from-timestamp
+/// T`: the running group starts over from there (a coordinated reset), and
+/// the progress of its partitions back to where the logs ended is shown.
+pub(crate) async fn replay(config: Config, args: ReplayArgs) -> Exit {
+    let to = match (args.from_offset, args.from_timestamp) {
+        (Some(o), None) => ResetTo::Offset(o),
+        (None, Some(t)) => match chrono::DateTime::parse_from_rfc3339(&t) {
+            Ok(t) => ResetTo::Timestamp(t.with_timezone(&chrono::Utc)),
+            Err(e) => {
+                emit_err(&format!(
+                    "kafka-actors: --from-timestamp `{t}`: {e} (expected RFC 3339)"
+                ));
+                return Exit::Usage;
+            }
+        },
+        _ => {
+            emit_err("kafka-actors: give one of --from-offset and --from-timestamp");
+            return Exit::Usage;
+        }
+    };
+    let request = ResetRequest {
+        group: config.consumer.group_id.clone(),
+        topic: args.topic,
+        partitions: (!args.partitions.is_empty()).then_some(args.partitions),
+        to,
+    };
+    let plan = match planned(&config, &request).await {
+        Ok(plan) => plan,
+        Err(exit) => return exit,
+    };
+    print_plan(&plan);
+    let total: i64 = plan.partitions.iter().map(|p| p.log_end - p.offset).sum();
+    emit(&format!("replay: {total} record(s) to handle again"));
+    if args.dry_run {
+        emit("dry run: nothing changed");
+        return Exit::Ok;
+    }
+    let exit = carried_out(&config, &plan, false).await;
+    if exit != Exit::Ok || args.no_wait || total == 0 {
+        return exit;
+    }
+    // Progress: each partition's committed offset back at its log end.
+    let mut last = -1;
+    let mut moved = std::time::Instant::now();
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let d = match groups::describe_group(&config.kafka, &plan.group).await {
+            Ok(d) => d,
+            Err(e) => {
+                emit_err(&format!("kafka-actors: group {}: {e}", plan.group));
+                continue;
+            }
+        };
+        let done: i64 = plan
+            .partitions
+            .iter()
+            .map(|p| {
+                let committed = d
+                    .partitions
+                    .iter()
+                    .find(|o| o.topic == plan.topic && o.partition == p.partition)
+                    .and_then(|o| o.committed_offset)
+                    .unwrap_or(p.offset);
+                committed.clamp(p.offset, p.log_end) - p.offset
+            })
+            .sum();
+        if done != last {
+            emit(&format!(
+                "replay: {done}/{total} record(s) handled again ({}%)",
+                done * 100 / total
+            ));
+            last = done;
+            moved = std::time::Instant::now();
+        }
+        if done >= total {
+            emit("replay: done");
+            return Exit::Ok;
+        }
+        if moved.elapsed() > REPLAY_STALL {
+            emit_err(&format!(
+                "kafka-actors: group {} made no progress for {}s; stopped watching (the replay goes on in the group)",
+                plan.group,
+                REPLAY_STALL.as_secs()
+            ));
+            return Exit::Failure;
+        }
+    }
 }

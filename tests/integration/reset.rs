@@ -253,6 +253,95 @@ async fn a_reset_while_three_instances_run_has_each_owner_start_over_from_it() {
         crate::support::wait_committed(&bootstrap, &f.group, (&f.t.requests, 3), PER_PARTITION)
             .await;
 
+        // The command line, through the same path. `replay` of partition
+        // 0 from offset 7: records 7-9 handled once more, with progress
+        // until the group is back at the log end.
+        let config = f.path.to_string_lossy().into_owned();
+        let cli = move |args: Vec<String>| {
+            let env = [
+                ("KAFKA_ACTORS_CONFIG", config.clone()),
+                ("KAFKA_BOOTSTRAP_SERVERS", bootstrap.clone()),
+                ("KAFKA_ACTORS_HTTP__ADMIN_TOKEN", TOKEN.to_owned()),
+            ];
+            async move {
+                tokio::task::spawn_blocking(move || {
+                    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                    let env: Vec<(&str, &str)> =
+                        env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                    crate::support::run_cli(&args, &env)
+                })
+                .await
+                .unwrap()
+            }
+        };
+        let args = |a: &[&str]| a.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let requests = f.t.requests.as_str();
+        let (status, out, err) = cli(args(&[
+            "replay",
+            "--topic",
+            requests,
+            "--partition",
+            "0",
+            "--from-offset",
+            "7",
+        ]))
+        .await;
+        assert!(status.success(), "{out}{err}");
+        assert!(out.contains("replay: 3 record(s) to handle again"), "{out}");
+        assert!(out.contains("replay: done"), "{out}");
+        let replayed = read_all(
+            &f.client,
+            &f.t.responses,
+            6,
+            again_total + 6,
+            Duration::from_secs(10),
+        )
+        .await;
+        let counts = answered(&replayed);
+        assert_eq!(replayed.len(), again_total + 5, "{counts:?}");
+        for i in 7..10 {
+            assert_eq!(counts[&(0, i)], 3, "request 0/{i}");
+        }
+
+        // A dry run prints the plan and changes nothing; a bad offset is a
+        // usage error naming it.
+        let (status, out, err) = cli(args(&[
+            "group",
+            "reset-offsets",
+            "--topic",
+            requests,
+            "--to-earliest",
+            "--dry-run",
+        ]))
+        .await;
+        assert!(status.success(), "{out}{err}");
+        assert!(out.contains("dry run: nothing changed"), "{out}");
+        assert!(out.contains("seek by"), "{out}");
+        let (status, out, err) = cli(args(&[
+            "group",
+            "reset-offsets",
+            "--topic",
+            requests,
+            "--to-offset",
+            "99",
+        ]))
+        .await;
+        assert_eq!(status.code(), Some(2), "{out}{err}");
+        assert!(err.contains("offset 99 is outside"), "{err}");
+        let after_cli = read_all(
+            &f.client,
+            &f.t.responses,
+            6,
+            again_total + 6,
+            Duration::from_secs(3),
+        )
+        .await;
+        assert_eq!(
+            after_cli.len(),
+            again_total + 5,
+            "handled again after a dry run"
+        );
+
         // No rebalance was needed: the group stayed in its generation.
         let after: Vec<_> = services
             .iter()
