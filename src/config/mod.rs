@@ -835,6 +835,12 @@ pub struct HealthConfig {
     /// new handler workers (0: off). Keep it above the longest handler
     /// call, in-place retries included.
     pub stall_timeout_ms: u64,
+    /// How often every long-lived actor sends a heartbeat.
+    pub heartbeat_interval_ms: u64,
+    /// An actor with no heartbeat for this many intervals is stale: logged,
+    /// counted, reported by `/health`, and its stuck wait ended so that it
+    /// restarts (0: off).
+    pub heartbeat_stale_after: u32,
 }
 
 impl Default for HealthConfig {
@@ -842,6 +848,8 @@ impl Default for HealthConfig {
         Self {
             check_interval_ms: 10_000,
             stall_timeout_ms: 300_000,
+            heartbeat_interval_ms: 1_000,
+            heartbeat_stale_after: 10,
         }
     }
 }

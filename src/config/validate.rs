@@ -585,6 +585,18 @@ pub(crate) fn validate(config: &Config, provenance: &Provenance, problems: &mut 
             86_400_000,
         );
     }
+    c.range(
+        "health.heartbeat_interval_ms",
+        config.health.heartbeat_interval_ms,
+        10,
+        600_000,
+    );
+    c.range(
+        "health.heartbeat_stale_after",
+        u64::from(config.health.heartbeat_stale_after),
+        0,
+        10_000,
+    );
     let alerts = &config.alerts;
     c.range("alerts.interval_ms", alerts.interval_ms, 100, 3_600_000);
     c.range(

@@ -25,6 +25,7 @@ use actix::prelude::*;
 use tokio::sync::Mutex;
 
 use crate::config::KafkaConfig;
+use crate::health::heartbeat::{Heart, Registration};
 use crate::kafka::{Committer, GroupCoordinator, TopicPartition};
 use crate::telemetry::metrics as m;
 
@@ -88,6 +89,9 @@ pub struct OffsetCommitter {
     /// Retry topics consumed beside their input topic (key order), by
     /// input topic: owning input partition `p` owns retry partition `p`.
     companions: Arc<BTreeMap<String, String>>,
+    /// Where its heart registers, and the heart.
+    registration: Option<Registration>,
+    heart: Option<Arc<Heart>>,
 }
 
 impl OffsetCommitter {
@@ -103,7 +107,16 @@ impl OffsetCommitter {
             committing: false,
             again: false,
             companions: Arc::default(),
+            registration: None,
+            heart: None,
         }
+    }
+
+    /// Sends heartbeats as `registration` says (see
+    /// [`crate::health::heartbeat`]).
+    pub fn with_heartbeats(mut self, registration: Option<Registration>) -> Self {
+        self.registration = registration;
+        self
     }
 
     /// Owning partition `p` of a key in `companions` (input topic -> retry
@@ -219,6 +232,10 @@ impl Actor for OffsetCommitter {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        self.heart = self
+            .registration
+            .as_ref()
+            .map(|r| r.start("committer", ctx));
         if let Some(interval) = self.interval {
             ctx.run_interval(interval, |act, ctx| {
                 ctx.spawn(act.commit_pending().into_actor(act).map(|_, _, _| ()));

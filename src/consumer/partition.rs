@@ -59,6 +59,7 @@ use crate::handler::router::Router;
 use crate::handler::worker::{
     BatchDone, Forget, HandleBatch, HandlerWorker, OutputFailure, Resume,
 };
+use crate::health::heartbeat::{self, Heart, Heartbeats, Registration};
 use crate::producer::{ProducerPool, murmur2};
 use crate::telemetry::metrics as m;
 
@@ -87,6 +88,8 @@ pub struct Settings {
     /// `health.stall_timeout_ms`: no record finished for this long with
     /// records in flight restarts the partition (None: off).
     pub stall_timeout: Option<Duration>,
+    /// Where the partition consumers and their workers send heartbeats.
+    pub heartbeats: Option<Arc<Heartbeats>>,
 }
 
 /// The partition consumer; see the module documentation.
@@ -100,6 +103,8 @@ pub struct PartitionConsumer {
     settings: Arc<Settings>,
     /// Created on first start; they survive restarts.
     workers: Vec<Addr<HandlerWorker>>,
+    /// Its heartbeat, registered in `started`.
+    heart: Option<Arc<Heart>>,
     watermark: Watermark,
     /// The next offset to fetch.
     next: i64,
@@ -382,6 +387,7 @@ impl PartitionConsumer {
             committer,
             settings,
             workers: Vec::new(),
+            heart: None,
             watermark: Watermark::new(start),
             next: start,
             fetching: false,
@@ -942,8 +948,9 @@ impl PartitionConsumer {
         // none lands after the next owner's.
         let forgotten: Vec<_> = self.workers.iter().map(|w| w.send(Forget)).collect();
         let (topic, partition) = (self.topic.clone(), self.partition);
+        // Busy: the drain is bounded by the revoking side's deadline.
         ctx.wait(
-            async move {
+            heartbeat::busy(self.heart.as_ref(), async move {
                 for f in forgotten {
                     let _ = f.await;
                 }
@@ -959,7 +966,7 @@ impl PartitionConsumer {
                 for w in waiters {
                     let _ = w.send(());
                 }
-            }
+            })
             .into_actor(self)
             .map(|_, act, ctx| {
                 act.drained = true;
@@ -992,8 +999,15 @@ impl Actor for PartitionConsumer {
     fn started(&mut self, ctx: &mut Self::Context) {
         if self.drained {
             // Restarted by the supervisor after a drain: stay idle.
+            self.heart = None;
             return;
         }
+        let name = format!("{}/{}", self.topic, self.partition);
+        self.heart = self
+            .settings
+            .heartbeats
+            .as_ref()
+            .map(|b| b.start("partition_consumer", name.clone(), Duration::ZERO, ctx));
         self.progress = (self.watermark.committable(), std::time::Instant::now());
         ctx.run_interval(Duration::from_secs(1), |act, ctx| {
             act.update_lag_seconds();
@@ -1003,13 +1017,22 @@ impl Actor for PartitionConsumer {
         if self.workers.is_empty() {
             let n = self.router.concurrency(&self.topic);
             self.workers = (0..n)
-                .map(|_| {
+                .map(|i| {
                     let (router, pool) = (Arc::clone(&self.router), self.pool.clone());
                     let waits = match &self.waits {
                         Some((waits, Side::Input)) => Some(Arc::clone(waits)),
                         _ => None,
                     };
-                    Supervisor::start(move |_| HandlerWorker::new(router, pool).with_waits(waits))
+                    let beats = self.settings.heartbeats.clone().map(|beats| Registration {
+                        beats,
+                        name: format!("{name}#{i}"),
+                        grace: Duration::ZERO,
+                    });
+                    Supervisor::start(move |_| {
+                        HandlerWorker::new(router, pool)
+                            .with_waits(waits)
+                            .with_heartbeats(beats)
+                    })
                 })
                 .collect();
         }

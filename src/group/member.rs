@@ -123,6 +123,9 @@ pub struct GroupMember {
     last_heartbeat: Instant,
     failures: u32,
     leaving: bool,
+    /// Where its heart registers, and the heart.
+    registration: Option<crate::health::heartbeat::Registration>,
+    heart: Option<Arc<crate::health::heartbeat::Heart>>,
 }
 
 impl std::fmt::Debug for GroupMember {
@@ -157,7 +160,19 @@ impl GroupMember {
             last_heartbeat: Instant::now(),
             failures: 0,
             leaving: false,
+            registration: None,
+            heart: None,
         }
+    }
+
+    /// Sends heartbeats as `registration` says (busy while it rebalances:
+    /// the rebalance timeout bounds that).
+    pub fn with_heartbeats(
+        mut self,
+        registration: Option<crate::health::heartbeat::Registration>,
+    ) -> Self {
+        self.registration = registration;
+        self
     }
 
     /// Advertises the admin API at `advert` (a base URL, or `:port` for the
@@ -241,6 +256,7 @@ impl GroupMember {
             msg.lost,
             self.cooperative(),
         );
+        let fut = crate::health::heartbeat::busy(self.heart.as_ref(), fut);
         ctx.wait(fut.into_actor(self).map(move |result, act, ctx| {
             act.rebalancing = false;
             match result {
@@ -717,6 +733,10 @@ impl Actor for GroupMember {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        self.heart = self
+            .registration
+            .as_ref()
+            .map(|r| r.start("group_member", ctx));
         self.spawn_heartbeats(ctx);
         // A member that stops hearing from the coordinator for a whole
         // session has been evicted: stop processing before another member

@@ -39,6 +39,7 @@ use super::process::{
 };
 use super::router::Router;
 use crate::config::FailureAction;
+use crate::health::heartbeat::{self, Heart, Registration};
 use crate::producer::{ProduceError, ProducerPool, Publish, Results};
 use crate::telemetry::metrics as m;
 
@@ -145,6 +146,9 @@ pub struct HandlerWorker {
     /// The key waits of its input partition, when its retry partition
     /// keeps key order ([`super::key_waits`]).
     waits: Option<Arc<KeyWaits>>,
+    /// Where its heart registers, and the heart.
+    registration: Option<Registration>,
+    heart: Option<Arc<Heart>>,
 }
 
 impl std::fmt::Debug for HandlerWorker {
@@ -178,6 +182,8 @@ impl HandlerWorker {
             lane_token: 0,
             publishing: Vec::new(),
             waits: None,
+            registration: None,
+            heart: None,
         }
     }
 
@@ -185,6 +191,13 @@ impl HandlerWorker {
     /// order: records of keys in `waits` go behind them.
     pub fn with_waits(mut self, waits: Option<Arc<KeyWaits>>) -> Self {
         self.waits = waits;
+        self
+    }
+
+    /// Sends heartbeats as `registration` says (busy while a batch or a
+    /// lane runs: the partition's stall detection judges those).
+    pub fn with_heartbeats(mut self, registration: Option<Registration>) -> Self {
+        self.registration = registration;
         self
     }
 
@@ -265,7 +278,7 @@ impl HandlerWorker {
         // `wait`: no batch is handled meanwhile, so no record of this key
         // can overtake the lane.
         ctx.wait(
-            async move {
+            heartbeat::busy(self.heart.as_ref(), async move {
                 let mut waiting = lane.records;
                 let mut later = lane.later;
                 let mut ran: Vec<Parked> = Vec::new();
@@ -317,7 +330,7 @@ impl HandlerWorker {
                     }
                 }
                 (waiting, again, ran, outputs, owners, handled)
-            }
+            })
             .into_actor(self)
             .map(move |(waiting, again, ran, outputs, owners, handled), act, ctx| {
                 if let Some((later, wait)) = again
@@ -430,9 +443,14 @@ impl Actor for HandlerWorker {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        self.heart = self
+            .registration
+            .as_ref()
+            .map(|r| r.start("handler_worker", ctx));
         if self.restarts > 0 {
             // Hold the mailbox back for the backoff.
-            ctx.wait(tokio::time::sleep(restart_backoff(self.restarts)).into_actor(self));
+            let backoff = tokio::time::sleep(restart_backoff(self.restarts));
+            ctx.wait(heartbeat::busy(self.heart.as_ref(), backoff).into_actor(self));
         }
         // Lanes survive a restart; their timers went with the old context.
         let keys: Vec<LaneKey> = self.lanes.keys().cloned().collect();
@@ -498,7 +516,7 @@ impl Handler<HandleBatch> for HandlerWorker {
         let waits = self.waits.clone();
         // `wait`: the next batch starts only after this one.
         ctx.wait(
-            async move {
+            heartbeat::busy(self.heart.as_ref(), async move {
                 let mut outputs = Vec::new();
                 // For each output, the index of its record.
                 let mut owners = Vec::new();
@@ -537,7 +555,7 @@ impl Handler<HandleBatch> for HandlerWorker {
                     }
                 }
                 (outputs, owners, records, handled, halt, unhandled, parking)
-            }
+            })
             .into_actor(self)
             .map(move |(outputs, owners, records, handled, halt, unhandled, parking), act, ctx| {
                 if let Some((offset, h)) = &halt {

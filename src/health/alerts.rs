@@ -21,6 +21,7 @@
 //! file, over the same metrics, for those who alert in Prometheus.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -31,6 +32,7 @@ use serde_json::{Value, json};
 
 use crate::config::{AlertMetric, AlertRule, AlertsConfig, Severity};
 use crate::handler::FailureKind;
+use crate::health::heartbeat::{Heart, Registration};
 use crate::telemetry::metrics as m;
 
 /// One series of the exposition text: name, labels, value.
@@ -615,6 +617,9 @@ pub struct AlertManager {
     /// For the webhook's payloads.
     instance: String,
     group: String,
+    /// Where its heart registers, and the heart.
+    registration: Option<Registration>,
+    heart: Option<Arc<Heart>>,
 }
 
 impl std::fmt::Debug for AlertManager {
@@ -651,7 +656,16 @@ impl AlertManager {
             webhook,
             instance: crate::handler::dead_letter::instance_id(config),
             group: config.consumer.group_id.clone(),
+            registration: None,
+            heart: None,
         }
+    }
+
+    /// Sends heartbeats as `registration` says (see
+    /// [`crate::health::heartbeat`]).
+    pub fn with_heartbeats(mut self, registration: Option<Registration>) -> Self {
+        self.registration = registration;
+        self
     }
 
     fn evaluate(&mut self) {
@@ -749,6 +763,10 @@ impl Actor for AlertManager {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        self.heart = self
+            .registration
+            .as_ref()
+            .map(|r| r.start("alert_manager", ctx));
         ctx.run_interval(self.interval, |act, _| act.evaluate());
     }
 }

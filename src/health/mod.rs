@@ -21,6 +21,7 @@
 //! `kafka_actors_broker_check_duration_seconds`.
 
 pub mod alerts;
+pub mod heartbeat;
 pub mod status;
 
 use std::sync::Arc;
@@ -51,6 +52,8 @@ pub struct HealthMonitor {
     /// statistics count the topics created there); `None` without any.
     topics: Option<Arc<TopicManager>>,
     last_topics: Option<TopicCheck>,
+    /// The actors' heartbeats, checked every interval.
+    heartbeats: Option<Arc<heartbeat::Heartbeats>>,
 }
 
 impl HealthMonitor {
@@ -68,7 +71,14 @@ impl HealthMonitor {
             checking: false,
             topics,
             last_topics: None,
+            heartbeats: None,
         }
+    }
+
+    /// Watches `heartbeats` (see [`heartbeat`]).
+    pub fn with_heartbeats(mut self, heartbeats: Arc<heartbeat::Heartbeats>) -> Self {
+        self.heartbeats = Some(heartbeats);
+        self
     }
 
     fn check(&mut self, ctx: &mut Context<Self>) {
@@ -137,6 +147,12 @@ impl Actor for HealthMonitor {
         ctx.run_interval(self.config.health.check_interval(), |act, ctx| {
             act.check(ctx)
         });
+        if let Some(beats) = &self.heartbeats {
+            let beats = Arc::clone(beats);
+            ctx.run_interval(beats.interval(), move |_, _| {
+                beats.check();
+            });
+        }
     }
 }
 
@@ -155,11 +171,15 @@ impl Handler<GetHealth> for HealthMonitor {
             check: self.last_topics.clone(),
             statistics: self.topics.as_ref().map(|m| m.statistics()),
         };
-        MessageResult(status::report(
+        let report = status::report(
             &self.config,
             self.last.as_ref(),
             &topics,
             self.consuming.load(std::sync::atomic::Ordering::SeqCst),
-        ))
+        );
+        MessageResult(match &self.heartbeats {
+            Some(beats) => report.with_actors(beats.actors()),
+            None => report,
+        })
     }
 }

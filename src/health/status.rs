@@ -67,6 +67,21 @@ pub struct Components {
     /// The declared topics; absent when none are declared.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub topics: Option<TopicCheck>,
+    /// The actors' heartbeats; absent when nothing reports them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actors: Option<ActorsHealth>,
+}
+
+/// The actors component of a health report: how many actors of each kind
+/// send heartbeats, and the stale ones.
+#[derive(Debug, Clone, Serialize)]
+pub struct ActorsHealth {
+    /// Degraded while an actor is stale.
+    pub status: Status,
+    /// Actors by kind.
+    pub by_kind: std::collections::BTreeMap<&'static str, usize>,
+    /// The stale actors.
+    pub stale: Vec<super::heartbeat::ActorBeat>,
 }
 
 /// Seed 003's `configuration` block.
@@ -107,6 +122,36 @@ pub struct HealthReport {
 }
 
 impl HealthReport {
+    /// The report with the actors' heartbeats: a stale actor degrades it
+    /// (it stays ready: the actor is being restarted).
+    pub fn with_actors(mut self, actors: Vec<super::heartbeat::ActorBeat>) -> Self {
+        let mut by_kind = std::collections::BTreeMap::new();
+        for a in &actors {
+            *by_kind.entry(a.kind).or_insert(0) += 1;
+        }
+        let stale: Vec<_> = actors.into_iter().filter(|a| a.stale).collect();
+        for a in &stale {
+            self.reasons.push(format!(
+                "{} {} sent no heartbeat for {:.1}s",
+                a.kind, a.name, a.last_beat_seconds
+            ));
+        }
+        let status = if stale.is_empty() {
+            Status::Healthy
+        } else {
+            if self.status == Status::Healthy {
+                self.status = Status::Degraded;
+            }
+            Status::Degraded
+        };
+        self.components.actors = Some(ActorsHealth {
+            status,
+            by_kind,
+            stale,
+        });
+        self
+    }
+
     /// Ready to serve: the brokers are reachable and, when routes are
     /// configured, the partition consumers run.
     pub fn ready(&self) -> bool {
@@ -210,6 +255,7 @@ pub fn report(
         components: Components {
             brokers,
             topics: topics.check.clone(),
+            actors: None,
         },
         configuration: ConfigurationSummary {
             auto_create_topics: config.topic_manager.auto_create,

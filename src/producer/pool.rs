@@ -38,6 +38,7 @@ use tokio::sync::oneshot;
 
 use super::client::{OutRecord, ProduceError, Producer, TopicHandle, Written};
 use crate::config::Config;
+use crate::health::heartbeat::{Heart, Registration};
 use crate::telemetry::metrics as m;
 
 /// Every record's result, in the order of [`Publish::records`].
@@ -125,6 +126,9 @@ pub struct ProducerPool {
     pending: HashMap<u64, Pending>,
     next_id: u64,
     flushes: Vec<oneshot::Sender<()>>,
+    /// Where its heart registers, and the heart.
+    registration: Option<Registration>,
+    heart: Option<Arc<Heart>>,
 }
 
 impl std::fmt::Debug for ProducerPool {
@@ -159,7 +163,16 @@ impl ProducerPool {
             pending: HashMap::new(),
             next_id: 0,
             flushes: Vec::new(),
+            registration: None,
+            heart: None,
         }
+    }
+
+    /// Sends heartbeats as `registration` says (see
+    /// [`crate::health::heartbeat`]).
+    pub fn with_heartbeats(mut self, registration: Option<Registration>) -> Self {
+        self.registration = registration;
+        self
     }
 
     fn idle(&self) -> bool {
@@ -491,7 +504,12 @@ impl Actor for ProducerPool {
     // Callers send with `do_send`, which does not wait on the mailbox
     // capacity: arrival order is send order, and callers bound what they
     // publish themselves.
-    fn started(&mut self, _ctx: &mut Self::Context) {}
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.heart = self
+            .registration
+            .as_ref()
+            .map(|r| r.start("producer_pool", ctx));
+    }
 }
 
 impl Handler<Publish> for ProducerPool {
@@ -526,33 +544,51 @@ impl Handler<Publish> for ProducerPool {
         // arrival order is kept.
         let producer = Arc::clone(&self.producer);
         let records = msg.records;
-        ctx.wait(
-            async move {
-                let mut resolved = Vec::new();
-                for topic in unknown {
-                    let handle = producer.topic(&topic).await;
-                    resolved.push((topic, handle));
-                }
-                resolved
+        let asked = unknown.clone();
+        let resolving = async move {
+            let mut resolved = Vec::new();
+            for topic in unknown {
+                let handle = producer.topic(&topic).await;
+                resolved.push((topic, handle));
             }
-            .into_actor(self)
-            .map(move |resolved, act, ctx| {
-                act.unresolved.clear();
-                for (topic, handle) in resolved {
-                    match handle {
-                        Ok(handle) => {
-                            act.topics.insert(topic, handle);
-                        }
-                        Err(e) => {
-                            tracing::warn!(topic = %topic, error = %e, "cannot resolve output topic");
-                            act.unresolved.insert(topic, e);
-                        }
+            resolved
+        };
+        // Guarded: a resolution stuck past the heartbeat's grace is ended,
+        // and the records of its topics fail (the publisher's output
+        // failure handling takes them again).
+        let resolving = match &self.heart {
+            Some(heart) => futures_util::future::Either::Left(heart.guard(resolving, false)),
+            None => futures_util::future::Either::Right(async move { Ok(resolving.await) }),
+        };
+        ctx.wait(resolving.into_actor(self).map(move |resolved, act, ctx| {
+            let resolved = resolved.unwrap_or_else(|stale| {
+                asked
+                    .into_iter()
+                    .map(|topic| {
+                        let e = ProduceError::Produce {
+                            topic: topic.clone(),
+                            partition: -1,
+                            message: format!("resolving the topic: {stale}"),
+                        };
+                        (topic, Err(e))
+                    })
+                    .collect()
+            });
+            act.unresolved.clear();
+            for (topic, handle) in resolved {
+                match handle {
+                    Ok(handle) => {
+                        act.topics.insert(topic, handle);
+                    }
+                    Err(e) => {
+                        tracing::warn!(topic = %topic, error = %e, "cannot resolve output topic");
+                        act.unresolved.insert(topic, e);
                     }
                 }
-                act.enqueue(id, records, ctx);
-                act.answer_flushes();
-            }),
-        );
+            }
+            act.enqueue(id, records, ctx);
+            act.answer_flushes();
+        }));
     }
 }
 
@@ -566,5 +602,186 @@ impl Handler<Flush> for ProducerPool {
         Box::pin(async move {
             let _ = rx.await;
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::health::heartbeat::Heartbeats;
+
+    /// A broker that answers ApiVersions and the first Metadata request
+    /// (itself as the only broker, no topics), then nothing: a broker that
+    /// hangs after the client connected.
+    async fn hanging_broker() -> (String, tokio::task::JoinHandle<()>) {
+        use bytes::{Buf, BufMut, Bytes, BytesMut};
+        use kafka_protocol::messages::{
+            ApiKey, ApiVersionsResponse, BrokerId, MetadataResponse, RequestHeader, ResponseHeader,
+            api_versions_response::ApiVersion, metadata_response::MetadataResponseBroker,
+        };
+        use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let answered_metadata = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let task = tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let answered_metadata = Arc::clone(&answered_metadata);
+                tokio::spawn(async move {
+                    loop {
+                        let Ok(len) = socket.read_u32().await else {
+                            return;
+                        };
+                        let mut frame = vec![0; len as usize];
+                        if socket.read_exact(&mut frame).await.is_err() {
+                            return;
+                        }
+                        let mut buf = Bytes::from(frame);
+                        let (key, version) = (
+                            i16::from_be_bytes([buf[0], buf[1]]),
+                            i16::from_be_bytes([buf[2], buf[3]]),
+                        );
+                        let Ok(api) = ApiKey::try_from(key) else {
+                            return;
+                        };
+                        let header =
+                            RequestHeader::decode(&mut buf, api.request_header_version(version))
+                                .unwrap();
+                        let mut body = BytesMut::new();
+                        match api {
+                            ApiKey::ApiVersions => {
+                                let keys = [
+                                    (ApiKey::ApiVersions, 0, 3),
+                                    (ApiKey::Metadata, 0, 12),
+                                    (ApiKey::Produce, 3, 9),
+                                    (ApiKey::Fetch, 4, 12),
+                                    (ApiKey::ListOffsets, 1, 7),
+                                ];
+                                ApiVersionsResponse::default()
+                                    .with_api_keys(
+                                        keys.iter()
+                                            .map(|(k, min, max)| {
+                                                ApiVersion::default()
+                                                    .with_api_key(*k as i16)
+                                                    .with_min_version(*min)
+                                                    .with_max_version(*max)
+                                            })
+                                            .collect(),
+                                    )
+                                    .encode(&mut body, version)
+                                    .unwrap();
+                            }
+                            ApiKey::Metadata
+                                if !answered_metadata
+                                    .swap(true, std::sync::atomic::Ordering::SeqCst) =>
+                            {
+                                MetadataResponse::default()
+                                    .with_brokers(vec![
+                                        MetadataResponseBroker::default()
+                                            .with_node_id(BrokerId(0))
+                                            .with_host(StrBytes::from_static_str("127.0.0.1"))
+                                            .with_port(i32::from(addr.port())),
+                                    ])
+                                    .with_controller_id(BrokerId(0))
+                                    .encode(&mut body, version)
+                                    .unwrap();
+                            }
+                            // Hang: read nothing more, answer nothing.
+                            _ => {
+                                std::future::pending::<()>().await;
+                                return;
+                            }
+                        }
+                        let mut head = BytesMut::new();
+                        ResponseHeader::default()
+                            .with_correlation_id(header.correlation_id)
+                            .encode(&mut head, api.response_header_version(version))
+                            .unwrap();
+                        let mut out = BytesMut::new();
+                        out.put_u32((head.len() + body.len()) as u32);
+                        out.put(head);
+                        out.put(body);
+                        if socket.write_all(out.chunk()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (addr.to_string(), task)
+    }
+
+    /// A topic lookup that never ends holds the pool's mailbox; the
+    /// heartbeat goes stale, the monitor ends the lookup, and the records
+    /// of the publish fail naming the topic instead of waiting forever.
+    #[test]
+    fn a_stuck_topic_lookup_is_ended_when_the_pool_goes_stale() {
+        actix::System::new().block_on(async {
+            let (addr, hole) = hanging_broker().await;
+            let kafka = crate::config::KafkaConfig {
+                bootstrap_servers: vec![addr],
+                ..Default::default()
+            };
+            let producer = tokio::time::timeout(
+                Duration::from_secs(10),
+                Producer::connect(&kafka, crate::config::Compression::None),
+            )
+            .await;
+            let Ok(Ok(producer)) = producer else {
+                panic!("connecting to the hanging broker: {producer:?}");
+            };
+            let beats = Heartbeats::new(Duration::from_millis(20), 5);
+            let pool = ProducerPool::new(
+                Arc::new(producer),
+                PoolSettings::from_config(&Config::default()),
+            )
+            .with_heartbeats(Some(Registration {
+                beats: Arc::clone(&beats),
+                name: "pool-0".into(),
+                grace: Duration::ZERO,
+            }))
+            .start();
+            let (done, results) = oneshot::channel();
+            pool.do_send(Publish {
+                records: vec![OutRecord {
+                    topic: "orders".into(),
+                    value: Some(b"{}".to_vec()),
+                    ..OutRecord::default()
+                }],
+                done,
+            });
+            // The monitor's checks, as the health monitor runs them.
+            let checking = {
+                let beats = Arc::clone(&beats);
+                tokio::spawn(async move {
+                    let mut found = Vec::new();
+                    for _ in 0..200 {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        found.extend(beats.check());
+                        if !found.is_empty() {
+                            break;
+                        }
+                    }
+                    found
+                })
+            };
+            let results = tokio::time::timeout(Duration::from_secs(10), results)
+                .await
+                .expect("the publish was never answered")
+                .unwrap();
+            let found = checking.await.unwrap();
+            assert_eq!(found.len(), 1, "{found:?}");
+            assert_eq!(found[0].kind, "producer_pool");
+            assert!(found[0].restarted);
+            match &results[0] {
+                Err(ProduceError::Produce { topic, message, .. }) => {
+                    assert_eq!(topic, "orders");
+                    assert!(message.contains("no heartbeat"), "{message}");
+                }
+                other => panic!("{other:?}"),
+            }
+            hole.abort();
+        });
     }
 }

@@ -108,6 +108,18 @@ pub async fn run(
     };
 
     let consuming = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let heartbeats = crate::health::heartbeat::Heartbeats::new(
+        std::time::Duration::from_millis(config.health.heartbeat_interval_ms),
+        config.health.heartbeat_stale_after,
+    );
+    let monitor_heartbeats = Arc::clone(&heartbeats);
+    let registration = |name: &str| {
+        Some(crate::health::heartbeat::Registration {
+            beats: Arc::clone(&heartbeats),
+            name: name.to_owned(),
+            grace: std::time::Duration::ZERO,
+        })
+    };
     let monitor_config = Arc::clone(&config);
     let monitor_consuming = Arc::clone(&consuming);
     let topic_manager =
@@ -129,6 +141,7 @@ pub async fn run(
     // report topics that are still being created.
     let health = Supervisor::start(move |_| {
         HealthMonitor::new(monitor_config, monitor_consuming, monitor_topics)
+            .with_heartbeats(Arc::clone(&monitor_heartbeats))
     });
 
     let stopper = router.clone();
@@ -136,7 +149,8 @@ pub async fn run(
     let pipeline = match router {
         None => None,
         Some(router) => {
-            let mut pipeline = pipeline::start(&config, router).await?;
+            let mut pipeline =
+                pipeline::start(&config, router, Some(Arc::clone(&heartbeats))).await?;
             directory = pipeline.directory();
             match config.consumer.group_protocol {
                 GroupProtocol::None => {
@@ -165,6 +179,7 @@ pub async fn run(
                     let member =
                         GroupMember::new(Arc::clone(&config), pipeline, Arc::clone(&consuming))
                             .with_admin_advert(advert)
+                            .with_heartbeats(registration(&config.consumer.group_id))
                             .start();
                     Some(Consuming::Group(member.recipient()))
                 }
@@ -189,7 +204,9 @@ pub async fn run(
     };
 
     // After the listener is bound (an early return drops no running actor).
-    let alerts = crate::health::alerts::AlertManager::new(&config, prometheus.clone()).start();
+    let alerts = crate::health::alerts::AlertManager::new(&config, prometheus.clone())
+        .with_heartbeats(registration("alerts"))
+        .start();
     let http = match listener {
         Some(listener) => {
             if config

@@ -60,13 +60,32 @@ impl std::fmt::Debug for Pipeline {
     }
 }
 
+/// Where an actor named `name` registers its heart, if heartbeats are on.
+fn registration(
+    heartbeats: &Option<Arc<crate::health::heartbeat::Heartbeats>>,
+    name: &str,
+    grace: Duration,
+) -> Option<crate::health::heartbeat::Registration> {
+    heartbeats
+        .clone()
+        .map(|beats| crate::health::heartbeat::Registration {
+            beats,
+            name: name.to_owned(),
+            grace,
+        })
+}
+
 fn kafka_error(what: impl std::fmt::Display) -> RuntimeError {
     RuntimeError::Kafka(what.to_string())
 }
 
 /// Starts the pipeline's shared actors, after checking that every input and
 /// output topic exists. No partition is consumed until [`Pipeline::assign`].
-pub async fn start(config: &Config, router: Arc<Router>) -> Result<Pipeline, RuntimeError> {
+pub async fn start(
+    config: &Config,
+    router: Arc<Router>,
+    heartbeats: Option<Arc<crate::health::heartbeat::Heartbeats>>,
+) -> Result<Pipeline, RuntimeError> {
     let producer = Arc::new(
         Producer::connect(&config.kafka, config.producer.compression_type)
             .await
@@ -150,6 +169,7 @@ pub async fn start(config: &Config, router: Arc<Router>) -> Result<Pipeline, Run
             .filter_map(|t| router.companion(&t).map(|r| (t.clone(), r.to_owned())))
             .collect(),
     )
+    .with_heartbeats(registration(&heartbeats, &group, Duration::ZERO))
     .start();
     let settings = Arc::new(Settings {
         consumer: config.consumer.clone(),
@@ -159,6 +179,7 @@ pub async fn start(config: &Config, router: Arc<Router>) -> Result<Pipeline, Run
         pause: std::time::Duration::from_millis(config.pipeline.pause_ms),
         stall_timeout: (config.health.stall_timeout_ms > 0)
             .then(|| std::time::Duration::from_millis(config.health.stall_timeout_ms)),
+        heartbeats: heartbeats.clone(),
     });
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let arbiters: Vec<Arbiter> = (0..cores).map(|_| Arbiter::new()).collect();
@@ -169,7 +190,10 @@ pub async fn start(config: &Config, router: Arc<Router>) -> Result<Pipeline, Run
     let mut pools: Vec<Addr<ProducerPool>> = Vec::with_capacity(arbiters.len());
     // The first pool takes the producer that resolved the topics above.
     let mut first = Some(producer);
-    for arbiter in &arbiters {
+    // A topic's metadata may take the client's own retries to arrive.
+    let resolving = config.kafka.request_timeout() * 2 + config.kafka.connect_timeout();
+    for (slot, arbiter) in arbiters.iter().enumerate() {
+        let beats = registration(&heartbeats, &format!("pool-{slot}"), resolving);
         let producer = match first.take() {
             Some(producer) => producer,
             None => Arc::new(
@@ -181,7 +205,7 @@ pub async fn start(config: &Config, router: Arc<Router>) -> Result<Pipeline, Run
         let settings = pool_settings.clone();
         pools.push(ProducerPool::start_in_arbiter(
             &arbiter.handle(),
-            move |_| ProducerPool::new(producer, settings),
+            move |_| ProducerPool::new(producer, settings).with_heartbeats(beats),
         ));
     }
 

@@ -62,6 +62,10 @@ pub const PARTITION_PARKED_RECORDS: &str = "kafka_actors_partition_parked_record
 pub const PARTITION_STALLS_TOTAL: &str = "kafka_actors_partition_stalls_total";
 /// Actor restarts, labelled `actor`.
 pub const ACTOR_RESTARTS_TOTAL: &str = "kafka_actors_actor_restarts_total";
+/// Actors found stale (no heartbeat), labelled `actor`.
+pub const ACTOR_STALE_TOTAL: &str = "kafka_actors_actor_stale_total";
+/// Actors stale now, labelled `actor`.
+pub const ACTORS_STALE_COUNT: &str = "kafka_actors_actors_stale_count";
 
 /// Rebalances this member took part in, labelled `cause`.
 pub const GROUP_REBALANCES_TOTAL: &str = "kafka_actors_group_rebalances_total";
@@ -107,6 +111,8 @@ pub const ALL: &[&str] = &[
     CONSUMER_LAG_SECONDS,
     CONSUMER_IN_FLIGHT_RECORDS,
     ACTOR_RESTARTS_TOTAL,
+    ACTOR_STALE_TOTAL,
+    ACTORS_STALE_COUNT,
     BUILD_INFO,
     BROKER_UP,
     BROKER_CHECKS_TOTAL,
@@ -191,6 +197,11 @@ pub(crate) fn describe_all() {
         "Records fetched and not yet fully handled, by partition."
     );
     describe_counter!(ACTOR_RESTARTS_TOTAL, "Actor restarts, by actor.");
+    describe_counter!(
+        ACTOR_STALE_TOTAL,
+        "Actors that sent no heartbeat for health.heartbeat_stale_after intervals, by actor."
+    );
+    describe_gauge!(ACTORS_STALE_COUNT, "Actors stale now, by actor.");
     describe_gauge!(
         CONSUMER_PAUSED_COUNT,
         "1 while a partition is paused at a record batch this build cannot read."

@@ -132,6 +132,23 @@ async fn gigaoffice_service_creates_its_topics_answers_and_dead_letters() {
         assert_eq!(status, 200, "{body}");
         let health: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(health["statistics"]["topics_created"], 3, "{body}");
+        // Every long-lived actor sends heartbeats; none is stale.
+        let actors = &health["components"]["actors"];
+        assert_eq!(actors["status"], "healthy", "{body}");
+        assert_eq!(actors["stale"], json!([]), "{body}");
+        for kind in [
+            "partition_consumer",
+            "handler_worker",
+            "producer_pool",
+            "committer",
+            "group_member",
+            "alert_manager",
+        ] {
+            assert!(
+                actors["by_kind"][kind].as_u64().unwrap_or(0) >= 1,
+                "no {kind} heartbeat: {body}"
+            );
+        }
         assert_eq!(
             health["components"]["topics"]["missing_topics"],
             json!([]),
