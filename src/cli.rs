@@ -63,8 +63,10 @@ pub enum Command {
     Alerts(AlertsCommand),
     /// Handle a topic's records again from an offset or a time: the
     /// running group (`consumer.group_id`) starts over from there, each
-    /// partition's owner seeking (as `group reset-offsets`); progress is
-    /// shown until the group is back where the log ended.
+    /// partition's owner seeking (as `group reset-offsets`); or, with
+    /// `--group`, a one-off replay by this process under that group id, up
+    /// to `--to-*`, rate-limited, its outputs carrying a replay header.
+    /// Progress is shown until done.
     Replay(ReplayArgs),
 }
 
@@ -109,11 +111,32 @@ pub struct ReplayArgs {
     /// ... or a time (RFC 3339): the first record at or after it.
     #[arg(long, value_name = "RFC3339")]
     pub from_timestamp: Option<String>,
+    /// A one-off replay by this process under this group id (new or
+    /// empty), outside the running group, instead of seeking the running
+    /// group.
+    #[arg(long, value_name = "GROUP")]
+    pub group: Option<String>,
+    /// One-off replay: stop before this offset (default: the log end when
+    /// the replay starts).
+    #[arg(
+        long,
+        value_name = "OFFSET",
+        requires = "group",
+        conflicts_with = "to_timestamp"
+    )]
+    pub to_offset: Option<i64>,
+    /// One-off replay: stop at the first record at or after this time
+    /// (RFC 3339).
+    #[arg(long, value_name = "RFC3339", requires = "group")]
+    pub to_timestamp: Option<String>,
+    /// One-off replay: at most this many records per second.
+    #[arg(long, default_value_t = 500.0, requires = "group")]
+    pub rate: f64,
     /// Print the plan; change nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Do not wait for the group to catch up.
-    #[arg(long)]
+    /// Do not wait for the group to catch up (running group only).
+    #[arg(long, conflicts_with = "group")]
     pub no_wait: bool,
 }
 
@@ -603,6 +626,9 @@ pub fn run_with(cli: Cli, registry: crate::handler::HandlerRegistry) -> Exit {
             dry_run,
             json,
         )),
+        Command::Replay(args) if args.group.is_some() => block_on(
+            crate::cli_group::one_off_replay(loaded.config, registry, args),
+        ),
         Command::Replay(args) => block_on(crate::cli_group::replay(loaded.config, args)),
         Command::Run(args) => block_on(run_service(loaded.config, registry, args)),
         Command::Produce(args) => block_on(crate::cli_records::produce(loaded.config, args)),
@@ -777,7 +803,7 @@ async fn list_topics(config: Config, internal: bool, json: bool) -> Exit {
     }
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
@@ -865,20 +891,21 @@ async fn run_service(
         Ok(()) => Exit::Ok,
         Err(e) => {
             tracing::error!(error = %e, "service failed");
-            match e {
-                runtime::RuntimeError::Router(_) | runtime::RuntimeError::Unsupported(_) => {
-                    Exit::Config
-                }
-                runtime::RuntimeError::Topics(e)
-                    if e.kind() == crate::kafka::ErrorKind::Permanent =>
-                {
-                    Exit::Config
-                }
-                runtime::RuntimeError::Topics(_) => Exit::Unavailable,
-                runtime::RuntimeError::Kafka(_) => Exit::Unavailable,
-                _ => Exit::Failure,
-            }
+            exit_of(&e)
         }
+    }
+}
+
+/// The exit code of a service that failed with `e`.
+pub(crate) fn exit_of(e: &runtime::RuntimeError) -> Exit {
+    match e {
+        runtime::RuntimeError::Router(_) | runtime::RuntimeError::Unsupported(_) => Exit::Config,
+        runtime::RuntimeError::Topics(e) if e.kind() == crate::kafka::ErrorKind::Permanent => {
+            Exit::Config
+        }
+        runtime::RuntimeError::Topics(_) => Exit::Unavailable,
+        runtime::RuntimeError::Kafka(_) => Exit::Unavailable,
+        _ => Exit::Failure,
     }
 }
 

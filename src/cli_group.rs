@@ -365,21 +365,9 @@ const REPLAY_STALL: std::time::Duration = std::time::Duration::from_secs(120);
 /// T`: the running group starts over from there (a coordinated reset), and
 /// the progress of its partitions back to where the logs ended is shown.
 pub(crate) async fn replay(config: Config, args: ReplayArgs) -> Exit {
-    let to = match (args.from_offset, args.from_timestamp) {
-        (Some(o), None) => ResetTo::Offset(o),
-        (None, Some(t)) => match chrono::DateTime::parse_from_rfc3339(&t) {
-            Ok(t) => ResetTo::Timestamp(t.with_timezone(&chrono::Utc)),
-            Err(e) => {
-                emit_err(&format!(
-                    "kafka-actors: --from-timestamp `{t}`: {e} (expected RFC 3339)"
-                ));
-                return Exit::Usage;
-            }
-        },
-        _ => {
-            emit_err("kafka-actors: give one of --from-offset and --from-timestamp");
-            return Exit::Usage;
-        }
+    let to = match replay_from(&args) {
+        Ok(to) => to,
+        Err(exit) => return exit,
     };
     let request = ResetRequest {
         group: config.consumer.group_id.clone(),
@@ -446,6 +434,334 @@ pub(crate) async fn replay(config: Config, args: ReplayArgs) -> Exit {
                 REPLAY_STALL.as_secs()
             ));
             return Exit::Failure;
+        }
+    }
+}
+
+/// The start of a replay: `--from-offset` or `--from-timestamp`.
+fn replay_from(args: &ReplayArgs) -> Result<ResetTo, Exit> {
+    match (args.from_offset, args.from_timestamp.as_deref()) {
+        (Some(o), None) => Ok(ResetTo::Offset(o)),
+        (None, Some(t)) => timestamp("--from-timestamp", t).map(ResetTo::Timestamp),
+        _ => {
+            emit_err("kafka-actors: give one of --from-offset and --from-timestamp");
+            Err(Exit::Usage)
+        }
+    }
+}
+
+fn timestamp(option: &str, t: &str) -> Result<chrono::DateTime<chrono::Utc>, Exit> {
+    chrono::DateTime::parse_from_rfc3339(t)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| {
+            emit_err(&format!(
+                "kafka-actors: {option} `{t}`: {e} (expected RFC 3339)"
+            ));
+            Exit::Usage
+        })
+}
+
+/// One partition of a one-off replay: from `start`, stopping before `end`.
+#[derive(Debug, Clone, Copy)]
+struct Range {
+    partition: i32,
+    start: i64,
+    end: i64,
+}
+
+/// Resolves the replay's range in each selected partition of the topic.
+async fn replay_ranges(
+    config: &Config,
+    args: &ReplayArgs,
+    group: &str,
+) -> Result<Vec<Range>, Exit> {
+    let from = replay_from(args)?;
+    let to = match (args.to_offset, args.to_timestamp.as_deref()) {
+        (Some(o), _) => Some(ResetTo::Offset(o)),
+        (None, Some(t)) => Some(ResetTo::Timestamp(timestamp("--to-timestamp", t)?)),
+        (None, None) => None,
+    };
+    let unavailable = |e: String| {
+        emit_err(&format!("kafka-actors: {e}"));
+        Exit::Unavailable
+    };
+    let client = crate::producer::client::rskafka_client(&config.kafka)
+        .await
+        .map_err(|e| unavailable(e.to_string()))?;
+    let topics = client
+        .list_topics()
+        .await
+        .map_err(|e| unavailable(e.to_string()))?;
+    let Some(topic) = topics.iter().find(|t| t.name == args.topic) else {
+        emit_err(&format!(
+            "kafka-actors: topic {} does not exist",
+            args.topic
+        ));
+        return Err(Exit::Failure);
+    };
+    let all: Vec<i32> = topic.partitions.iter().copied().collect();
+    let selected = if args.partitions.is_empty() {
+        all.clone()
+    } else {
+        args.partitions.clone()
+    };
+    let mut ranges = Vec::with_capacity(selected.len());
+    for p in selected {
+        let at = format!("{}/{p}", args.topic);
+        if !all.contains(&p) {
+            emit_err(&format!(
+                "kafka-actors: --partition {p}: {at} does not exist ({} has {} partitions)",
+                args.topic,
+                all.len()
+            ));
+            return Err(Exit::Usage);
+        }
+        let pc = client
+            .partition_client(
+                args.topic.as_str(),
+                p,
+                rskafka::client::partition::UnknownTopicHandling::Error,
+            )
+            .await
+            .map_err(|e| unavailable(format!("{at}: {e}")))?;
+        let refused = |e: ResetError, option: &str| {
+            emit_err(&format!("kafka-actors: {option}: {e}"));
+            refused(&e)
+        };
+        let start = reset::resolve(&pc, from, None, group, &at)
+            .await
+            .map_err(|e| refused(e, "--from-*"))?;
+        let end = match to {
+            None => start.log_end,
+            Some(to) => {
+                reset::resolve(&pc, to, None, group, &at)
+                    .await
+                    .map_err(|e| refused(e, "--to-*"))?
+                    .offset
+            }
+        };
+        if end < start.offset {
+            emit_err(&format!(
+                "kafka-actors: in {at} the replay would stop (offset {end}) before it starts (offset {})",
+                start.offset
+            ));
+            return Err(Exit::Usage);
+        }
+        ranges.push(Range {
+            partition: p,
+            start: start.offset,
+            end,
+        });
+    }
+    Ok(ranges)
+}
+
+/// `replay --group G --topic T [--partition P]... --from-* [--to-*]
+/// [--rate R]`: this process handles the records of the range with the
+/// configured routes, under group `G` (its committed offsets are the
+/// replay's progress), outside the running group, at most `R` per second,
+/// its outputs carrying the [`crate::handler::router::REPLAY_HEADER`].
+pub(crate) async fn one_off_replay(
+    config: Config,
+    registry: crate::handler::HandlerRegistry,
+    args: ReplayArgs,
+) -> Exit {
+    let Some(group) = args.group.clone() else {
+        return Exit::Usage;
+    };
+    if !(args.rate.is_finite() && args.rate > 0.0) {
+        emit_err(&format!(
+            "kafka-actors: --rate must be above 0, got {}",
+            args.rate
+        ));
+        return Exit::Usage;
+    }
+    if group == config.consumer.group_id {
+        emit_err(&format!(
+            "kafka-actors: --group {group} is the running group (consumer.group_id): leave --group out \
+             to replay through it, or name a group of the replay's own"
+        ));
+        return Exit::Usage;
+    }
+    if !config
+        .routes
+        .values()
+        .any(|r| config.topic_name(&r.topic) == args.topic)
+    {
+        emit_err(&format!(
+            "kafka-actors: no route reads topic {}: a replay runs the routes of the configuration",
+            args.topic
+        ));
+        return Exit::Usage;
+    }
+    match groups::describe_group(&config.kafka, &group).await {
+        Ok(d) if !d.members.is_empty() => {
+            emit_err(&format!(
+                "kafka-actors: group {group} has {} member(s): a one-off replay needs a group of its own",
+                d.members.len()
+            ));
+            return Exit::Failure;
+        }
+        Ok(_) => {}
+        Err(e) => {
+            emit_err(&format!("kafka-actors: group {group}: {e}"));
+            return Exit::Unavailable;
+        }
+    }
+    let ranges = match replay_ranges(&config, &args, &group).await {
+        Ok(r) => r,
+        Err(exit) => return exit,
+    };
+    let total: i64 = ranges.iter().map(|r| r.end - r.start).sum();
+    emit(&format!(
+        "one-off replay {group} of {} at most {} records/s:",
+        args.topic, args.rate
+    ));
+    table(
+        &["PARTITION", "FROM", "TO (BEFORE)", "RECORDS"],
+        &ranges
+            .iter()
+            .map(|r| {
+                vec![
+                    r.partition.to_string(),
+                    r.start.to_string(),
+                    r.end.to_string(),
+                    (r.end - r.start).to_string(),
+                ]
+            })
+            .collect::<Vec<_>>(),
+        "  ",
+    );
+    emit(&format!("replay: {total} record(s) to handle again"));
+    if args.dry_run {
+        emit("dry run: nothing changed");
+        return Exit::Ok;
+    }
+    let ranges: Vec<Range> = ranges.into_iter().filter(|r| r.end > r.start).collect();
+    if ranges.is_empty() {
+        emit("replay: done (nothing to replay)");
+        return Exit::Ok;
+    }
+    // The replay group starts where the replay does.
+    let starts: std::collections::BTreeMap<(String, i32), i64> = ranges
+        .iter()
+        .map(|r| ((args.topic.clone(), r.partition), r.start))
+        .collect();
+    let committed = match crate::kafka::GroupCoordinator::connect(&config.kafka, &group).await {
+        Ok(mut c) => {
+            c.commit(&crate::kafka::Committer::standalone(), &starts)
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    if let Err(e) = committed {
+        emit_err(&format!(
+            "kafka-actors: group {group}: committing the start offsets: {e}"
+        ));
+        return Exit::Unavailable;
+    }
+    let ends: std::collections::BTreeMap<(String, i32), i64> = ranges
+        .iter()
+        .map(|r| ((args.topic.clone(), r.partition), r.end))
+        .collect();
+    let mut run = config.clone();
+    run.consumer.group_id = group.clone();
+    run.consumer.group_protocol = crate::config::GroupProtocol::None;
+    // The running service has the listener.
+    run.http.enabled = false;
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<bool>();
+    let watched = ranges.clone();
+    let kafka = config.kafka.clone();
+    let watch_group = group.clone();
+    let topic = args.topic.clone();
+    actix_rt::spawn(async move {
+        let ok = watch_replay(&kafka, &watch_group, &topic, &watched, total).await;
+        let _ = done_tx.send(ok);
+    });
+    let (finished_tx, finished_rx) = tokio::sync::oneshot::channel::<bool>();
+    let shutdown = async move {
+        tokio::select! {
+            done = done_rx => { let _ = finished_tx.send(done.unwrap_or(false)); }
+            () = crate::cli::shutdown_signal() => { let _ = finished_tx.send(false); }
+        }
+    };
+    let replay = crate::runtime::Replay {
+        id: group.clone(),
+        ends,
+        rate: Some(args.rate),
+    };
+    match crate::runtime::replay(run, registry, replay, shutdown).await {
+        Ok(()) if finished_rx.await.unwrap_or(false) => {
+            emit("replay: done");
+            Exit::Ok
+        }
+        Ok(()) => {
+            emit_err(&format!(
+                "kafka-actors: replay {group} stopped before it was done; group {group}'s committed \
+                 offsets show where it got to"
+            ));
+            Exit::Failure
+        }
+        Err(e) => {
+            emit_err(&format!("kafka-actors: replay {group}: {e}"));
+            crate::cli::exit_of(&e)
+        }
+    }
+}
+
+/// Prints the progress of a one-off replay (its group's committed offsets)
+/// until every range is done (`true`), or nothing moved for
+/// [`REPLAY_STALL`] (`false`).
+async fn watch_replay(
+    kafka: &crate::config::KafkaConfig,
+    group: &str,
+    topic: &str,
+    ranges: &[Range],
+    total: i64,
+) -> bool {
+    let mut last = -1;
+    let mut moved = std::time::Instant::now();
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let committed = match crate::kafka::GroupCoordinator::connect(kafka, group).await {
+            Ok(mut c) => c.fetch_all().await,
+            Err(e) => Err(e),
+        };
+        let committed = match committed {
+            Ok(c) => c,
+            Err(e) => {
+                emit_err(&format!("kafka-actors: group {group}: {e}"));
+                continue;
+            }
+        };
+        let done: i64 = ranges
+            .iter()
+            .map(|r| {
+                committed
+                    .get(&(topic.to_owned(), r.partition))
+                    .copied()
+                    .unwrap_or(r.start)
+                    .clamp(r.start, r.end)
+                    - r.start
+            })
+            .sum();
+        if done != last {
+            emit(&format!(
+                "replay: {done}/{total} record(s) handled again ({}%)",
+                done * 100 / total.max(1)
+            ));
+            last = done;
+            moved = std::time::Instant::now();
+        }
+        if done >= total {
+            return true;
+        }
+        if moved.elapsed() > REPLAY_STALL {
+            emit_err(&format!(
+                "kafka-actors: replay {group} made no progress for {}s; stopping it",
+                REPLAY_STALL.as_secs()
+            ));
+            return false;
         }
     }
 }

@@ -90,6 +90,42 @@ pub struct Settings {
     pub stall_timeout: Option<Duration>,
     /// Where the partition consumers and their workers send heartbeats.
     pub heartbeats: Option<Arc<Heartbeats>>,
+    /// A one-off replay's end per partition: records at or after it are
+    /// not handled, and the partition stops fetching there.
+    pub ends: BTreeMap<(String, i32), i64>,
+    /// A one-off replay's rate limit, shared by its partitions.
+    pub pacer: Option<Arc<Pacer>>,
+}
+
+/// Spaces records out to a rate shared by every partition that holds it:
+/// each record takes `1 / rate` seconds of the schedule.
+#[derive(Debug)]
+pub struct Pacer {
+    per_record: Duration,
+    next: std::sync::Mutex<tokio::time::Instant>,
+}
+
+impl Pacer {
+    /// A pacer for `rate` records per second (above 0).
+    pub fn new(rate: f64) -> Self {
+        Self {
+            per_record: Duration::from_secs_f64(1.0 / rate.max(f64::MIN_POSITIVE)),
+            next: std::sync::Mutex::new(tokio::time::Instant::now()),
+        }
+    }
+
+    /// Reserves the schedule for `n` records; answers how long to wait
+    /// before handing them out.
+    pub fn reserve(&self, n: usize) -> Duration {
+        let now = tokio::time::Instant::now();
+        let mut next = self
+            .next
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let start = (*next).max(now);
+        *next = start + self.per_record * u32::try_from(n).unwrap_or(u32::MAX);
+        start - now
+    }
 }
 
 /// The partition consumer; see the module documentation.
@@ -1111,6 +1147,15 @@ impl Handler<Poll> for PartitionConsumer {
         {
             return;
         }
+        let end = self
+            .settings
+            .ends
+            .get(&(self.topic.clone(), self.partition))
+            .copied();
+        if end.is_some_and(|end| self.next >= end) {
+            // A one-off replay's end: nothing more to fetch.
+            return;
+        }
         self.fetching = true;
         let generation = self.generation;
         ctx.spawn(self.fetch().into_actor(self).map(move |result, act, ctx| {
@@ -1120,14 +1165,45 @@ impl Handler<Poll> for PartitionConsumer {
             act.fetching = false;
             match result {
                 Ok(Fetched::Records {
-                    records,
+                    mut records,
                     high_watermark,
                 }) => {
+                    act.lag_gauge
+                        .set((high_watermark - act.watermark.committable()).max(0) as f64);
+                    // The fetch reached a one-off replay's end.
+                    let reached = end.filter(|end| records.iter().any(|r| r.offset >= *end));
+                    if let Some(end) = end {
+                        records.retain(|r| r.offset < end);
+                    }
+                    let wait = match &act.settings.pacer {
+                        Some(pacer) if !records.is_empty() => pacer.reserve(records.len()),
+                        _ => Duration::ZERO,
+                    };
+                    if !wait.is_zero() {
+                        // Paced: still fetching (nothing new is fetched)
+                        // until these are handed out.
+                        act.fetching = true;
+                        ctx.run_later(wait, move |act, ctx| {
+                            if act.generation != generation {
+                                return;
+                            }
+                            act.fetching = false;
+                            if act.draining.is_empty() {
+                                act.dispatch(records, ctx);
+                            }
+                            if let Some(end) = reached {
+                                act.next = act.next.max(end);
+                            }
+                            ctx.notify(Poll);
+                        });
+                        return;
+                    }
                     if act.draining.is_empty() {
                         act.dispatch(records, ctx);
                     }
-                    act.lag_gauge
-                        .set((high_watermark - act.watermark.committable()).max(0) as f64);
+                    if let Some(end) = reached {
+                        act.next = act.next.max(end);
+                    }
                 }
                 Ok(Fetched::Reset(offset)) => {
                     if act.in_flight_records == 0

@@ -224,41 +224,12 @@ pub async fn plan(config: &KafkaConfig, request: &ResetRequest) -> Result<ResetP
             .partition_client(request.topic.as_str(), p, UnknownTopicHandling::Error)
             .await
             .map_err(|e| ResetError::Broker(format!("{at}: {e}")))?;
-        let read = |e: rskafka::client::error::Error| ResetError::Broker(format!("{at}: {e}"));
-        let earliest = pc.get_offset(OffsetAt::Earliest).await.map_err(read)?;
-        let log_end = crate::consumer::partition::high_watermark(&pc)
-            .await
-            .map_err(read)?;
         let committed = committed_offset(&described, &request.topic, p);
-        let offset = match request.to {
-            ResetTo::Earliest => earliest,
-            ResetTo::Latest => log_end,
-            ResetTo::Offset(o) if (earliest..=log_end).contains(&o) => o,
-            ResetTo::Offset(o) => {
-                return Err(field(
-                    "offset",
-                    format!("offset {o} is outside {at}'s log ({earliest}..={log_end})"),
-                ));
-            }
-            ResetTo::Timestamp(t) => {
-                let found = pc.get_offset(OffsetAt::Timestamp(t)).await.map_err(read)?;
-                // -1 (Kafka) or past the end: nothing that late.
-                if (earliest..=log_end).contains(&found) {
-                    found
-                } else {
-                    log_end
-                }
-            }
-            ResetTo::ShiftBy(n) => {
-                let Some(c) = committed else {
-                    return Err(field(
-                        "shift_by",
-                        format!("group `{}` has committed nothing in {at}", request.group),
-                    ));
-                };
-                c.saturating_add(n).clamp(earliest, log_end)
-            }
-        };
+        let Resolved {
+            earliest,
+            log_end,
+            offset,
+        } = resolve(&pc, request.to, committed, &request.group, &at).await?;
         let owner = described.members.iter().find(|m| {
             m.assignment
                 .iter()
@@ -298,6 +269,69 @@ pub async fn plan(config: &KafkaConfig, request: &ResetRequest) -> Result<ResetP
         state: described.state,
         topic: request.topic.clone(),
         partitions,
+    })
+}
+
+/// A partition's log bounds and the offset a target resolves to in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resolved {
+    /// The earliest offset in the log.
+    pub earliest: i64,
+    /// The log's end (high watermark).
+    pub log_end: i64,
+    /// Where `to` lands.
+    pub offset: i64,
+}
+
+/// Resolves `to` in the partition of `pc` (`at`: `topic/partition`, for
+/// the errors), with `committed` the offset `group` committed there (for
+/// [`ResetTo::ShiftBy`]). An offset outside the log is refused naming
+/// `offset`; a shift with nothing committed, naming `shift_by`.
+pub async fn resolve(
+    pc: &rskafka::client::partition::PartitionClient,
+    to: ResetTo,
+    committed: Option<i64>,
+    group: &str,
+    at: &str,
+) -> Result<Resolved, ResetError> {
+    let read = |e: rskafka::client::error::Error| ResetError::Broker(format!("{at}: {e}"));
+    let earliest = pc.get_offset(OffsetAt::Earliest).await.map_err(read)?;
+    let log_end = crate::consumer::partition::high_watermark(pc)
+        .await
+        .map_err(read)?;
+    let offset = match to {
+        ResetTo::Earliest => earliest,
+        ResetTo::Latest => log_end,
+        ResetTo::Offset(o) if (earliest..=log_end).contains(&o) => o,
+        ResetTo::Offset(o) => {
+            return Err(field(
+                "offset",
+                format!("offset {o} is outside {at}'s log ({earliest}..={log_end})"),
+            ));
+        }
+        ResetTo::Timestamp(t) => {
+            let found = pc.get_offset(OffsetAt::Timestamp(t)).await.map_err(read)?;
+            // -1 (Kafka) or past the end: nothing that late.
+            if (earliest..=log_end).contains(&found) {
+                found
+            } else {
+                log_end
+            }
+        }
+        ResetTo::ShiftBy(n) => {
+            let Some(c) = committed else {
+                return Err(field(
+                    "shift_by",
+                    format!("group `{group}` has committed nothing in {at}"),
+                ));
+            };
+            c.saturating_add(n).clamp(earliest, log_end)
+        }
+    };
+    Ok(Resolved {
+        earliest,
+        log_end,
+        offset,
     })
 }
 

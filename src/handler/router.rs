@@ -228,7 +228,14 @@ pub struct Router {
     unrouted_actions: super::failure::Actions,
     /// Set once a `stop` action asks the service to shut down (why).
     stop: tokio::sync::watch::Sender<Option<String>>,
+    /// A one-off replay's id: every output carries it in
+    /// [`REPLAY_HEADER`].
+    replay: Option<String>,
 }
+
+/// The header every output of a one-off replay (`kafka-actors replay
+/// --group`) carries, with the replay's group id as its value.
+pub const REPLAY_HEADER: &str = "kafka-actors.replay";
 
 impl Router {
     /// Builds the routes of `config` with the handlers of `registry`.
@@ -366,7 +373,20 @@ impl Router {
                 &config.pipeline.on_failure,
             ),
             stop: tokio::sync::watch::Sender::new(None),
+            replay: None,
         })
+    }
+
+    /// The routes of a one-off replay `id`: their outputs carry
+    /// [`REPLAY_HEADER`].
+    pub fn with_replay(mut self, id: Option<String>) -> Self {
+        self.replay = id;
+        self
+    }
+
+    /// The one-off replay these routes run for, if any.
+    pub fn replay(&self) -> Option<&str> {
+        self.replay.as_deref()
     }
 
     /// Every topic consumed on its own (input topics, and retry topics

@@ -378,6 +378,15 @@ impl HandlerWorker {
         records: Vec<InRecord>,
         then: impl FnOnce(Option<OutputFailure>) + Send + 'static,
     ) {
+        let mut outputs = outputs;
+        if let Some(id) = self.router.replay() {
+            for o in &mut outputs {
+                o.headers.insert(
+                    super::router::REPLAY_HEADER.to_owned(),
+                    id.as_bytes().to_vec(),
+                );
+            }
+        }
         let (tx, rx) = oneshot::channel();
         self.pool.do_send(Publish {
             records: outputs,

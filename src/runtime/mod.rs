@@ -73,6 +73,20 @@ enum Consuming {
     Group(actix::Recipient<Leave>),
 }
 
+/// A one-off replay (`kafka-actors replay --group`): the routes handle
+/// these partitions from the replay group's committed offsets up to their
+/// ends, outside any group membership, their outputs carrying
+/// [`crate::handler::router::REPLAY_HEADER`].
+#[derive(Debug, Clone)]
+pub struct Replay {
+    /// The replay's id (its group id).
+    pub id: String,
+    /// Each partition to replay, and the offset it stops before.
+    pub ends: std::collections::BTreeMap<crate::kafka::TopicPartition, i64>,
+    /// At most this many records per second, over all the partitions.
+    pub rate: Option<f64>,
+}
+
 /// Runs the service until `shutdown` resolves, then stops it in order.
 /// `started`, when given, receives the bound addresses once everything is up.
 pub async fn run(
@@ -81,13 +95,37 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
     started: Option<oneshot::Sender<Started>>,
 ) -> Result<(), RuntimeError> {
+    run_with(config, handlers, shutdown, started, None).await
+}
+
+/// Runs `replay` with the routes of `config` until `shutdown` resolves
+/// (the caller watches the replay group's committed offsets), then stops
+/// in order.
+pub async fn replay(
+    config: Config,
+    handlers: crate::handler::router::HandlerRegistry,
+    replay: Replay,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), RuntimeError> {
+    run_with(config, handlers, shutdown, None, Some(replay)).await
+}
+
+async fn run_with(
+    config: Config,
+    handlers: crate::handler::router::HandlerRegistry,
+    shutdown: impl Future<Output = ()>,
+    started: Option<oneshot::Sender<Started>>,
+    replay: Option<Replay>,
+) -> Result<(), RuntimeError> {
     let config = Arc::new(config);
     // Routes first: a route naming an unknown handler or a bad jq program
     // fails start-up before anything touches the broker.
     let router = if config.routes.is_empty() {
         None
     } else {
-        Some(Arc::new(Router::build(&config, &handlers)?))
+        Some(Arc::new(
+            Router::build(&config, &handlers)?.with_replay(replay.as_ref().map(|r| r.id.clone())),
+        ))
     };
     drop(handlers);
     let prometheus = telemetry::init_metrics();
@@ -152,8 +190,21 @@ pub async fn run(
             let mut pipeline =
                 pipeline::start(&config, router, Some(Arc::clone(&heartbeats))).await?;
             directory = pipeline.directory();
-            match config.consumer.group_protocol {
-                GroupProtocol::None => {
+            match (&replay, config.consumer.group_protocol) {
+                (Some(replay), _) => {
+                    pipeline.limit(replay.ends.clone(), replay.rate);
+                    let partitions: Vec<_> = replay.ends.keys().cloned().collect();
+                    pipeline.assign(&partitions).await?;
+                    tracing::info!(
+                        replay = %replay.id,
+                        partitions = partitions.len(),
+                        rate = ?replay.rate,
+                        "replay started"
+                    );
+                    consuming.store(true, std::sync::atomic::Ordering::SeqCst);
+                    Some(Consuming::All(Box::new(pipeline)))
+                }
+                (None, GroupProtocol::None) => {
                     let all = pipeline.all_partitions().to_vec();
                     pipeline.assign(&all).await?;
                     tracing::info!(
@@ -163,7 +214,7 @@ pub async fn run(
                     consuming.store(true, std::sync::atomic::Ordering::SeqCst);
                     Some(Consuming::All(Box::new(pipeline)))
                 }
-                GroupProtocol::Classic => {
+                (None, GroupProtocol::Classic) => {
                     tracing::info!(
                         group = %config.consumer.group_id,
                         "pipeline started; joining the consumer group"
@@ -183,7 +234,7 @@ pub async fn run(
                             .start();
                     Some(Consuming::Group(member.recipient()))
                 }
-                GroupProtocol::Consumer => {
+                (None, GroupProtocol::Consumer) => {
                     crate::group::consumer::check_support(&config)
                         .await
                         .map_err(RuntimeError::Unsupported)?;

@@ -180,6 +180,8 @@ pub async fn start(
         stall_timeout: (config.health.stall_timeout_ms > 0)
             .then(|| std::time::Duration::from_millis(config.health.stall_timeout_ms)),
         heartbeats: heartbeats.clone(),
+        ends: BTreeMap::new(),
+        pacer: None,
     });
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let arbiters: Vec<Arbiter> = (0..cores).map(|_| Arbiter::new()).collect();
@@ -250,6 +252,16 @@ impl Pipeline {
     /// The offset committer.
     pub fn committer(&self) -> &Addr<OffsetCommitter> {
         &self.committer
+    }
+
+    /// Limits a one-off replay, before any partition is assigned: each
+    /// partition stops at its end in `ends`; all together hand out at most
+    /// `rate` records per second.
+    pub fn limit(&mut self, ends: BTreeMap<TopicPartition, i64>, rate: Option<f64>) {
+        let mut settings = (*self.settings).clone();
+        settings.ends = ends;
+        settings.pacer = rate.map(|r| Arc::new(crate::consumer::partition::Pacer::new(r)));
+        self.settings = Arc::new(settings);
     }
 
     /// Starts consuming `partitions` (those not consumed yet), each from

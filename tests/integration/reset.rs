@@ -352,3 +352,159 @@ async fn a_reset_while_three_instances_run_has_each_owner_start_over_from_it() {
     })
     .await;
 }
+
+/// A one-off replay (`replay --group`) while the service runs under its
+/// own group: the replay process handles records 3-6 once more, at most
+/// `--rate` per second, their replies carrying the replay header; nothing
+/// outside the range is handled again, and the running group's offsets do
+/// not move. A dry run changes nothing; bad arguments are usage errors
+/// naming what is wrong.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_one_off_replay_handles_its_range_again_under_a_group_of_its_own() {
+    crate::groups::bounded_long(async {
+        let broker = testkit::TestBroker::start().await.unwrap();
+        let bootstrap = broker.bootstrap().to_owned();
+        let client = testkit::client(&bootstrap, Duration::from_secs(20))
+            .await
+            .unwrap();
+        let t = crate::pipeline::topics(&client, 1).await;
+        let group = testkit::unique_name("running");
+        let dir = tempfile::tempdir().unwrap();
+        let path = crate::groups::write_config(&dir, &t, &group, "");
+        let (b, p) = (bootstrap.clone(), path.clone());
+        let service = tokio::task::spawn_blocking(move || start(&b, &p, &[]))
+            .await
+            .unwrap();
+        let producer = Producer::connect(
+            &testkit::kafka_config(&bootstrap),
+            kafka_actors::config::Compression::None,
+        )
+        .await
+        .unwrap();
+        // One record per batch: every broker resumes at a batch boundary.
+        for i in 0..10 {
+            let record = OutRecord {
+                topic: t.requests.clone(),
+                value: Some(
+                    json!({"correlation_id": format!("c{i}"), "payload": {"p": 0, "i": i}})
+                        .to_string()
+                        .into_bytes(),
+                ),
+                ..OutRecord::default()
+            };
+            for r in producer.send(vec![record]).await {
+                r.unwrap();
+            }
+        }
+        let first = read_all(&client, &t.responses, 1, 10, Duration::from_secs(60)).await;
+        assert_eq!(first.len(), 10);
+        crate::support::wait_committed(&bootstrap, &group, (&t.requests, 0), 10).await;
+
+        let replay = testkit::unique_name("replay");
+        let config = path.to_string_lossy().into_owned();
+        let cli = |args: Vec<String>| {
+            let env = [
+                ("KAFKA_ACTORS_CONFIG", config.clone()),
+                ("KAFKA_BOOTSTRAP_SERVERS", bootstrap.clone()),
+            ];
+            async move {
+                tokio::task::spawn_blocking(move || {
+                    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                    let env: Vec<(&str, &str)> =
+                        env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                    crate::support::run_cli(&args, &env)
+                })
+                .await
+                .unwrap()
+            }
+        };
+        let args = |extra: &[&str]| {
+            let mut a: Vec<String> = [
+                "replay",
+                "--group",
+                replay.as_str(),
+                "--topic",
+                t.requests.as_str(),
+            ]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+            a.extend(extra.iter().map(|s| (*s).to_owned()));
+            a
+        };
+
+        // A dry run: the plan, nothing handled.
+        let (status, out, err) = cli(args(&[
+            "--from-offset",
+            "3",
+            "--to-offset",
+            "7",
+            "--dry-run",
+        ]))
+        .await;
+        assert!(status.success(), "{out}{err}");
+        assert!(out.contains("replay: 4 record(s) to handle again"), "{out}");
+        // Usage errors, naming what is wrong.
+        for (extra, says) in [
+            (
+                vec!["--from-offset", "3", "--to-offset", "99"],
+                "offset 99 is outside",
+            ),
+            (
+                vec!["--from-offset", "3", "--rate", "0"],
+                "--rate must be above 0",
+            ),
+            (
+                vec!["--from-offset", "7", "--to-offset", "3"],
+                "before it starts",
+            ),
+        ] {
+            let (status, out, err) = cli(args(&extra)).await;
+            assert_eq!(status.code(), Some(2), "{extra:?}: {out}{err}");
+            assert!(err.contains(says), "{extra:?}: {err}");
+        }
+        let mut same = args(&["--from-offset", "3"]);
+        same[2] = group.clone();
+        let (status, _, err) = cli(same).await;
+        assert_eq!(status.code(), Some(2), "{err}");
+        assert!(err.contains("is the running group"), "{err}");
+        let still = read_all(&client, &t.responses, 1, 11, Duration::from_secs(3)).await;
+        assert_eq!(still.len(), 10, "handled again by a dry run or a refusal");
+
+        // The replay: records 3-6 once more, each reply with the header.
+        let (status, out, err) = cli(args(&[
+            "--from-offset",
+            "3",
+            "--to-offset",
+            "7",
+            "--rate",
+            "20",
+        ]))
+        .await;
+        assert!(status.success(), "{out}{err}");
+        assert!(
+            out.contains("replay: 4/4 record(s) handled again (100%)"),
+            "{out}"
+        );
+        assert!(out.contains("replay: done"), "{out}");
+        let all =
+            crate::retries::read_records(&client, &t.responses, 1, 15, Duration::from_secs(5))
+                .await;
+        assert_eq!(all.len(), 14, "records outside 3-6 were handled again");
+        let mut replayed = Vec::new();
+        for (_, r) in &all {
+            let v: Value = serde_json::from_slice(r.record.value.as_deref().unwrap()).unwrap();
+            let i = v["payload"]["i"].as_i64().unwrap();
+            if let Some(id) = r.record.headers.get("kafka-actors.replay") {
+                assert_eq!(id.as_slice(), replay.as_bytes());
+                replayed.push(i);
+            }
+        }
+        assert_eq!(replayed, vec![3, 4, 5, 6]);
+        // The running group did not move; the replay group ends at 7.
+        crate::support::wait_committed(&bootstrap, &group, (&t.requests, 0), 10).await;
+        crate::support::wait_committed(&bootstrap, &replay, (&t.requests, 0), 7).await;
+        drop(service);
+    })
+    .await;
+}
