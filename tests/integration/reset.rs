@@ -28,6 +28,31 @@ fn post(service: &Service, path: &str, token: Option<&str>, body: &Value) -> (u1
     )
 }
 
+/// `kafka-actors ARGS` with the service's configuration, against
+/// `bootstrap`, with the admin token if given: exit status, stdout, stderr.
+async fn cli(
+    config: &std::path::Path,
+    bootstrap: &str,
+    token: Option<&str>,
+    args: &[&str],
+) -> (std::process::ExitStatus, String, String) {
+    let mut env = vec![
+        ("KAFKA_ACTORS_CONFIG", config.to_string_lossy().into_owned()),
+        ("KAFKA_BOOTSTRAP_SERVERS", bootstrap.to_owned()),
+    ];
+    if let Some(token) = token {
+        env.push(("KAFKA_ACTORS_HTTP__ADMIN_TOKEN", token.to_owned()));
+    }
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        crate::support::run_cli(&args, &env)
+    })
+    .await
+    .unwrap()
+}
+
 /// How many times each (partition, index) request was answered.
 fn answered(responses: &[(i32, Value)]) -> BTreeMap<(i64, i64), usize> {
     let mut n = BTreeMap::new();
@@ -256,35 +281,21 @@ async fn a_reset_while_three_instances_run_has_each_owner_start_over_from_it() {
         // The command line, through the same path. `replay` of partition
         // 0 from offset 7: records 7-9 handled once more, with progress
         // until the group is back at the log end.
-        let config = f.path.to_string_lossy().into_owned();
-        let cli = move |args: Vec<String>| {
-            let env = [
-                ("KAFKA_ACTORS_CONFIG", config.clone()),
-                ("KAFKA_BOOTSTRAP_SERVERS", bootstrap.clone()),
-                ("KAFKA_ACTORS_HTTP__ADMIN_TOKEN", TOKEN.to_owned()),
-            ];
-            async move {
-                tokio::task::spawn_blocking(move || {
-                    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-                    let env: Vec<(&str, &str)> =
-                        env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-                    crate::support::run_cli(&args, &env)
-                })
-                .await
-                .unwrap()
-            }
-        };
-        let args = |a: &[&str]| a.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
         let requests = f.t.requests.as_str();
-        let (status, out, err) = cli(args(&[
-            "replay",
-            "--topic",
-            requests,
-            "--partition",
-            "0",
-            "--from-offset",
-            "7",
-        ]))
+        let (status, out, err) = cli(
+            &f.path,
+            &bootstrap,
+            Some(TOKEN),
+            &[
+                "replay",
+                "--topic",
+                requests,
+                "--partition",
+                "0",
+                "--from-offset",
+                "7",
+            ],
+        )
         .await;
         assert!(status.success(), "{out}{err}");
         assert!(out.contains("replay: 3 record(s) to handle again"), "{out}");
@@ -305,26 +316,36 @@ async fn a_reset_while_three_instances_run_has_each_owner_start_over_from_it() {
 
         // A dry run prints the plan and changes nothing; a bad offset is a
         // usage error naming it.
-        let (status, out, err) = cli(args(&[
-            "group",
-            "reset-offsets",
-            "--topic",
-            requests,
-            "--to-earliest",
-            "--dry-run",
-        ]))
+        let (status, out, err) = cli(
+            &f.path,
+            &bootstrap,
+            Some(TOKEN),
+            &[
+                "group",
+                "reset-offsets",
+                "--topic",
+                requests,
+                "--to-earliest",
+                "--dry-run",
+            ],
+        )
         .await;
         assert!(status.success(), "{out}{err}");
         assert!(out.contains("dry run: nothing changed"), "{out}");
         assert!(out.contains("seek by"), "{out}");
-        let (status, out, err) = cli(args(&[
-            "group",
-            "reset-offsets",
-            "--topic",
-            requests,
-            "--to-offset",
-            "99",
-        ]))
+        let (status, out, err) = cli(
+            &f.path,
+            &bootstrap,
+            Some(TOKEN),
+            &[
+                "group",
+                "reset-offsets",
+                "--topic",
+                requests,
+                "--to-offset",
+                "99",
+            ],
+        )
         .await;
         assert_eq!(status.code(), Some(2), "{out}{err}");
         assert!(err.contains("offset 99 is outside"), "{err}");
@@ -401,46 +422,26 @@ async fn a_one_off_replay_handles_its_range_again_under_a_group_of_its_own() {
         crate::support::wait_committed(&bootstrap, &group, (&t.requests, 0), 10).await;
 
         let replay = testkit::unique_name("replay");
-        let config = path.to_string_lossy().into_owned();
-        let cli = |args: Vec<String>| {
-            let env = [
-                ("KAFKA_ACTORS_CONFIG", config.clone()),
-                ("KAFKA_BOOTSTRAP_SERVERS", bootstrap.clone()),
-            ];
+        // `replay --group <replay> --topic <requests> EXTRA...`.
+        let replay_cli = |extra: Vec<&'static str>, group_id: String| {
+            let (path, bootstrap, topic) = (path.clone(), bootstrap.clone(), t.requests.clone());
             async move {
-                tokio::task::spawn_blocking(move || {
-                    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-                    let env: Vec<(&str, &str)> =
-                        env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-                    crate::support::run_cli(&args, &env)
-                })
-                .await
-                .unwrap()
+                let mut args = vec![
+                    "replay",
+                    "--group",
+                    group_id.as_str(),
+                    "--topic",
+                    topic.as_str(),
+                ];
+                args.extend(extra);
+                cli(&path, &bootstrap, None, &args).await
             }
         };
-        let args = |extra: &[&str]| {
-            let mut a: Vec<String> = [
-                "replay",
-                "--group",
-                replay.as_str(),
-                "--topic",
-                t.requests.as_str(),
-            ]
-            .iter()
-            .map(|s| (*s).to_owned())
-            .collect();
-            a.extend(extra.iter().map(|s| (*s).to_owned()));
-            a
-        };
-
         // A dry run: the plan, nothing handled.
-        let (status, out, err) = cli(args(&[
-            "--from-offset",
-            "3",
-            "--to-offset",
-            "7",
-            "--dry-run",
-        ]))
+        let (status, out, err) = replay_cli(
+            vec!["--from-offset", "3", "--to-offset", "7", "--dry-run"],
+            replay.clone(),
+        )
         .await;
         assert!(status.success(), "{out}{err}");
         assert!(out.contains("replay: 4 record(s) to handle again"), "{out}");
@@ -459,27 +460,21 @@ async fn a_one_off_replay_handles_its_range_again_under_a_group_of_its_own() {
                 "before it starts",
             ),
         ] {
-            let (status, out, err) = cli(args(&extra)).await;
+            let (status, out, err) = replay_cli(extra.clone(), replay.clone()).await;
             assert_eq!(status.code(), Some(2), "{extra:?}: {out}{err}");
             assert!(err.contains(says), "{extra:?}: {err}");
         }
-        let mut same = args(&["--from-offset", "3"]);
-        same[2] = group.clone();
-        let (status, _, err) = cli(same).await;
+        let (status, _, err) = replay_cli(vec!["--from-offset", "3"], group.clone()).await;
         assert_eq!(status.code(), Some(2), "{err}");
         assert!(err.contains("is the running group"), "{err}");
         let still = read_all(&client, &t.responses, 1, 11, Duration::from_secs(3)).await;
         assert_eq!(still.len(), 10, "handled again by a dry run or a refusal");
 
         // The replay: records 3-6 once more, each reply with the header.
-        let (status, out, err) = cli(args(&[
-            "--from-offset",
-            "3",
-            "--to-offset",
-            "7",
-            "--rate",
-            "20",
-        ]))
+        let (status, out, err) = replay_cli(
+            vec!["--from-offset", "3", "--to-offset", "7", "--rate", "20"],
+            replay.clone(),
+        )
         .await;
         assert!(status.success(), "{out}{err}");
         assert!(
