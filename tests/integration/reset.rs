@@ -53,6 +53,37 @@ async fn cli(
     .unwrap()
 }
 
+/// Sends request `{"p": p, "i": i}` to partition `p` of `topic` for each
+/// `(p, i)`, one record per batch (every broker resumes a fetch at a batch
+/// boundary).
+async fn send_requests(
+    bootstrap: &str,
+    topic: &str,
+    requests: impl IntoIterator<Item = (i32, i64)>,
+) {
+    let producer = Producer::connect(
+        &testkit::kafka_config(bootstrap),
+        kafka_actors::config::Compression::None,
+    )
+    .await
+    .unwrap();
+    for (p, i) in requests {
+        let record = OutRecord {
+            topic: topic.to_owned(),
+            partition: Some(p),
+            value: Some(
+                json!({"correlation_id": format!("c{p}-{i}"), "payload": {"p": p, "i": i}})
+                    .to_string()
+                    .into_bytes(),
+            ),
+            ..OutRecord::default()
+        };
+        for r in producer.send(vec![record]).await {
+            r.unwrap();
+        }
+    }
+}
+
 /// How many times each (partition, index) request was answered.
 fn answered(responses: &[(i32, Value)]) -> BTreeMap<(i64, i64), usize> {
     let mut n = BTreeMap::new();
@@ -91,31 +122,13 @@ async fn a_reset_while_three_instances_run_has_each_owner_start_over_from_it() {
             .map(|s| crate::groups::latest_join(s).unwrap().0)
             .collect();
 
-        // Ten requests per partition, one record per batch (every broker
-        // resumes at a batch boundary).
-        let producer = Producer::connect(
-            &testkit::kafka_config(&bootstrap),
-            kafka_actors::config::Compression::None,
+        // Ten requests per partition.
+        send_requests(
+            &bootstrap,
+            &f.t.requests,
+            (0..PER_PARTITION).flat_map(|i| (0..6).map(move |p| (p, i))),
         )
-        .await
-        .unwrap();
-        for i in 0..PER_PARTITION {
-            for p in 0..6 {
-                let record = OutRecord {
-                    topic: f.t.requests.clone(),
-                    partition: Some(p),
-                    value: Some(
-                        json!({"correlation_id": format!("c{p}-{i}"), "payload": {"p": p, "i": i}})
-                            .to_string()
-                            .into_bytes(),
-                    ),
-                    ..OutRecord::default()
-                };
-                for r in producer.send(vec![record]).await {
-                    r.unwrap();
-                }
-            }
-        }
+        .await;
         let total = 6 * PER_PARTITION as usize;
         let first = read_all(&f.client, &f.t.responses, 6, total, Duration::from_secs(60)).await;
         assert_eq!(first.len(), total);
@@ -396,27 +409,7 @@ async fn a_one_off_replay_handles_its_range_again_under_a_group_of_its_own() {
         let service = tokio::task::spawn_blocking(move || start(&b, &p, &[]))
             .await
             .unwrap();
-        let producer = Producer::connect(
-            &testkit::kafka_config(&bootstrap),
-            kafka_actors::config::Compression::None,
-        )
-        .await
-        .unwrap();
-        // One record per batch: every broker resumes at a batch boundary.
-        for i in 0..10 {
-            let record = OutRecord {
-                topic: t.requests.clone(),
-                value: Some(
-                    json!({"correlation_id": format!("c{i}"), "payload": {"p": 0, "i": i}})
-                        .to_string()
-                        .into_bytes(),
-                ),
-                ..OutRecord::default()
-            };
-            for r in producer.send(vec![record]).await {
-                r.unwrap();
-            }
-        }
+        send_requests(&bootstrap, &t.requests, (0..10).map(|i| (0, i))).await;
         let first = read_all(&client, &t.responses, 1, 10, Duration::from_secs(60)).await;
         assert_eq!(first.len(), 10);
         crate::support::wait_committed(&bootstrap, &group, (&t.requests, 0), 10).await;
