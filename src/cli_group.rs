@@ -260,8 +260,14 @@ async fn planned(config: &Config, request: &ResetRequest) -> Result<ResetPlan, E
 
 /// Carries out `plan` and prints each partition's outcome; `Exit::Failure`
 /// when one was not reset.
-async fn carried_out(config: &Config, plan: &ResetPlan, json: bool) -> Exit {
-    let results = reset::execute(&config.kafka, config.http.admin_token.as_ref(), plan).await;
+async fn carried_out(config: &Config, plan: &ResetPlan, replay: Option<&str>, json: bool) -> Exit {
+    let results = reset::execute(
+        &config.kafka,
+        config.http.admin_token.as_ref(),
+        plan,
+        replay,
+    )
+    .await;
     let failed = results.iter().filter(|r| r.error.is_some()).count();
     if json {
         emit(
@@ -354,7 +360,7 @@ pub(crate) async fn reset_offsets(
     if !json {
         print_plan(&plan);
     }
-    carried_out(&config, &plan, json).await
+    carried_out(&config, &plan, None, json).await
 }
 
 /// How long `replay` waits without the group making progress before it
@@ -386,7 +392,14 @@ pub(crate) async fn replay(config: Config, args: ReplayArgs) -> Exit {
         emit("dry run: nothing changed");
         return Exit::Ok;
     }
-    let exit = carried_out(&config, &plan, false).await;
+    // Its outputs say which replay they belong to.
+    let id = format!(
+        "{}@{}",
+        plan.group,
+        chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    );
+    emit(&format!("replay id (header kafka-actors.replay): {id}"));
+    let exit = carried_out(&config, &plan, Some(&id), false).await;
     if exit != Exit::Ok || args.no_wait || total == 0 {
         return exit;
     }

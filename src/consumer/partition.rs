@@ -176,6 +176,8 @@ pub struct PartitionConsumer {
     refreshing_lag: bool,
     /// An admin seek: the restart starts here (and is not a failure).
     seek_to: Option<i64>,
+    /// A replay after a seek: records below the offset carry the id.
+    replay_until: Option<(String, i64)>,
     held_gauge: metrics::Gauge,
     parked_gauge: metrics::Gauge,
     in_flight_gauge: metrics::Gauge,
@@ -440,6 +442,7 @@ impl PartitionConsumer {
             admin_paused: false,
             refreshing_lag: false,
             seek_to: None,
+            replay_until: None,
             restarts: 0,
             generation: 0,
             drained: false,
@@ -543,7 +546,7 @@ impl PartitionConsumer {
     }
 
     /// Hands `records` (in offset order) to the workers.
-    fn dispatch(&mut self, records: Vec<InRecord>, ctx: &mut Context<Self>) {
+    fn dispatch(&mut self, mut records: Vec<InRecord>, ctx: &mut Context<Self>) {
         let Some(last) = records.last().map(|r| r.offset) else {
             return;
         };
@@ -553,6 +556,17 @@ impl PartitionConsumer {
                 if let Some(key) = key_waits::counted(&self.router, r) {
                     self.counted.insert(r.offset, key.to_vec());
                 }
+            }
+        }
+        if let Some((id, until)) = &self.replay_until {
+            for r in records.iter_mut().filter(|r| r.offset < *until) {
+                r.headers.insert(
+                    crate::handler::router::REPLAY_HEADER.to_owned(),
+                    id.as_bytes().to_vec(),
+                );
+            }
+            if last + 1 >= *until {
+                self.replay_until = None;
             }
         }
         for r in &records {
@@ -1385,7 +1399,14 @@ pub enum SeekTo {
 /// fetches from it. Answers the offset, or why not (`Err((field, why))`).
 #[derive(Debug, Message)]
 #[rtype(result = "Result<i64, (&'static str, String)>")]
-pub struct AdminSeek(pub SeekTo);
+pub struct AdminSeek {
+    /// Where to.
+    pub to: SeekTo,
+    /// A replay id: the records below the offset the partition had
+    /// reached carry it in [`crate::handler::router::REPLAY_HEADER`] (and
+    /// so do their outputs).
+    pub replay: Option<String>,
+}
 
 impl Handler<AdminSeek> for PartitionConsumer {
     type Result = ResponseActFuture<Self, Result<i64, (&'static str, String)>>;
@@ -1398,6 +1419,9 @@ impl Handler<AdminSeek> for PartitionConsumer {
             );
             return Box::pin(actix::fut::ready(Err(("partition", why))));
         }
+        let AdminSeek { to, replay } = msg;
+        // Records below where it got to were handled once already.
+        let reached = self.next;
         let client = Arc::clone(&self.client);
         let committer = self.committer.clone();
         let tp = (self.topic.clone(), self.partition);
@@ -1413,7 +1437,7 @@ impl Handler<AdminSeek> for PartitionConsumer {
             let end = high_watermark(&client)
                 .await
                 .map_err(|e| ("partition", e.to_string()))?;
-            match msg.0 {
+            match to {
                 SeekTo::Offset(o) if (earliest..=end).contains(&o) => Ok(o),
                 SeekTo::Offset(o) => Err((
                     "offset",
@@ -1457,6 +1481,8 @@ impl Handler<AdminSeek> for PartitionConsumer {
                         let result = match committed {
                             Ok(Ok(())) => {
                                 act.seek_to = Some(offset);
+                                act.replay_until =
+                                    replay.map(|id| (id, reached)).filter(|(_, r)| *r > offset);
                                 Ok(offset)
                             }
                             Ok(Err(e)) => {

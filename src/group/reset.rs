@@ -57,6 +57,17 @@ pub struct ResetRequest {
     pub to: ResetTo,
 }
 
+/// A replay id's form: what a header value and a log line can carry.
+pub fn check_replay_id(id: &str) -> Result<(), ResetError> {
+    if id.is_empty() || id.len() > 200 || id.chars().any(char::is_control) {
+        return Err(field(
+            "replay",
+            format!("`{id}` must be 1-200 characters without control characters"),
+        ));
+    }
+    Ok(())
+}
+
 /// How a partition is reset.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -351,6 +362,7 @@ pub async fn execute(
     config: &KafkaConfig,
     token: Option<&Secret>,
     plan: &ResetPlan,
+    replay: Option<&str>,
 ) -> Vec<PartitionReset> {
     let mut results = Vec::with_capacity(plan.partitions.len());
     let direct: BTreeMap<(String, i32), i64> = plan
@@ -383,15 +395,13 @@ pub async fn execute(
                 Err(e) => Err(format!("commit: {e}")),
             },
             (Via::Seek, Some(url)) => {
-                seek(
-                    agent.clone(),
-                    url,
-                    token,
-                    &plan.topic,
-                    p.partition,
-                    p.offset,
-                )
-                .await
+                let to = Seek {
+                    topic: &plan.topic,
+                    partition: p.partition,
+                    offset: p.offset,
+                    replay,
+                };
+                seek(agent.clone(), url, token, to).await
             }
             (Via::Seek, None) => Err("no admin API advertised".to_owned()),
         };
@@ -415,19 +425,31 @@ pub async fn execute(
     results
 }
 
-/// Asks the admin API at `url` to seek `topic`/`partition` to `offset`;
-/// answers the offset it sought to.
+/// One partition's seek, as its owner is asked for it.
+struct Seek<'a> {
+    topic: &'a str,
+    partition: i32,
+    offset: i64,
+    /// The replay id the records handled again carry.
+    replay: Option<&'a str>,
+}
+
+/// Asks the admin API at `url` to seek; answers the offset it sought to.
 async fn seek(
     agent: ureq::Agent,
     url: &str,
     token: Option<&Secret>,
-    topic: &str,
-    partition: i32,
-    offset: i64,
+    Seek {
+        topic,
+        partition,
+        offset,
+        replay,
+    }: Seek<'_>,
 ) -> Result<i64, String> {
     // Topic names are [a-zA-Z0-9._-]: a path segment as they are.
     let to = format!("{url}/api/v1/partitions/{topic}/{partition}/seek");
     let bearer = token.map(|t| format!("Bearer {}", t.expose()));
+    let replay = replay.map(str::to_owned);
     let at = to.clone();
     tokio::task::spawn_blocking(move || {
         let mut request = agent.post(&to);
@@ -435,7 +457,7 @@ async fn seek(
             request = request.header("Authorization", b);
         }
         let mut response = request
-            .send_json(serde_json::json!({ "offset": offset }))
+            .send_json(serde_json::json!({ "offset": offset, "replay": replay }))
             .map_err(|e| format!("{at}: {e}"))?;
         let status = response.status();
         let body: serde_json::Value = response

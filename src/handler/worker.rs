@@ -378,13 +378,19 @@ impl HandlerWorker {
         records: Vec<InRecord>,
         then: impl FnOnce(Option<OutputFailure>) + Send + 'static,
     ) {
+        // A replay's outputs say so: a one-off replay's all, and those of
+        // records a replaying seek marked.
         let mut outputs = outputs;
-        if let Some(id) = self.router.replay() {
-            for o in &mut outputs {
-                o.headers.insert(
-                    super::router::REPLAY_HEADER.to_owned(),
-                    id.as_bytes().to_vec(),
-                );
+        let one_off = self.router.replay().map(|id| id.as_bytes().to_vec());
+        for (o, owner) in outputs.iter_mut().zip(&owners) {
+            let id = one_off.clone().or_else(|| {
+                records
+                    .get(*owner)
+                    .and_then(|r| r.headers.get(super::router::REPLAY_HEADER).cloned())
+            });
+            if let Some(id) = id {
+                o.headers
+                    .insert(super::router::REPLAY_HEADER.to_owned(), id);
             }
         }
         let (tx, rx) = oneshot::channel();

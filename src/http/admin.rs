@@ -276,6 +276,8 @@ struct SeekBody {
     offset: Option<i64>,
     to: Option<String>,
     timestamp: Option<String>,
+    /// A replay id for the records handled again.
+    replay: Option<String>,
 }
 
 pub(super) async fn seek_partition(
@@ -324,10 +326,23 @@ pub(super) async fn seek_partition(
             );
         }
     };
+    if let Some(Err(e)) = body
+        .replay
+        .as_deref()
+        .map(crate::group::reset::check_replay_id)
+    {
+        return error(StatusCode::BAD_REQUEST, Some("replay"), e.to_string());
+    }
     let Some(consumer) = consumer_of(&admin, &topic, &partition) else {
         return not_consumed(&topic, &partition);
     };
-    match consumer.send(AdminSeek(to)).await {
+    match consumer
+        .send(AdminSeek {
+            to,
+            replay: body.replay,
+        })
+        .await
+    {
         Ok(Ok(offset)) => HttpResponse::Ok().json(json!({
             "topic": topic,
             "partition": partition,

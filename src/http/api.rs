@@ -419,6 +419,9 @@ struct ResetBody {
     offset: Option<i64>,
     timestamp: Option<String>,
     shift_by: Option<i64>,
+    /// A replay id: the records handled again, and their outputs, carry
+    /// it in the `kafka-actors.replay` header.
+    replay: Option<String>,
     #[serde(default)]
     dry_run: bool,
 }
@@ -475,6 +478,9 @@ async fn reset_offsets(
             );
         }
     };
+    if let Some(Err(e)) = body.replay.as_deref().map(reset::check_replay_id) {
+        return error(StatusCode::BAD_REQUEST, Some("replay"), e.to_string());
+    }
     let request = ResetRequest {
         group: group.into_inner(),
         topic: body.topic,
@@ -498,7 +504,13 @@ async fn reset_offsets(
     if body.dry_run {
         return HttpResponse::Ok().json(json!({"dry_run": true, "plan": plan}));
     }
-    let results = reset::execute(&admin.settings.kafka, admin.token.as_ref(), &plan).await;
+    let results = reset::execute(
+        &admin.settings.kafka,
+        admin.token.as_ref(),
+        &plan,
+        body.replay.as_deref(),
+    )
+    .await;
     let status = if results.iter().all(|r| r.error.is_none()) {
         StatusCode::OK
     } else {

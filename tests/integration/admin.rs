@@ -977,6 +977,7 @@ async fn a_partition_starts_over_from_the_offset_a_request_asks_for() {
             (json!({"timestamp": "soon"}), "timestamp"),
             (json!({"offset": 1, "to": "latest"}), "body"),
             (json!({"colour": "red"}), "body"),
+            (json!({"offset": 2, "replay": ""}), "replay"),
         ] {
             let (status, answer) =
                 call(&service, "POST", &seek, Some("t0ken"), Some(body.clone())).await;

@@ -326,6 +326,34 @@ async fn a_reset_while_three_instances_run_has_each_owner_start_over_from_it() {
         for i in 7..10 {
             assert_eq!(counts[&(0, i)], 3, "request 0/{i}");
         }
+        // Those three answers, and only they, say which replay they are.
+        let id = out
+            .lines()
+            .find_map(|l| l.strip_prefix("replay id (header kafka-actors.replay): "))
+            .unwrap_or_else(|| panic!("no replay id: {out}"))
+            .to_owned();
+        assert!(id.starts_with(&format!("{}@", f.group)), "{id}");
+        let with_headers = crate::retries::read_records(
+            &f.client,
+            &f.t.responses,
+            6,
+            replayed.len(),
+            Duration::from_secs(10),
+        )
+        .await;
+        let mut marked = Vec::new();
+        for (_, r) in &with_headers {
+            if let Some(h) = r.record.headers.get("kafka-actors.replay") {
+                assert_eq!(h.as_slice(), id.as_bytes());
+                let v: Value = serde_json::from_slice(r.record.value.as_deref().unwrap()).unwrap();
+                marked.push((
+                    v["payload"]["p"].as_i64().unwrap(),
+                    v["payload"]["i"].as_i64().unwrap(),
+                ));
+            }
+        }
+        marked.sort_unstable();
+        assert_eq!(marked, vec![(0, 7), (0, 8), (0, 9)]);
 
         // A dry run prints the plan and changes nothing; a bad offset is a
         // usage error naming it.
