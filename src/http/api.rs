@@ -143,7 +143,7 @@ pub const ROUTES: &[ApiRoute] = &[
     route!(
         post,
         "/api/v1/partitions/{topic}/{partition}/seek",
-        "Start a partition this instance consumes over from an offset ({offset}, {to: earliest|latest} or {timestamp}): in-flight records are dropped, the offset is committed, fetching goes on from it",
+        "Start a partition this instance consumes over from an offset ({offset}, {to: earliest|latest} or {timestamp}): in-flight records are dropped, the offset is committed, fetching goes on from it; {replay: ID} marks the records handled again",
         true,
         admin::seek_partition
     ),
@@ -157,7 +157,7 @@ pub const ROUTES: &[ApiRoute] = &[
     route!(
         post,
         "/api/v1/consumers/{group}/reset-offsets",
-        "Reset a group's offsets in {topic} (optionally {partitions}) to {to: earliest|latest}, {offset}, {timestamp} or {shift_by}, coordinated with the running instances: each partition's owner seeks (drops its in-flight records, commits the offset, fetches from it); `dry_run` returns the plan",
+        "Reset a group's offsets in {topic} (optionally {partitions}) to {to: earliest|latest}, {offset}, {timestamp} or {shift_by}, coordinated with the running instances: each partition's owner seeks (drops its in-flight records, commits the offset, fetches from it); `replay` marks the records handled again; `dry_run` returns the plan",
         true,
         reset_offsets
     ),
