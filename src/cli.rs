@@ -717,6 +717,14 @@ fn show_config(loaded: &Loaded, json: bool) {
 
 fn print_cluster(info: &ClusterInfo) {
     emit(&format!("bootstrap {}: reachable", info.bootstrap));
+    let s = &info.security;
+    emit(&match (s.sasl_mechanism, &s.sasl_user) {
+        (Some(mechanism), Some(user)) => format!(
+            "security: {} (SASL {mechanism}, authenticated as {user})",
+            s.protocol
+        ),
+        _ => format!("security: {}", s.protocol),
+    });
     emit(&format!(
         "cluster id: {}   controller: {}",
         info.cluster_id.as_deref().unwrap_or("(none)"),
@@ -756,6 +764,10 @@ async fn check(config: Config, args: CheckArgs) -> Exit {
                 print_cluster(&info);
             }
             Exit::Ok
+        }
+        Err(e @ crate::kafka::KafkaError::Authentication { .. }) => {
+            emit_err(&format!("kafka-actors: {e}"));
+            Exit::Authentication
         }
         Err(e) => {
             emit_err(&format!("kafka-actors: {e}"));
@@ -905,6 +917,7 @@ pub(crate) fn exit_of(e: &runtime::RuntimeError) -> Exit {
         }
         runtime::RuntimeError::Topics(_) => Exit::Unavailable,
         runtime::RuntimeError::Kafka(_) => Exit::Unavailable,
+        runtime::RuntimeError::Authentication(_) => Exit::Authentication,
         _ => Exit::Failure,
     }
 }

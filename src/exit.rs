@@ -16,6 +16,9 @@ pub enum Exit {
     Unavailable = 4,
     /// `request`: no reply arrived within the timeout.
     NoReply = 5,
+    /// A broker refused the SASL credentials (wrong user or password, or a
+    /// mechanism its listener does not enable).
+    Authentication = 6,
 }
 
 impl From<Exit> for std::process::ExitCode {
@@ -32,4 +35,5 @@ Exit codes:
   2  command-line usage error
   3  invalid configuration (every problem is listed, with its key and source)
   4  brokers unreachable, or they answered with an error
-  5  request: no reply within --timeout";
+  5  request: no reply within --timeout
+  6  a broker refused the SASL credentials or mechanism";

@@ -508,6 +508,49 @@ fn non_plaintext_security_fails_and_never_falls_back() {
 }
 
 #[test]
+fn sasl_plaintext_needs_a_supported_mechanism_a_user_and_a_password() {
+    Jail::expect_with(|jail| {
+        jail.clear_env();
+        jail.set_env("KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT");
+        let text = problems(&load_in_jail(None).unwrap_err());
+        assert!(text.contains("kafka.security.sasl.mechanism"), "{text}");
+        assert!(text.contains("kafka.security.sasl.username"), "{text}");
+        assert!(text.contains("kafka.security.sasl.password"), "{text}");
+        Ok(())
+    });
+    Jail::expect_with(|jail| {
+        jail.clear_env();
+        jail.set_env("KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT");
+        jail.set_env("KAFKA_SASL_MECHANISM", "OAUTHBEARER");
+        jail.set_env("KAFKA_SASL_USERNAME", "u");
+        jail.set_env("KAFKA_SASL_PASSWORD", "hunter2-secret");
+        let text = problems(&load_in_jail(None).unwrap_err());
+        assert!(text.contains("OAUTHBEARER is not supported"), "{text}");
+        assert!(!text.contains("hunter2-secret"), "{text}");
+        Ok(())
+    });
+    Jail::expect_with(|jail| {
+        jail.clear_env();
+        jail.set_env("KAFKA_SECURITY_PROTOCOL", "sasl_plaintext");
+        jail.set_env("KAFKA_SASL_MECHANISM", "scram-sha-512");
+        jail.set_env("KAFKA_SASL_USERNAME", "u");
+        jail.set_env("KAFKA_SASL_PASSWORD", "hunter2-secret");
+        let loaded = load_in_jail(None).unwrap();
+        let sec = &loaded.config.kafka.security;
+        assert_eq!(
+            sec.protocol,
+            kafka_actors::config::SecurityProtocol::SaslPlaintext
+        );
+        assert_eq!(
+            sec.sasl.mechanism,
+            Some(kafka_actors::config::SaslMechanism::ScramSha512)
+        );
+        assert!(!format!("{:?}", loaded.config).contains("hunter2-secret"));
+        Ok(())
+    });
+}
+
+#[test]
 fn sasl_settings_with_plaintext_fail_without_printing_the_password() {
     Jail::expect_with(|jail| {
         jail.clear_env();

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use super::load::Problem;
 use super::provenance::Provenance;
-use super::{Acks, Compression, Config, SecurityProtocol};
+use super::{Acks, Compression, Config, SaslMechanism, SecurityProtocol};
 
 struct Check<'a> {
     provenance: &'a Provenance,
@@ -89,15 +89,61 @@ pub(crate) fn validate(config: &Config, provenance: &Provenance, problems: &mut 
     c.range("kafka.request_timeout_ms", k.request_timeout_ms, 1, 600_000);
 
     let sec = &k.security;
-    if sec.protocol != SecurityProtocol::Plaintext {
+    if matches!(
+        sec.protocol,
+        SecurityProtocol::Ssl | SecurityProtocol::SaslSsl
+    ) {
         c.fail(
             "kafka.security.protocol",
             format!(
-                "{} is not supported by this build yet: only PLAINTEXT connections are \
-                 implemented, and kafka-actors does not fall back to plaintext",
+                "{} is not supported by this build yet: TLS is not implemented (PLAINTEXT and \
+                 SASL_PLAINTEXT are), and kafka-actors does not fall back to plaintext",
                 sec.protocol.as_str()
             ),
         );
+    } else if sec.protocol == SecurityProtocol::SaslPlaintext {
+        match sec.sasl.mechanism {
+            None => c.fail(
+                "kafka.security.sasl.mechanism",
+                "SASL_PLAINTEXT needs a mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512",
+            ),
+            Some(SaslMechanism::OAuthBearer) => c.fail(
+                "kafka.security.sasl.mechanism",
+                "OAUTHBEARER is not supported by this build yet (PLAIN, SCRAM-SHA-256 and \
+                 SCRAM-SHA-512 are)",
+            ),
+            Some(_) => {}
+        }
+        if sec.sasl.username.as_deref().is_none_or(str::is_empty) {
+            c.fail(
+                "kafka.security.sasl.username",
+                "SASL_PLAINTEXT needs a user name",
+            );
+        }
+        if sec.sasl.password.as_ref().is_none_or(|p| p.is_empty()) {
+            c.fail(
+                "kafka.security.sasl.password",
+                "SASL_PLAINTEXT needs a password",
+            );
+        }
+        let tls = [
+            ("kafka.security.ssl.ca_file", sec.ssl.ca_file.is_some()),
+            ("kafka.security.ssl.cert_file", sec.ssl.cert_file.is_some()),
+            ("kafka.security.ssl.key_file", sec.ssl.key_file.is_some()),
+            (
+                "kafka.security.ssl.key_password",
+                sec.ssl.key_password.is_some(),
+            ),
+        ];
+        for (key, is_set) in tls {
+            if is_set {
+                c.fail(
+                    key,
+                    "a TLS setting is given but kafka.security.protocol is SASL_PLAINTEXT; \
+                     refusing to connect unencrypted",
+                );
+            }
+        }
     } else {
         let set = [
             (

@@ -274,6 +274,7 @@ mod tests {
 
     fn info() -> ClusterInfo {
         ClusterInfo {
+            security: crate::kafka::cluster::Security::of(&Config::default().kafka),
             bootstrap: "h:1".into(),
             cluster_id: Some("c".into()),
             controller_id: 1,

@@ -284,14 +284,7 @@ impl Admin {
             .find(|b| b.node_id == controller_id)
             .map(|b| format!("{}:{}", b.host, b.port));
         if let Some(addr) = controller.filter(|addr| addr != conn.addr()) {
-            match BrokerConnection::connect(
-                &addr,
-                &config.client_id,
-                config.connect_timeout(),
-                request_timeout,
-            )
-            .await
-            {
+            match BrokerConnection::open(&addr, &config).await {
                 Ok(controller_conn) => conn = controller_conn,
                 Err(error) => tracing::debug!(
                     controller = %addr,

@@ -48,6 +48,32 @@ pub struct ClusterInfo {
     pub brokers: Vec<BrokerInfo>,
     /// API versions advertised by the broker that answered, by API name.
     pub api_versions: BTreeMap<String, (i16, i16)>,
+    /// How the connection was secured: `PLAINTEXT`, or `SASL_PLAINTEXT`
+    /// with the mechanism and user it authenticated with.
+    pub security: Security,
+}
+
+/// The security a connection negotiated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Security {
+    /// `PLAINTEXT` or `SASL_PLAINTEXT`.
+    pub protocol: &'static str,
+    /// The SASL mechanism the broker accepted.
+    pub sasl_mechanism: Option<&'static str>,
+    /// The user it authenticated.
+    pub sasl_user: Option<String>,
+}
+
+impl Security {
+    /// What `config` negotiates once a connection is open.
+    pub fn of(config: &KafkaConfig) -> Self {
+        let sasl = super::wire::SaslCredentials::of(config);
+        Self {
+            protocol: config.security.protocol.as_str(),
+            sasl_mechanism: sasl.as_ref().map(|s| s.mechanism.as_str()),
+            sasl_user: sasl.map(|s| s.username),
+        }
+    }
 }
 
 /// Connects to the first bootstrap server that answers ApiVersions.
@@ -56,15 +82,10 @@ pub async fn connect_any(config: &KafkaConfig) -> Result<BrokerConnection, Kafka
     let mut last = None;
     for server in &config.bootstrap_servers {
         tried.push(server.clone());
-        match BrokerConnection::connect(
-            server,
-            &config.client_id,
-            config.connect_timeout(),
-            config.request_timeout(),
-        )
-        .await
-        {
+        match BrokerConnection::open(server, config).await {
             Ok(conn) => return Ok(conn),
+            // The brokers share their users: another one refuses them too.
+            Err(e @ KafkaError::Authentication { .. }) => return Err(e),
             Err(e) => {
                 tracing::debug!(broker = %server, error = %e, "bootstrap server did not answer");
                 last = Some(e);
@@ -140,6 +161,7 @@ pub async fn describe(config: &KafkaConfig) -> Result<ClusterInfo, KafkaError> {
     let mut conn = connect_any(config).await?;
     let response = metadata(&mut conn, Some(Vec::new())).await?;
     Ok(ClusterInfo {
+        security: Security::of(config),
         bootstrap: conn.addr().to_owned(),
         cluster_id: response.cluster_id.map(|s| s.to_string()),
         controller_id: response.controller_id.0,

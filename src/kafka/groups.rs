@@ -218,13 +218,7 @@ async fn list_on_retrying(
 }
 
 async fn list_on(config: &KafkaConfig, broker: &str) -> Result<Vec<GroupListing>, KafkaError> {
-    let mut conn = BrokerConnection::connect(
-        broker,
-        &config.client_id,
-        config.connect_timeout(),
-        config.request_timeout(),
-    )
-    .await?;
+    let mut conn = BrokerConnection::open(broker, config).await?;
     let version = conn.version_for::<ListGroupsRequest>()?;
     // No state or type filter (v4+, v5+): empty lists mean every group.
     let response = conn

@@ -117,6 +117,17 @@ pub enum KafkaError {
         /// Kafka's error code.
         code: i16,
     },
+    /// SASL authentication failed: a wrong user name or password, or a
+    /// mechanism the broker does not enable. Not retried.
+    #[error("broker {broker}: SASL {mechanism} authentication failed: {message}")]
+    Authentication {
+        /// `host:port`.
+        broker: String,
+        /// The mechanism.
+        mechanism: String,
+        /// The broker's reason, or ours.
+        message: String,
+    },
     /// No bootstrap server answered.
     #[error("no bootstrap server reachable ({}): {last}", tried.join(", "))]
     NoBrokerReachable {
@@ -143,7 +154,9 @@ impl KafkaError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Self::Connect { .. } | Self::Timeout { .. } | Self::Io { .. } => ErrorKind::Retryable,
-            Self::Protocol { .. } | Self::UnsupportedApi { .. } => ErrorKind::Permanent,
+            Self::Protocol { .. } | Self::UnsupportedApi { .. } | Self::Authentication { .. } => {
+                ErrorKind::Permanent
+            }
             Self::Broker { code, .. } | Self::PartitionError { code, .. } => match code.err() {
                 Some(e) if e.is_retriable() => ErrorKind::Retryable,
                 _ => ErrorKind::Permanent,
@@ -185,6 +198,7 @@ impl KafkaError {
             Self::UnsupportedApi { .. } => "unsupported_api",
             Self::Broker { .. } => "broker_error",
             Self::PartitionError { .. } => "partition_error",
+            Self::Authentication { .. } => "authentication",
             Self::NoBrokerReachable { .. } => "unreachable",
         }
     }

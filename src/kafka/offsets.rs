@@ -135,13 +135,7 @@ impl GroupCoordinator {
         let conn = if addr == bootstrap.addr() {
             bootstrap
         } else {
-            BrokerConnection::connect(
-                &addr,
-                &config.client_id,
-                config.connect_timeout(),
-                config.request_timeout(),
-            )
-            .await?
+            BrokerConnection::open(&addr, config).await?
         };
         Ok(Self {
             group: group.to_owned(),

@@ -216,11 +216,32 @@ pub fn codec(compression: Compression) -> Result<RsCompression, ProduceError> {
 /// a backoff that gives up after the request timeout. Each client has
 /// connections of its own.
 pub async fn rskafka_client(config: &KafkaConfig) -> Result<Client, rskafka::client::error::Error> {
-    ClientBuilder::new(config.bootstrap_servers.clone())
+    let mut builder = ClientBuilder::new(config.bootstrap_servers.clone())
         .client_id(config.client_id.clone())
-        .backoff_config(backoff(config.request_timeout()))
-        .build()
-        .await
+        .backoff_config(backoff(config.request_timeout()));
+    if let Some(sasl) = crate::kafka::wire::SaslCredentials::of(config) {
+        use rskafka::client::{Credentials, SaslConfig};
+        let credentials = Credentials::new(sasl.username, sasl.password.expose().to_owned());
+        builder = builder.sasl_config(match sasl.mechanism {
+            crate::config::SaslMechanism::Plain => SaslConfig::Plain(credentials),
+            crate::config::SaslMechanism::ScramSha256 => SaslConfig::ScramSha256(credentials),
+            crate::config::SaslMechanism::ScramSha512 => SaslConfig::ScramSha512(credentials),
+            // Refused by validation; a configuration built in code fails
+            // here, at authentication, instead of connecting without it.
+            crate::config::SaslMechanism::OAuthBearer => {
+                SaslConfig::Oauthbearer(rskafka::client::OauthBearerCredentials {
+                    callback: std::sync::Arc::new(|| {
+                        Box::pin(async {
+                            Err("OAUTHBEARER is not supported by kafka-actors yet".into())
+                        })
+                    }),
+                    authz_id: None,
+                    bearer_kvs: Vec::new(),
+                })
+            }
+        });
+    }
+    builder.build().await
 }
 
 impl Producer {

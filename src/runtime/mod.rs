@@ -47,6 +47,9 @@ pub enum RuntimeError {
     /// handled is committed, the failed record is not).
     #[error("stopped by a failure action: {0}")]
     Stopped(String),
+    /// A broker refused the SASL credentials or mechanism.
+    #[error(transparent)]
+    Authentication(crate::kafka::KafkaError),
     /// The HTTP listener could not bind.
     #[error("cannot listen on {bind} (http.bind): {source}")]
     HttpBind {
@@ -145,6 +148,24 @@ async fn run_with(
         None
     };
 
+    // With SASL, log in once before anything else: refused credentials
+    // stop start-up at once (rskafka would retry them until its deadline,
+    // as if the broker were unreachable). Unreachable brokers do not stop
+    // it: the service starts and reports itself not ready.
+    if let Some(sasl) = crate::kafka::wire::SaslCredentials::of(&config.kafka) {
+        match crate::kafka::cluster::connect_any(&config.kafka).await {
+            Err(e @ crate::kafka::KafkaError::Authentication { .. }) => {
+                return Err(RuntimeError::Authentication(e));
+            }
+            Ok(conn) => tracing::info!(
+                broker = %conn.addr(),
+                mechanism = sasl.mechanism.as_str(),
+                user = %sasl.username,
+                "authenticated (SASL_PLAINTEXT)"
+            ),
+            Err(e) => tracing::warn!(error = %e, "brokers not reachable yet"),
+        }
+    }
     let consuming = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let heartbeats = crate::health::heartbeat::Heartbeats::new(
         std::time::Duration::from_millis(config.health.heartbeat_interval_ms),

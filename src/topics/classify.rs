@@ -314,6 +314,17 @@ pub fn classify_error(error: &KafkaError, subject: &Subject<'_>) -> Classificati
                     .to_owned(),
             ),
         },
+        KafkaError::Authentication { .. } => Classification {
+            class: ErrorClass::Fatal,
+            code: None,
+            reason: error.to_string(),
+            action: Some(
+                "check kafka.security.sasl.mechanism, username and password \
+                 (KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD) against \
+                 the broker's listener"
+                    .to_owned(),
+            ),
+        },
     }
 }
 

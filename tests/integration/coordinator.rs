@@ -46,6 +46,8 @@ struct OwnKafka {
 fn kafka_script(args: &[&str], env: &[(&str, &str)]) -> std::io::Result<Output> {
     Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/kafka"))
         .args(args)
+        // A SASL port is for the shared broker only.
+        .env_remove("KAFKA_SASL_PORT")
         .envs(env.iter().copied())
         .stdin(std::process::Stdio::null())
         .output()

@@ -22,6 +22,7 @@ mod pipeline;
 mod poison;
 mod reset;
 mod retries;
+mod security;
 mod seeds;
 mod service;
 mod support;
