@@ -21,7 +21,7 @@ pub const ENV_PREFIX: &str = "KAFKA_ACTORS_";
 
 /// `KAFKA_ACTORS_*` names that are not configuration keys (they are read by
 /// the CLI and the test harness) and so are not reported as unknown keys.
-const RESERVED: &[&str] = &["CONFIG", "TEST_BOOTSTRAP", "CACHE"];
+const RESERVED: &[&str] = &["CONFIG", "TEST_BOOTSTRAP", "TEST_SASL_BOOTSTRAP", "CACHE"];
 
 /// How a seed variable's text becomes a configuration value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
