@@ -404,50 +404,21 @@ pub(crate) async fn replay(config: Config, args: ReplayArgs) -> Exit {
         return exit;
     }
     // Progress: each partition's committed offset back at its log end.
-    let mut last = -1;
-    let mut moved = std::time::Instant::now();
-    loop {
-        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-        let d = match groups::describe_group(&config.kafka, &plan.group).await {
-            Ok(d) => d,
-            Err(e) => {
-                emit_err(&format!("kafka-actors: group {}: {e}", plan.group));
-                continue;
-            }
-        };
-        let done: i64 = plan
-            .partitions
-            .iter()
-            .map(|p| {
-                let committed = d
-                    .partitions
-                    .iter()
-                    .find(|o| o.topic == plan.topic && o.partition == p.partition)
-                    .and_then(|o| o.committed_offset)
-                    .unwrap_or(p.offset);
-                committed.clamp(p.offset, p.log_end) - p.offset
-            })
-            .sum();
-        if done != last {
-            emit(&format!(
-                "replay: {done}/{total} record(s) handled again ({}%)",
-                done * 100 / total
-            ));
-            last = done;
-            moved = std::time::Instant::now();
-        }
-        if done >= total {
-            emit("replay: done");
-            return Exit::Ok;
-        }
-        if moved.elapsed() > REPLAY_STALL {
-            emit_err(&format!(
-                "kafka-actors: group {} made no progress for {}s; stopped watching (the replay goes on in the group)",
-                plan.group,
-                REPLAY_STALL.as_secs()
-            ));
-            return Exit::Failure;
-        }
+    let ranges: Vec<Range> = plan
+        .partitions
+        .iter()
+        .map(|p| Range {
+            partition: p.partition,
+            start: p.offset,
+            end: p.log_end,
+        })
+        .collect();
+    if watch_replay(&config.kafka, &plan.group, &plan.topic, &ranges, total).await {
+        emit("replay: done");
+        Exit::Ok
+    } else {
+        emit_err("kafka-actors: stopped watching (the replay goes on in the group)");
+        Exit::Failure
     }
 }
 
@@ -771,7 +742,7 @@ async fn watch_replay(
         }
         if moved.elapsed() > REPLAY_STALL {
             emit_err(&format!(
-                "kafka-actors: replay {group} made no progress for {}s; stopping it",
+                "kafka-actors: group {group} made no progress for {}s",
                 REPLAY_STALL.as_secs()
             ));
             return false;
