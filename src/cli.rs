@@ -717,14 +717,7 @@ fn show_config(loaded: &Loaded, json: bool) {
 
 fn print_cluster(info: &ClusterInfo) {
     emit(&format!("bootstrap {}: reachable", info.bootstrap));
-    let s = &info.security;
-    emit(&match (s.sasl_mechanism, &s.sasl_user) {
-        (Some(mechanism), Some(user)) => format!(
-            "security: {} (SASL {mechanism}, authenticated as {user})",
-            s.protocol
-        ),
-        _ => format!("security: {}", s.protocol),
-    });
+    emit(&format!("security: {}", info.security));
     emit(&format!(
         "cluster id: {}   controller: {}",
         info.cluster_id.as_deref().unwrap_or("(none)"),
@@ -768,6 +761,10 @@ async fn check(config: Config, args: CheckArgs) -> Exit {
         Err(e @ crate::kafka::KafkaError::Authentication { .. }) => {
             emit_err(&format!("kafka-actors: {e}"));
             Exit::Authentication
+        }
+        Err(e @ crate::kafka::KafkaError::Tls { .. }) => {
+            emit_err(&format!("kafka-actors: {e}"));
+            Exit::Tls
         }
         Err(e) => {
             emit_err(&format!("kafka-actors: {e}"));
@@ -918,6 +915,7 @@ pub(crate) fn exit_of(e: &runtime::RuntimeError) -> Exit {
         runtime::RuntimeError::Topics(_) => Exit::Unavailable,
         runtime::RuntimeError::Kafka(_) => Exit::Unavailable,
         runtime::RuntimeError::Authentication(_) => Exit::Authentication,
+        runtime::RuntimeError::Tls(_) => Exit::Tls,
         _ => Exit::Failure,
     }
 }

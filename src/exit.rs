@@ -19,6 +19,10 @@ pub enum Exit {
     /// A broker refused the SASL credentials (wrong user or password, or a
     /// mechanism its listener does not enable).
     Authentication = 6,
+    /// TLS failed: the handshake (an untrusted, expired or misnamed broker
+    /// certificate, a refused client certificate), or TLS on one side only
+    /// (a plaintext client on a TLS listener, or the reverse).
+    Tls = 7,
 }
 
 impl From<Exit> for std::process::ExitCode {
@@ -36,4 +40,6 @@ Exit codes:
   3  invalid configuration (every problem is listed, with its key and source)
   4  brokers unreachable, or they answered with an error
   5  request: no reply within --timeout
-  6  a broker refused the SASL credentials or mechanism";
+  6  a broker refused the SASL credentials or mechanism
+  7  TLS failed: untrusted, expired or misnamed broker certificate, client
+     certificate refused, or TLS on one side of the connection only";

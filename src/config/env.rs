@@ -20,8 +20,19 @@ use super::load::Problem;
 pub const ENV_PREFIX: &str = "KAFKA_ACTORS_";
 
 /// `KAFKA_ACTORS_*` names that are not configuration keys (they are read by
-/// the CLI and the test harness) and so are not reported as unknown keys.
-const RESERVED: &[&str] = &["CONFIG", "TEST_BOOTSTRAP", "TEST_SASL_BOOTSTRAP", "CACHE"];
+/// the CLI) and so are not reported as unknown keys; so are the test
+/// harness's `KAFKA_ACTORS_TEST_*`.
+const RESERVED: &[&str] = &["CONFIG", "CACHE"];
+const RESERVED_PREFIX: &str = "TEST_";
+
+/// The configuration keys that hold secrets. Each can also be read from a
+/// file named by a `*_FILE` variable (see [`SEED_VARIABLES`]), and none is
+/// shown in an error message.
+pub const SECRET_KEYS: &[&str] = &[
+    "kafka.security.sasl.password",
+    "kafka.security.ssl.key_password",
+    "http.admin_token",
+];
 
 /// How a seed variable's text becomes a configuration value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +52,9 @@ pub enum ValueKind {
     /// A duration such as `500ms` or `2s` (a bare number is milliseconds),
     /// stored in milliseconds.
     DurationMs,
+    /// The name of a file whose content is the value (a secret mounted by
+    /// Docker or Kubernetes); one trailing line break is dropped.
+    File,
 }
 
 /// One environment variable the seed documents define.
@@ -58,7 +72,7 @@ const fn v(name: &'static str, key: &'static str, kind: ValueKind) -> SeedVariab
     SeedVariable { name, key, kind }
 }
 
-use ValueKind::{Bool, DurationMs, HostList, Integer, Lower, Text, Upper};
+use ValueKind::{Bool, DurationMs, File, HostList, Integer, Lower, Text, Upper};
 
 /// Every seed variable, in precedence order within a key (all of a key's
 /// variables must agree when several are set).
@@ -119,6 +133,12 @@ pub const SEED_VARIABLES: &[SeedVariable] = &[
     v("KAFKA_SSL_CERTFILE", "kafka.security.ssl.cert_file", Text),
     v("KAFKA_SSL_KEYFILE", "kafka.security.ssl.key_file", Text),
     v("KAFKA_SSL_PASSWORD", "kafka.security.ssl.key_password", Text),
+    v("KAFKA_SSL_CHECK_HOSTNAME", "kafka.security.ssl.check_hostname", Bool),
+    v("KAFKA_SASL_PASSWORD_FILE", "kafka.security.sasl.password", File),
+    v("KAFKA_SSL_PASSWORD_FILE", "kafka.security.ssl.key_password", File),
+    v("KAFKA_ACTORS_KAFKA__SECURITY__SASL__PASSWORD_FILE", "kafka.security.sasl.password", File),
+    v("KAFKA_ACTORS_KAFKA__SECURITY__SSL__KEY_PASSWORD_FILE", "kafka.security.ssl.key_password", File),
+    v("KAFKA_ACTORS_HTTP__ADMIN_TOKEN_FILE", "http.admin_token", File),
 ];
 
 /// Seed 003's switch: `true` means `security.protocol = SSL`.
@@ -171,6 +191,17 @@ fn convert(kind: ValueKind, raw: &str) -> Result<Converted, String> {
             .ok_or_else(|| format!("expected true or false, got `{raw}`")),
         HostList => split_host_list(t).map(Converted::List),
         DurationMs => parse_duration_ms(t).map(Converted::Integer),
+        File => {
+            let text = std::fs::read_to_string(t).map_err(|e| format!("cannot read {t}: {e}"))?;
+            let value = text
+                .strip_suffix('\n')
+                .map(|v| v.strip_suffix('\r').unwrap_or(v))
+                .unwrap_or(&text);
+            if value.is_empty() {
+                return Err(format!("{t} is empty"));
+            }
+            Ok(Converted::Text(value.to_owned()))
+        }
     }
 }
 
@@ -226,9 +257,16 @@ pub(crate) fn seed_providers(
                 .map(|(n, _)| seed_source_name(n))
                 .collect::<Vec<_>>()
                 .join(" and ");
+            let secret = SECRET_KEYS.contains(&key);
             let shown = set
                 .iter()
-                .map(|(n, v)| format!("{n}={}", display(v)))
+                .map(|(n, v)| {
+                    if secret {
+                        format!("{n}={}", super::secret::REDACTED)
+                    } else {
+                        format!("{n}={}", display(v))
+                    }
+                })
                 .collect::<Vec<_>>()
                 .join(", ");
             problems.push(Problem::new(
@@ -306,11 +344,18 @@ pub(crate) struct PrefixedEnv(Env);
 
 impl PrefixedEnv {
     pub(crate) fn new() -> Self {
-        Self(
-            Env::prefixed(ENV_PREFIX)
-                .split("__")
-                .filter(|k| !RESERVED.iter().any(|r| k.as_str().eq_ignore_ascii_case(r))),
-        )
+        Self(Env::prefixed(ENV_PREFIX).split("__").filter(|k| {
+            let k = k.as_str();
+            !RESERVED.iter().any(|r| k.eq_ignore_ascii_case(r))
+                        && !k
+                            .get(..RESERVED_PREFIX.len())
+                            .is_some_and(|p| p.eq_ignore_ascii_case(RESERVED_PREFIX))
+                        // `*_FILE` variants of secrets are seed variables.
+                        && !SECRET_KEYS.iter().any(|s| {
+                            k.get(..s.len()).is_some_and(|h| h.eq_ignore_ascii_case(s))
+                                && k.get(s.len()..).is_some_and(|t| t.eq_ignore_ascii_case("_file"))
+                        })
+        }))
     }
 }
 

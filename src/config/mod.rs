@@ -80,9 +80,9 @@ pub struct KafkaConfig {
     /// Deadline for one request/response round trip; no client call waits
     /// longer (rskafka's default backoff retries forever, see FINDINGS.md).
     pub request_timeout_ms: u64,
-    /// Security settings. Only `PLAINTEXT` is implemented in this build;
-    /// anything else fails start-up rather than silently connecting in plain
-    /// text.
+    /// Security settings: SASL and, with the `tls` feature, TLS. A
+    /// protocol this build cannot speak fails start-up rather than silently
+    /// connecting in plain text.
     pub security: SecurityConfig,
 }
 
@@ -191,17 +191,34 @@ pub struct SaslConfig {
 }
 
 /// TLS settings (`[kafka.security.ssl]`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SslConfig {
-    /// CA bundle (PEM) that signs the brokers' certificates.
+    /// CA certificates (PEM) that sign the brokers' certificates; unset:
+    /// the system's trust store.
     pub ca_file: Option<PathBuf>,
-    /// Client certificate (PEM) for mutual TLS.
+    /// Client certificate chain (PEM) for mutual TLS.
     pub cert_file: Option<PathBuf>,
-    /// Client private key (PEM) for mutual TLS.
+    /// Client private key (PEM, PKCS#8, PKCS#1 or SEC1; encrypted PKCS#8
+    /// with [`Self::key_password`]) for mutual TLS.
     pub key_file: Option<PathBuf>,
     /// Password of an encrypted client key; redacted wherever printed.
     pub key_password: Option<Secret>,
+    /// Whether a broker's certificate must name the host it was reached
+    /// at. Turning it off is for testing only and is logged as a warning.
+    pub check_hostname: bool,
+}
+
+impl Default for SslConfig {
+    fn default() -> Self {
+        Self {
+            ca_file: None,
+            cert_file: None,
+            key_file: None,
+            key_password: None,
+            check_hostname: true,
+        }
+    }
 }
 
 /// Where a consumer starts when its group has no committed offset.

@@ -88,92 +88,7 @@ pub(crate) fn validate(config: &Config, provenance: &Provenance, problems: &mut 
     c.range("kafka.connect_timeout_ms", k.connect_timeout_ms, 1, 300_000);
     c.range("kafka.request_timeout_ms", k.request_timeout_ms, 1, 600_000);
 
-    let sec = &k.security;
-    if matches!(
-        sec.protocol,
-        SecurityProtocol::Ssl | SecurityProtocol::SaslSsl
-    ) {
-        c.fail(
-            "kafka.security.protocol",
-            format!(
-                "{} is not supported by this build yet: TLS is not implemented (PLAINTEXT and \
-                 SASL_PLAINTEXT are), and kafka-actors does not fall back to plaintext",
-                sec.protocol.as_str()
-            ),
-        );
-    } else if sec.protocol == SecurityProtocol::SaslPlaintext {
-        match sec.sasl.mechanism {
-            None => c.fail(
-                "kafka.security.sasl.mechanism",
-                "SASL_PLAINTEXT needs a mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512",
-            ),
-            Some(SaslMechanism::OAuthBearer) => c.fail(
-                "kafka.security.sasl.mechanism",
-                "OAUTHBEARER is not supported by this build yet (PLAIN, SCRAM-SHA-256 and \
-                 SCRAM-SHA-512 are)",
-            ),
-            Some(_) => {}
-        }
-        if sec.sasl.username.as_deref().is_none_or(str::is_empty) {
-            c.fail(
-                "kafka.security.sasl.username",
-                "SASL_PLAINTEXT needs a user name",
-            );
-        }
-        if sec.sasl.password.as_ref().is_none_or(|p| p.is_empty()) {
-            c.fail(
-                "kafka.security.sasl.password",
-                "SASL_PLAINTEXT needs a password",
-            );
-        }
-        let tls = [
-            ("kafka.security.ssl.ca_file", sec.ssl.ca_file.is_some()),
-            ("kafka.security.ssl.cert_file", sec.ssl.cert_file.is_some()),
-            ("kafka.security.ssl.key_file", sec.ssl.key_file.is_some()),
-            (
-                "kafka.security.ssl.key_password",
-                sec.ssl.key_password.is_some(),
-            ),
-        ];
-        for (key, is_set) in tls {
-            if is_set {
-                c.fail(
-                    key,
-                    "a TLS setting is given but kafka.security.protocol is SASL_PLAINTEXT; \
-                     refusing to connect unencrypted",
-                );
-            }
-        }
-    } else {
-        let set = [
-            (
-                "kafka.security.sasl.mechanism",
-                sec.sasl.mechanism.is_some(),
-            ),
-            ("kafka.security.sasl.username", sec.sasl.username.is_some()),
-            ("kafka.security.sasl.password", sec.sasl.password.is_some()),
-            ("kafka.security.ssl.ca_file", sec.ssl.ca_file.is_some()),
-            ("kafka.security.ssl.cert_file", sec.ssl.cert_file.is_some()),
-            ("kafka.security.ssl.key_file", sec.ssl.key_file.is_some()),
-            (
-                "kafka.security.ssl.key_password",
-                sec.ssl.key_password.is_some(),
-            ),
-        ];
-        for (key, is_set) in set {
-            if !is_set {
-                continue;
-            }
-            let what = if key.contains(".sasl.") {
-                "a SASL setting is given but kafka.security.protocol is PLAINTEXT; \
-                 refusing to connect without the authentication it asks for"
-            } else {
-                "a TLS setting is given but kafka.security.protocol is PLAINTEXT; \
-                 refusing to connect unencrypted"
-            };
-            c.fail(key, what);
-        }
-    }
+    validate_security(&mut c, &k.security);
 
     // [consumer]
     let cons = &config.consumer;
@@ -686,6 +601,100 @@ pub(crate) fn validate(config: &Config, provenance: &Provenance, problems: &mut 
         config.shutdown.drain_timeout_ms,
         0,
         600_000,
+    );
+}
+
+/// `[kafka.security]`: what the protocol needs is there, nothing it would
+/// ignore is set (a TLS file with a plaintext protocol means a mistake, not
+/// a wish to connect unencrypted), and, with the `tls` feature, the TLS
+/// files can be read and used.
+fn validate_security(c: &mut Check<'_>, sec: &super::SecurityConfig) {
+    let protocol = sec.protocol.as_str();
+    let tls = matches!(
+        sec.protocol,
+        SecurityProtocol::Ssl | SecurityProtocol::SaslSsl
+    );
+    let sasl = matches!(
+        sec.protocol,
+        SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
+    );
+    if sasl {
+        match sec.sasl.mechanism {
+            None => c.fail(
+                "kafka.security.sasl.mechanism",
+                format!("{protocol} needs a mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"),
+            ),
+            Some(SaslMechanism::OAuthBearer) => c.fail(
+                "kafka.security.sasl.mechanism",
+                "OAUTHBEARER is not supported by this build yet (PLAIN, SCRAM-SHA-256 and \
+                 SCRAM-SHA-512 are)",
+            ),
+            Some(_) => {}
+        }
+        if sec.sasl.username.as_deref().is_none_or(str::is_empty) {
+            c.fail(
+                "kafka.security.sasl.username",
+                format!("{protocol} needs a user name"),
+            );
+        }
+        if sec.sasl.password.as_ref().is_none_or(|p| p.is_empty()) {
+            c.fail(
+                "kafka.security.sasl.password",
+                format!("{protocol} needs a password"),
+            );
+        }
+    } else {
+        let set = [
+            (
+                "kafka.security.sasl.mechanism",
+                sec.sasl.mechanism.is_some(),
+            ),
+            ("kafka.security.sasl.username", sec.sasl.username.is_some()),
+            ("kafka.security.sasl.password", sec.sasl.password.is_some()),
+        ];
+        for (key, _) in set.into_iter().filter(|(_, is_set)| *is_set) {
+            c.fail(
+                key,
+                format!(
+                    "a SASL setting is given but kafka.security.protocol is {protocol}; \
+                     refusing to connect without the authentication it asks for"
+                ),
+            );
+        }
+    }
+    if !tls {
+        let set = [
+            ("kafka.security.ssl.ca_file", sec.ssl.ca_file.is_some()),
+            ("kafka.security.ssl.cert_file", sec.ssl.cert_file.is_some()),
+            ("kafka.security.ssl.key_file", sec.ssl.key_file.is_some()),
+            (
+                "kafka.security.ssl.key_password",
+                sec.ssl.key_password.is_some(),
+            ),
+            ("kafka.security.ssl.check_hostname", !sec.ssl.check_hostname),
+        ];
+        for (key, _) in set.into_iter().filter(|(_, is_set)| *is_set) {
+            c.fail(
+                key,
+                format!(
+                    "a TLS setting is given but kafka.security.protocol is {protocol}; \
+                     refusing to connect unencrypted"
+                ),
+            );
+        }
+        return;
+    }
+    #[cfg(feature = "tls")]
+    if let Err(e) = crate::kafka::tls::client_config(&sec.ssl) {
+        c.fail(e.key, e.message);
+    }
+    #[cfg(not(feature = "tls"))]
+    c.fail(
+        "kafka.security.protocol",
+        format!(
+            "{protocol} needs TLS, which this build does not include: build kafka-actors with \
+             `--features tls` (README \"TLS\"); it does not fall back to plaintext"
+        ),
     );
 }
 

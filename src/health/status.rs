@@ -274,7 +274,14 @@ mod tests {
 
     fn info() -> ClusterInfo {
         ClusterInfo {
-            security: crate::kafka::cluster::Security::of(&Config::default().kafka),
+            security: crate::kafka::cluster::Security {
+                protocol: "PLAINTEXT",
+                sasl_mechanism: None,
+                sasl_user: None,
+                tls_version: None,
+                tls_cipher: None,
+                tls_hostname_checked: None,
+            },
             bootstrap: "h:1".into(),
             cluster_id: Some("c".into()),
             controller_id: 1,

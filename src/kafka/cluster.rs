@@ -56,23 +56,62 @@ pub struct ClusterInfo {
 /// The security a connection negotiated.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Security {
-    /// `PLAINTEXT` or `SASL_PLAINTEXT`.
+    /// `PLAINTEXT`, `SSL`, `SASL_PLAINTEXT` or `SASL_SSL`.
     pub protocol: &'static str,
     /// The SASL mechanism the broker accepted.
     pub sasl_mechanism: Option<&'static str>,
     /// The user it authenticated.
     pub sasl_user: Option<String>,
+    /// The TLS version (`TLSv1.3`).
+    pub tls_version: Option<String>,
+    /// The TLS cipher suite (`TLS13_AES_256_GCM_SHA384`).
+    pub tls_cipher: Option<String>,
+    /// Whether the broker's certificate was checked against the host name
+    /// (`false` only when `kafka.security.ssl.check_hostname` turned it
+    /// off).
+    pub tls_hostname_checked: Option<bool>,
 }
 
 impl Security {
-    /// What `config` negotiates once a connection is open.
-    pub fn of(config: &KafkaConfig) -> Self {
+    /// What `config` negotiated on `conn`.
+    pub fn of(config: &KafkaConfig, conn: &BrokerConnection) -> Self {
         let sasl = super::wire::SaslCredentials::of(config);
+        let tls = conn.tls();
         Self {
             protocol: config.security.protocol.as_str(),
             sasl_mechanism: sasl.as_ref().map(|s| s.mechanism.as_str()),
             sasl_user: sasl.map(|s| s.username),
+            tls_version: tls.map(|t| t.version.clone()),
+            tls_cipher: tls.map(|t| t.cipher.clone()),
+            tls_hostname_checked: tls.map(|_| config.security.ssl.check_hostname),
         }
+    }
+}
+
+impl std::fmt::Display for Security {
+    /// `SASL_SSL (TLSv1.3, TLS13_AES_256_GCM_SHA384; SASL SCRAM-SHA-512,
+    /// authenticated as svc)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.protocol)?;
+        let mut parts = Vec::new();
+        if let (Some(version), Some(cipher)) = (&self.tls_version, &self.tls_cipher) {
+            let mut tls = format!("{version}, {cipher}");
+            if self.tls_hostname_checked == Some(false) {
+                tls.push_str(", host name NOT checked");
+            }
+            parts.push(tls);
+        }
+        if let Some(mechanism) = self.sasl_mechanism {
+            let mut sasl = format!("SASL {mechanism}");
+            if let Some(user) = &self.sasl_user {
+                sasl.push_str(&format!(", authenticated as {user}"));
+            }
+            parts.push(sasl);
+        }
+        if !parts.is_empty() {
+            write!(f, " ({})", parts.join("; "))?;
+        }
+        Ok(())
     }
 }
 
@@ -84,8 +123,11 @@ pub async fn connect_any(config: &KafkaConfig) -> Result<BrokerConnection, Kafka
         tried.push(server.clone());
         match BrokerConnection::open(server, config).await {
             Ok(conn) => return Ok(conn),
-            // The brokers share their users: another one refuses them too.
-            Err(e @ KafkaError::Authentication { .. }) => return Err(e),
+            // The brokers share their users and their CA: another one
+            // refuses the credentials or the certificate too.
+            Err(e @ (KafkaError::Authentication { .. } | KafkaError::Tls { .. })) => {
+                return Err(e);
+            }
             Err(e) => {
                 tracing::debug!(broker = %server, error = %e, "bootstrap server did not answer");
                 last = Some(e);
@@ -161,7 +203,7 @@ pub async fn describe(config: &KafkaConfig) -> Result<ClusterInfo, KafkaError> {
     let mut conn = connect_any(config).await?;
     let response = metadata(&mut conn, Some(Vec::new())).await?;
     Ok(ClusterInfo {
-        security: Security::of(config),
+        security: Security::of(config, &conn),
         bootstrap: conn.addr().to_owned(),
         cluster_id: response.cluster_id.map(|s| s.to_string()),
         controller_id: response.controller_id.0,

@@ -24,6 +24,8 @@ pub mod consumer_protocol;
 pub mod groups;
 pub mod membership;
 pub mod offsets;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod wire;
 
 use std::time::Duration;
@@ -128,6 +130,17 @@ pub enum KafkaError {
         /// The broker's reason, or ours.
         message: String,
     },
+    /// TLS failed: the handshake (an untrusted, expired or misnamed
+    /// certificate, a refused client certificate), a TLS setting that
+    /// cannot be used, or TLS on one side of the connection only. Not
+    /// retried.
+    #[error("broker {broker}: TLS: {message}")]
+    Tls {
+        /// `host:port`.
+        broker: String,
+        /// The cause, and what to check.
+        message: String,
+    },
     /// No bootstrap server answered.
     #[error("no bootstrap server reachable ({}): {last}", tried.join(", "))]
     NoBrokerReachable {
@@ -154,9 +167,10 @@ impl KafkaError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Self::Connect { .. } | Self::Timeout { .. } | Self::Io { .. } => ErrorKind::Retryable,
-            Self::Protocol { .. } | Self::UnsupportedApi { .. } | Self::Authentication { .. } => {
-                ErrorKind::Permanent
-            }
+            Self::Protocol { .. }
+            | Self::UnsupportedApi { .. }
+            | Self::Authentication { .. }
+            | Self::Tls { .. } => ErrorKind::Permanent,
             Self::Broker { code, .. } | Self::PartitionError { code, .. } => match code.err() {
                 Some(e) if e.is_retriable() => ErrorKind::Retryable,
                 _ => ErrorKind::Permanent,
@@ -199,6 +213,7 @@ impl KafkaError {
             Self::Broker { .. } => "broker_error",
             Self::PartitionError { .. } => "partition_error",
             Self::Authentication { .. } => "authentication",
+            Self::Tls { .. } => "tls",
             Self::NoBrokerReachable { .. } => "unreachable",
         }
     }

@@ -16,7 +16,7 @@ use kafka_protocol::messages::{
     SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Message, Request, StrBytes};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::KafkaError;
@@ -35,15 +35,64 @@ pub struct VersionRange {
     pub max: i16,
 }
 
+/// A byte stream to a broker: TCP, or TLS over TCP.
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync> Stream for T {}
+
+/// What a TLS connection negotiated (`check` reports it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSession {
+    /// `TLSv1.3` or `TLSv1.2`.
+    pub version: String,
+    /// The cipher suite's IANA name.
+    pub cipher: String,
+}
+
 /// An open connection to one broker, with the API versions it advertised.
-#[derive(Debug)]
 pub struct BrokerConnection {
     addr: String,
-    stream: TcpStream,
+    stream: Box<dyn Stream>,
+    tls: Option<TlsSession>,
+    /// The TLS settings the connection was opened with, to explain an
+    /// alert the broker sends after the handshake.
+    #[cfg(feature = "tls")]
+    ssl: Option<crate::config::SslConfig>,
     client_id: StrBytes,
     correlation_id: i32,
     request_timeout: Duration,
     versions: BTreeMap<i16, VersionRange>,
+}
+
+impl std::fmt::Debug for BrokerConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrokerConnection")
+            .field("addr", &self.addr)
+            .field("tls", &self.tls)
+            .field("correlation_id", &self.correlation_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Opens a TCP connection with `TCP_NODELAY`, within `connect_timeout`.
+async fn tcp(addr: &str, connect_timeout: Duration) -> Result<TcpStream, KafkaError> {
+    let stream = tokio::time::timeout(connect_timeout, TcpStream::connect(addr))
+        .await
+        .map_err(|_| KafkaError::Timeout {
+            broker: addr.to_owned(),
+            operation: "connect".to_owned(),
+            after: connect_timeout,
+        })?
+        .map_err(|source| KafkaError::Connect {
+            broker: addr.to_owned(),
+            source,
+        })?;
+    stream
+        .set_nodelay(true)
+        .map_err(|source| KafkaError::Connect {
+            broker: addr.to_owned(),
+            source,
+        })?;
+    Ok(stream)
 }
 
 impl BrokerConnection {
@@ -57,26 +106,13 @@ impl BrokerConnection {
         connect_timeout: Duration,
         request_timeout: Duration,
     ) -> Result<Self, KafkaError> {
-        let stream = tokio::time::timeout(connect_timeout, TcpStream::connect(addr))
-            .await
-            .map_err(|_| KafkaError::Timeout {
-                broker: addr.to_owned(),
-                operation: "connect".to_owned(),
-                after: connect_timeout,
-            })?
-            .map_err(|source| KafkaError::Connect {
-                broker: addr.to_owned(),
-                source,
-            })?;
-        stream
-            .set_nodelay(true)
-            .map_err(|source| KafkaError::Connect {
-                broker: addr.to_owned(),
-                source,
-            })?;
+        let stream = tcp(addr, connect_timeout).await?;
         let mut conn = Self {
             addr: addr.to_owned(),
-            stream,
+            stream: Box::new(stream),
+            tls: None,
+            #[cfg(feature = "tls")]
+            ssl: None,
             client_id: StrBytes::from_string(client_id.to_owned()),
             correlation_id: 0,
             request_timeout,
@@ -89,6 +125,11 @@ impl BrokerConnection {
     /// The `host:port` this connection was opened to.
     pub fn addr(&self) -> &str {
         &self.addr
+    }
+
+    /// What TLS negotiated; `None` on a plaintext connection.
+    pub fn tls(&self) -> Option<&TlsSession> {
+        self.tls.as_ref()
     }
 
     /// Every API the broker advertised, by API key.
@@ -209,6 +250,17 @@ impl BrokerConnection {
             .map_err(|source| self.io_error(source))? as usize;
         if len > MAX_FRAME {
             let head = (len as u32).to_be_bytes();
+            // A TLS record (alert 0x15 or handshake 0x16, version 3.x): a
+            // TLS listener refusing what it took for a client hello.
+            if matches!(head, [0x15 | 0x16, 0x03, 0..=4, _]) {
+                return Err(KafkaError::Tls {
+                    broker: self.addr.clone(),
+                    message: "this port is a TLS listener and the connection is not TLS (the \
+                              broker answered with a TLS alert): set kafka.security.protocol to \
+                              SSL or SASL_SSL"
+                        .to_owned(),
+                });
+            }
             let message = if head.iter().all(|b| b.is_ascii_graphic() || *b == b' ') {
                 format!(
                     "the peer does not speak the Kafka protocol (its reply starts with \"{}\")",
@@ -259,6 +311,17 @@ impl BrokerConnection {
     }
 
     fn io_error(&self, source: std::io::Error) -> KafkaError {
+        #[cfg(feature = "tls")]
+        if let Some(message) = self
+            .ssl
+            .as_ref()
+            .and_then(|ssl| super::tls::alert(&source, ssl))
+        {
+            return KafkaError::Tls {
+                broker: self.addr.clone(),
+                message,
+            };
+        }
         KafkaError::Io {
             broker: self.addr.clone(),
             source,
@@ -339,13 +402,53 @@ impl BrokerConnection {
     /// Connects to `addr` as `config` says: the timeouts, the client id and,
     /// when its security protocol asks for it, SASL authentication.
     pub async fn open(addr: &str, config: &KafkaConfig) -> Result<Self, KafkaError> {
-        let mut conn = Self::connect(
-            addr,
-            &config.client_id,
-            config.connect_timeout(),
-            config.request_timeout(),
-        )
-        .await?;
+        let tcp = tcp(addr, config.connect_timeout()).await?;
+        let (stream, tls): (Box<dyn Stream>, _) = match config.security.protocol {
+            SecurityProtocol::Plaintext | SecurityProtocol::SaslPlaintext => (Box::new(tcp), None),
+            SecurityProtocol::Ssl | SecurityProtocol::SaslSsl => {
+                #[cfg(feature = "tls")]
+                {
+                    let (stream, session) = super::tls::handshake(
+                        &config.security.ssl,
+                        addr,
+                        tcp,
+                        config.connect_timeout(),
+                    )
+                    .await?;
+                    (
+                        Box::new(stream),
+                        Some(TlsSession {
+                            version: session.version,
+                            cipher: session.cipher,
+                        }),
+                    )
+                }
+                #[cfg(not(feature = "tls"))]
+                {
+                    drop(tcp);
+                    return Err(KafkaError::Tls {
+                        broker: addr.to_owned(),
+                        message: format!(
+                            "{} needs TLS, which this build does not include (build with \
+                             --features tls)",
+                            config.security.protocol.as_str()
+                        ),
+                    });
+                }
+            }
+        };
+        let mut conn = Self {
+            addr: addr.to_owned(),
+            #[cfg(feature = "tls")]
+            ssl: tls.as_ref().map(|_| config.security.ssl.clone()),
+            stream,
+            tls,
+            client_id: StrBytes::from_string(config.client_id.clone()),
+            correlation_id: 0,
+            request_timeout: config.request_timeout(),
+            versions: BTreeMap::new(),
+        };
+        conn.negotiate().await?;
         if let Some(sasl) = SaslCredentials::of(config) {
             conn.authenticate(&sasl).await?;
         }
@@ -379,8 +482,8 @@ impl BrokerConnection {
         if answer.error_code == ILLEGAL_SASL_STATE {
             return Err(refused(
                 &self.addr,
-                "this port is not a SASL listener (kafka.security.protocol is SASL_PLAINTEXT; \
-                 the broker listens here with PLAINTEXT or SSL)"
+                "this port is not a SASL listener (kafka.security.protocol asks for SASL; the \
+                 broker listens here with PLAINTEXT or SSL)"
                     .to_owned(),
             ));
         }

@@ -241,6 +241,30 @@ pub async fn rskafka_client(config: &KafkaConfig) -> Result<Client, rskafka::cli
             }
         });
     }
+    if matches!(
+        config.security.protocol,
+        crate::config::SecurityProtocol::Ssl | crate::config::SecurityProtocol::SaslSsl
+    ) {
+        // Validation has built this configuration already (and this build
+        // refuses TLS without the feature); a configuration made in code
+        // that skips validation fails here instead of connecting in plain
+        // text.
+        #[cfg(feature = "tls")]
+        {
+            let tls = crate::kafka::tls::client_config(&config.security.ssl).map_err(|e| {
+                rskafka::client::error::Error::InvalidResponse(format!(
+                    "TLS cannot be set up: {}: {}",
+                    e.key, e.message
+                ))
+            })?;
+            builder = builder.tls_config(tls);
+        }
+        #[cfg(not(feature = "tls"))]
+        return Err(rskafka::client::error::Error::InvalidResponse(format!(
+            "{} needs TLS, which this build does not include (build with --features tls)",
+            config.security.protocol.as_str()
+        )));
+    }
     builder.build().await
 }
 

@@ -50,6 +50,9 @@ pub enum RuntimeError {
     /// A broker refused the SASL credentials or mechanism.
     #[error(transparent)]
     Authentication(crate::kafka::KafkaError),
+    /// TLS to the brokers failed (see [`crate::kafka::KafkaError::Tls`]).
+    #[error(transparent)]
+    Tls(crate::kafka::KafkaError),
     /// The HTTP listener could not bind.
     #[error("cannot listen on {bind} (http.bind): {source}")]
     HttpBind {
@@ -148,23 +151,29 @@ async fn run_with(
         None
     };
 
-    // With SASL, log in once before anything else: refused credentials
-    // stop start-up at once (rskafka would retry them until its deadline,
-    // as if the broker were unreachable). Unreachable brokers do not stop
-    // it: the service starts and reports itself not ready.
-    if let Some(sasl) = crate::kafka::wire::SaslCredentials::of(&config.kafka) {
-        match crate::kafka::cluster::connect_any(&config.kafka).await {
-            Err(e @ crate::kafka::KafkaError::Authentication { .. }) => {
-                return Err(RuntimeError::Authentication(e));
-            }
-            Ok(conn) => tracing::info!(
-                broker = %conn.addr(),
-                mechanism = sasl.mechanism.as_str(),
-                user = %sasl.username,
-                "authenticated (SASL_PLAINTEXT)"
-            ),
-            Err(e) => tracing::warn!(error = %e, "brokers not reachable yet"),
+    // Connect once before anything else: refused credentials and failed
+    // TLS (an untrusted certificate, TLS on one side only) stop start-up at
+    // once; rskafka would retry them until its deadline, as if the broker
+    // were unreachable. Unreachable brokers do not stop it: the service
+    // starts and reports itself not ready.
+    match crate::kafka::cluster::connect_any(&config.kafka).await {
+        Err(e @ crate::kafka::KafkaError::Authentication { .. }) => {
+            return Err(RuntimeError::Authentication(e));
         }
+        Err(e @ crate::kafka::KafkaError::Tls { .. }) => return Err(RuntimeError::Tls(e)),
+        Ok(conn) => {
+            let security = crate::kafka::cluster::Security::of(&config.kafka, &conn);
+            if security.tls_hostname_checked == Some(false) {
+                tracing::warn!(
+                    broker = %conn.addr(),
+                    "TLS without the host name check (kafka.security.ssl.check_hostname = \
+                     false): any certificate the CA signed is accepted for any broker; for \
+                     testing only"
+                );
+            }
+            tracing::info!(broker = %conn.addr(), security = %security, "connected");
+        }
+        Err(e) => tracing::warn!(error = %e, "brokers not reachable yet"),
     }
     let consuming = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let heartbeats = crate::health::heartbeat::Heartbeats::new(

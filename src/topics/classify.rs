@@ -325,6 +325,16 @@ pub fn classify_error(error: &KafkaError, subject: &Subject<'_>) -> Classificati
                     .to_owned(),
             ),
         },
+        KafkaError::Tls { .. } => Classification {
+            class: ErrorClass::Fatal,
+            code: None,
+            reason: error.to_string(),
+            action: Some(
+                "check kafka.security.protocol against the broker's listener and the files in \
+                 kafka.security.ssl (KAFKA_SSL_CAFILE, KAFKA_SSL_CERTFILE, KAFKA_SSL_KEYFILE)"
+                    .to_owned(),
+            ),
+        },
     }
 }
 

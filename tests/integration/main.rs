@@ -26,4 +26,6 @@ mod security;
 mod seeds;
 mod service;
 mod support;
+#[cfg(feature = "tls")]
+mod tls;
 mod topics;

@@ -46,7 +46,7 @@ fn sasl_env(config: &str, mechanism: &str, password: &str) -> Vec<(String, Strin
     ]
 }
 
-fn refs(env: &[(String, String)]) -> Vec<(&str, &str)> {
+pub(crate) fn refs(env: &[(String, String)]) -> Vec<(&str, &str)> {
     env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
 }
 
@@ -56,103 +56,111 @@ async fn each_mechanism_answers_joins_the_group_and_commits() {
     crate::groups::bounded_long(async {
         let sasl = sasl_bootstrap();
         for mechanism in ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] {
-            let f = Fixture::new("sasl", "").await;
-            let config = f.path.to_string_lossy().into_owned();
-            let env = sasl_env(&config, mechanism, PASSWORD);
-            let (b, e) = (sasl.clone(), env.clone());
-            let mut service = tokio::task::spawn_blocking(move || {
-                let mut service = Service::start(&b, &[], &refs(&e));
-                service.wait_for_status("/health/ready", 200, Duration::from_secs(60));
-                service
-            })
-            .await
-            .unwrap();
-
-            // Requests in over the PLAINTEXT listener, answers out: the
-            // service produced and fetched over SASL.
-            let producer = kafka_actors::producer::Producer::connect(
-                &f.kafka,
-                kafka_actors::config::Compression::None,
+            end_to_end(
+                &sasl,
+                |config| sasl_env(config, mechanism, PASSWORD),
+                &format!("SASL_PLAINTEXT (SASL {mechanism}, authenticated as {USER})"),
+                &[PASSWORD],
             )
-            .await
-            .unwrap();
-            let records = (0..6)
-                .map(|p| kafka_actors::producer::OutRecord {
-                    topic: f.t.requests.clone(),
-                    partition: Some(p),
-                    value: Some(
-                        json!({"correlation_id": format!("c{p}"), "payload": {"p": p}})
-                            .to_string()
-                            .into_bytes(),
-                    ),
-                    ..Default::default()
-                })
-                .collect();
-            for r in producer.send(records).await {
-                r.unwrap();
-            }
-            let answers = read_all(&f.client, &f.t.responses, 6, 6, Duration::from_secs(60)).await;
-            assert_eq!(answers.len(), 6, "{mechanism}");
-            for p in 0..6 {
-                crate::support::wait_committed(
-                    f.broker.bootstrap(),
-                    &f.group,
-                    (&f.t.requests, p),
-                    1,
-                )
-                .await;
-            }
-            let log = service.log();
-            assert!(
-                log.contains("authenticated (SASL_PLAINTEXT)"),
-                "{mechanism}: {log}"
-            );
-            assert!(
-                !events(&service, "joined the group").is_empty(),
-                "{mechanism}: {log}"
-            );
-
-            // `check` says how it connected; neither it, `config show` nor
-            // the service's log shows the password.
-            let e = env.clone();
-            let b = sasl.clone();
-            let (status, check, _) = tokio::task::spawn_blocking(move || {
-                let mut env = refs(&e);
-                env.push(("KAFKA_BOOTSTRAP_SERVERS", b.as_str()));
-                run_cli(&["check"], &env)
-            })
-            .await
-            .unwrap();
-            assert!(status.success(), "{check}");
-            assert!(
-                check.contains(&format!(
-                    "security: SASL_PLAINTEXT (SASL {mechanism}, authenticated as {USER})"
-                )),
-                "{check}"
-            );
-            let e = env.clone();
-            let (status, shown, err) =
-                tokio::task::spawn_blocking(move || run_cli(&["config", "show"], &refs(&e)))
-                    .await
-                    .unwrap();
-            assert!(status.success(), "{shown}{err}");
-            assert!(shown.contains("kafka.security.sasl.password"), "{shown}");
-            let exit = tokio::task::spawn_blocking(move || {
-                let exit = service.terminate(Duration::from_secs(30));
-                (exit, service.log())
-            })
-            .await
-            .unwrap();
-            assert!(exit.0.success(), "{mechanism}: {}", exit.1);
-            for (what, text) in [("log", &exit.1), ("config show", &shown), ("check", &check)] {
-                assert!(
-                    !text.contains(PASSWORD),
-                    "{mechanism}: the password is in the {what}"
-                );
-            }
+            .await;
         }
     })
     .await;
+}
+
+/// The service on `bootstrap` with the environment `env` makes for its
+/// config file: requests over six partitions are answered (it produced and
+/// fetched), every partition is committed and the group was joined; its
+/// log and `check` report `security` (a prefix of what they print); no
+/// secret is in the log, in `config show` or in `check`.
+///
+/// Topics are created, and requests written, over the PLAINTEXT listener
+/// of the same broker.
+pub(crate) async fn end_to_end(
+    bootstrap: &str,
+    env: impl Fn(&str) -> Vec<(String, String)>,
+    security: &str,
+    secrets: &[&str],
+) {
+    let f = Fixture::new("security", "").await;
+    let env = env(&f.path.to_string_lossy());
+    let (b, e) = (bootstrap.to_owned(), env.clone());
+    let mut service = tokio::task::spawn_blocking(move || {
+        let mut service = Service::start(&b, &[], &refs(&e));
+        service.wait_for_status("/health/ready", 200, Duration::from_secs(60));
+        service
+    })
+    .await
+    .unwrap();
+
+    let producer = kafka_actors::producer::Producer::connect(
+        &f.kafka,
+        kafka_actors::config::Compression::None,
+    )
+    .await
+    .unwrap();
+    let records = (0..6)
+        .map(|p| kafka_actors::producer::OutRecord {
+            topic: f.t.requests.clone(),
+            partition: Some(p),
+            value: Some(
+                json!({"correlation_id": format!("c{p}"), "payload": {"p": p}})
+                    .to_string()
+                    .into_bytes(),
+            ),
+            ..Default::default()
+        })
+        .collect();
+    for r in producer.send(records).await {
+        r.unwrap();
+    }
+    let answers = read_all(&f.client, &f.t.responses, 6, 6, Duration::from_secs(60)).await;
+    assert_eq!(answers.len(), 6, "{security}: {}", service.log());
+    for p in 0..6 {
+        crate::support::wait_committed(f.broker.bootstrap(), &f.group, (&f.t.requests, p), 1).await;
+    }
+    let log = service.log();
+    assert!(log.contains(security), "{security}: {log}");
+    assert!(
+        !events(&service, "joined the group").is_empty(),
+        "{security}: {log}"
+    );
+
+    let (e, b) = (env.clone(), bootstrap.to_owned());
+    let (status, check, _) = tokio::task::spawn_blocking(move || {
+        let mut env = refs(&e);
+        env.push(("KAFKA_BOOTSTRAP_SERVERS", b.as_str()));
+        run_cli(&["check"], &env)
+    })
+    .await
+    .unwrap();
+    assert!(status.success(), "{check}");
+    assert!(check.contains(&format!("security: {security}")), "{check}");
+    let e = env.clone();
+    let (status, shown, err) =
+        tokio::task::spawn_blocking(move || run_cli(&["config", "show"], &refs(&e)))
+            .await
+            .unwrap();
+    assert!(status.success(), "{shown}{err}");
+    assert!(
+        secrets.is_empty() || shown.contains("<redacted>"),
+        "{shown}"
+    );
+    let exit = tokio::task::spawn_blocking(move || {
+        let exit = service.terminate(Duration::from_secs(30));
+        (exit, service.log())
+    })
+    .await
+    .unwrap();
+    assert!(exit.0.success(), "{security}: {}", exit.1);
+    for secret in secrets {
+        for (what, text) in [("log", &exit.1), ("config show", &shown), ("check", &check)] {
+            assert!(
+                !text.contains(secret),
+                "{security}: a secret is in the {what}"
+            );
+        }
+    }
 }
 
 /// A wrong password and a SASL client on the PLAINTEXT listener: the
