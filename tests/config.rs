@@ -487,22 +487,224 @@ fn conflicting_seed_variables_are_an_error() {
     });
 }
 
+#[cfg(not(feature = "tls"))]
 #[test]
-fn non_plaintext_security_fails_and_never_falls_back() {
+fn tls_protocols_fail_without_the_tls_feature_and_never_fall_back() {
     Jail::expect_with(|jail| {
         jail.clear_env();
         jail.set_env("KAFKA_SECURITY_PROTOCOL", "SASL_SSL");
         let text = problems(&load_in_jail(None).unwrap_err());
         assert!(text.contains("kafka.security.protocol"), "{text}");
-        assert!(text.contains("SASL_SSL is not supported"), "{text}");
+        assert!(
+            text.contains("SASL_SSL needs TLS, which this build does not include"),
+            "{text}"
+        );
         Ok(())
     });
     Jail::expect_with(|jail| {
         jail.clear_env();
         jail.set_env("KAFKA_USE_SSL", "true");
         let text = problems(&load_in_jail(None).unwrap_err());
-        assert!(text.contains("SSL is not supported"), "{text}");
+        assert!(text.contains("SSL needs TLS"), "{text}");
         assert!(text.contains("KAFKA_USE_SSL"), "{text}");
+        Ok(())
+    });
+}
+
+/// `tests/fixtures/tls/<name>`, absolute (a jail changes the directory).
+#[cfg(feature = "tls")]
+fn fixture(name: &str) -> String {
+    format!("{}/tests/fixtures/tls/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[cfg(feature = "tls")]
+#[test]
+fn tls_files_are_read_and_checked_at_validation() {
+    // A CA alone, and mutual TLS with an encrypted key and its password.
+    Jail::expect_with(|jail| {
+        jail.clear_env();
+        jail.set_env("KAFKA_USE_SSL", "true");
+        jail.set_env("KAFKA_SSL_CAFILE", fixture("ca.pem"));
+        let loaded = load_in_jail(None).unwrap();
+        assert_eq!(
+            loaded.config.kafka.security.protocol,
+            kafka_actors::config::SecurityProtocol::Ssl
+        );
+        jail.set_env("KAFKA_SSL_CERTFILE", fixture("client.crt"));
+        jail.set_env("KAFKA_SSL_KEYFILE", fixture("client-encrypted.key"));
+        jail.set_env("KAFKA_SSL_PASSWORD", "fixture-key-password");
+        let loaded = load_in_jail(None).unwrap();
+        assert!(!format!("{:?}", loaded.config).contains("fixture-key-password"));
+        Ok(())
+    });
+    // Each bad file or combination names its key and the file.
+    // (variables, the key named, the message)
+    type Case<'a> = (&'a [(&'a str, String)], &'a str, &'a str);
+    let cases: &[Case<'_>] = &[
+        (
+            &[("KAFKA_SSL_CAFILE", "/nonexistent/ca.pem".to_owned())],
+            "kafka.security.ssl.ca_file",
+            "cannot read /nonexistent/ca.pem",
+        ),
+        (
+            &[("KAFKA_SSL_CAFILE", fixture("client.key"))],
+            "kafka.security.ssl.ca_file",
+            "holds no PEM certificate",
+        ),
+        (
+            &[("KAFKA_SSL_CERTFILE", fixture("client.crt"))],
+            "kafka.security.ssl.key_file",
+            "mutual TLS needs the client certificate's private key too",
+        ),
+        (
+            &[("KAFKA_SSL_KEYFILE", fixture("client.key"))],
+            "kafka.security.ssl.cert_file",
+            "mutual TLS needs the client certificate too",
+        ),
+        (
+            &[
+                ("KAFKA_SSL_CERTFILE", fixture("client.crt")),
+                ("KAFKA_SSL_KEYFILE", fixture("client-encrypted.key")),
+            ],
+            "kafka.security.ssl.key_password",
+            "holds an encrypted key: set its password",
+        ),
+        (
+            &[
+                ("KAFKA_SSL_CERTFILE", fixture("client.crt")),
+                ("KAFKA_SSL_KEYFILE", fixture("client-encrypted.key")),
+                ("KAFKA_SSL_PASSWORD", "wrong-password-7".to_owned()),
+            ],
+            "kafka.security.ssl.key_password",
+            "cannot decrypt the key",
+        ),
+        (
+            &[
+                ("KAFKA_SSL_CERTFILE", fixture("client.crt")),
+                ("KAFKA_SSL_KEYFILE", fixture("client.key")),
+                ("KAFKA_SSL_PASSWORD", "wrong-password-7".to_owned()),
+            ],
+            "kafka.security.ssl.key_password",
+            "is not encrypted",
+        ),
+        (
+            &[
+                ("KAFKA_SSL_CERTFILE", fixture("client.crt")),
+                ("KAFKA_SSL_KEYFILE", fixture("other.key")),
+            ],
+            "kafka.security.ssl.key_file",
+            "cannot be used with the certificate",
+        ),
+    ];
+    for (env, key, message) in cases {
+        Jail::expect_with(|jail| {
+            jail.clear_env();
+            jail.set_env("KAFKA_SECURITY_PROTOCOL", "SSL");
+            for (name, value) in *env {
+                jail.set_env(name, value);
+            }
+            let text = problems(&load_in_jail(None).unwrap_err());
+            assert!(text.contains(&format!("{key}: ")), "{key}: {text}");
+            assert!(text.contains(message), "{message}: {text}");
+            assert!(!text.contains("wrong-password-7"), "{text}");
+            Ok(())
+        });
+    }
+    // SASL_SSL needs the SASL settings; TLS settings without TLS fail.
+    Jail::expect_with(|jail| {
+        jail.clear_env();
+        jail.set_env("KAFKA_SECURITY_PROTOCOL", "SASL_SSL");
+        jail.set_env("KAFKA_SSL_CAFILE", fixture("ca.pem"));
+        let text = problems(&load_in_jail(None).unwrap_err());
+        assert!(
+            text.contains("kafka.security.sasl.mechanism: SASL_SSL needs a mechanism"),
+            "{text}"
+        );
+        assert!(text.contains("kafka.security.sasl.password"), "{text}");
+        Ok(())
+    });
+    Jail::expect_with(|jail| {
+        jail.clear_env();
+        jail.set_env("KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT");
+        jail.set_env("KAFKA_SASL_MECHANISM", "PLAIN");
+        jail.set_env("KAFKA_SASL_USERNAME", "u");
+        jail.set_env("KAFKA_SASL_PASSWORD", "p");
+        jail.set_env("KAFKA_SSL_CHECK_HOSTNAME", "false");
+        let text = problems(&load_in_jail(None).unwrap_err());
+        assert!(
+            text.contains("kafka.security.ssl.check_hostname: a TLS setting is given"),
+            "{text}"
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn secrets_are_read_from_file_variables() {
+    Jail::expect_with(|jail| {
+        jail.clear_env();
+        jail.create_file("sasl-password", "from-a-file-1\n")?;
+        jail.create_file("token", "admin-token-2\r\n")?;
+        let dir = jail.directory().to_owned();
+        jail.set_env("KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT");
+        jail.set_env("KAFKA_SASL_MECHANISM", "PLAIN");
+        jail.set_env("KAFKA_SASL_USERNAME", "u");
+        jail.set_env(
+            "KAFKA_SASL_PASSWORD_FILE",
+            dir.join("sasl-password").display(),
+        );
+        jail.set_env(
+            "KAFKA_ACTORS_HTTP__ADMIN_TOKEN_FILE",
+            dir.join("token").display(),
+        );
+        let loaded = load_in_jail(None).unwrap();
+        let sasl = &loaded.config.kafka.security.sasl;
+        assert_eq!(
+            sasl.password.as_ref().map(|p| p.expose()),
+            Some("from-a-file-1")
+        );
+        assert_eq!(
+            loaded.config.http.admin_token.as_ref().map(|p| p.expose()),
+            Some("admin-token-2")
+        );
+        assert_eq!(
+            loaded.provenance.source_of("kafka.security.sasl.password"),
+            "environment variable KAFKA_SASL_PASSWORD_FILE"
+        );
+
+        // The same value in both variables is fine; different ones are
+        // refused without quoting either.
+        jail.set_env("KAFKA_SASL_PASSWORD", "from-a-file-1");
+        load_in_jail(None).unwrap();
+        jail.set_env("KAFKA_SASL_PASSWORD", "another-one-3");
+        let text = problems(&load_in_jail(None).unwrap_err());
+        assert!(text.contains("conflicting environment variables"), "{text}");
+        assert!(
+            !text.contains("from-a-file-1") && !text.contains("another-one-3"),
+            "{text}"
+        );
+        Ok(())
+    });
+    Jail::expect_with(|jail| {
+        jail.clear_env();
+        jail.create_file("empty", "")?;
+        let dir = jail.directory().to_owned();
+        jail.set_env("KAFKA_SSL_PASSWORD_FILE", "/nonexistent/key-password");
+        jail.set_env(
+            "KAFKA_ACTORS_KAFKA__SECURITY__SASL__PASSWORD_FILE",
+            dir.join("empty").display(),
+        );
+        let text = problems(&load_in_jail(None).unwrap_err());
+        assert!(
+            text.contains("kafka.security.ssl.key_password: cannot read /nonexistent/key-password"),
+            "{text}"
+        );
+        assert!(text.contains("KAFKA_SSL_PASSWORD_FILE"), "{text}");
+        assert!(text.contains("is empty"), "{text}");
+        assert!(
+            text.contains("KAFKA_ACTORS_KAFKA__SECURITY__SASL__PASSWORD_FILE"),
+            "{text}"
+        );
         Ok(())
     });
 }

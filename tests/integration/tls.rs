@@ -128,7 +128,7 @@ async fn ssl_and_sasl_ssl_with_mtls_answer_join_the_group_and_commit() {
                     }
                     env
                 },
-                &format!("SASL_SSL (TLSv1.3, TLS13_"),
+                "SASL_SSL (TLSv1.3, TLS13_",
                 &[&password, &key_password],
             )
             .await;
@@ -156,7 +156,9 @@ async fn tls_failures_stop_start_up_with_exit_code_7() {
         let config = path.to_string_lossy().into_owned();
         let (ca, other_ca) = (tls.file("ca.pem"), tls.file("other-ca.pem"));
         let ssl = |ca: &str| vec![("KAFKA_SECURITY_PROTOCOL", "SSL".to_owned()), ("KAFKA_SSL_CAFILE", ca.to_owned())];
-        let cases: Vec<(&str, String, Vec<(&str, String)>, &str)> = vec![
+        // (what, the listener, the variables, the cause in the message)
+        type Case<'a> = (&'a str, String, Vec<(&'a str, String)>, &'a str);
+        let cases: Vec<Case<'_>> = vec![
             (
                 "an untrusted CA",
                 tls.listener("SSL"),
