@@ -914,8 +914,10 @@ pub(crate) fn exit_of(e: &runtime::RuntimeError) -> Exit {
         }
         runtime::RuntimeError::Topics(_) => Exit::Unavailable,
         runtime::RuntimeError::Kafka(_) => Exit::Unavailable,
-        runtime::RuntimeError::Authentication(_) => Exit::Authentication,
-        runtime::RuntimeError::Tls(_) => Exit::Tls,
+        runtime::RuntimeError::Authentication(_) | runtime::RuntimeError::CredentialsRefused(_) => {
+            Exit::Authentication
+        }
+        runtime::RuntimeError::Tls(_) | runtime::RuntimeError::TlsFailed(_) => Exit::Tls,
         _ => Exit::Failure,
     }
 }

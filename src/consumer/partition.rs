@@ -1270,6 +1270,17 @@ impl Handler<Poll> for PartitionConsumer {
                         act.paused = Some(why);
                         return;
                     }
+                    let FetchError::Fetch { source, .. } = &e;
+                    if crate::producer::client::refused_credentials(source) {
+                        // Restarting would be refused the same way.
+                        let reason = format!(
+                            "the broker refused the credentials while fetching {}/{}: {e}",
+                            act.topic, act.partition
+                        );
+                        tracing::error!(topic = %act.topic, partition = act.partition, error = %e, "stopping the service: {reason}");
+                        act.router.stop_refused(reason);
+                        return;
+                    }
                     tracing::error!(topic = %act.topic, partition = act.partition, error = %e, "fetch failed; restarting the partition consumer");
                     ctx.stop();
                     return;

@@ -112,6 +112,9 @@ struct Rebalanced {
 pub struct GroupMember {
     config: Arc<Config>,
     pipeline: Arc<Mutex<Option<Pipeline>>>,
+    /// The pipeline's router: asked to stop the service when a broker
+    /// refuses the credentials or TLS after start-up.
+    router: Arc<crate::handler::router::Router>,
     consuming: Arc<AtomicBool>,
     heartbeat: watch::Sender<HeartbeatState>,
     work: Option<Work>,
@@ -144,6 +147,7 @@ impl GroupMember {
         let (heartbeat, _) = watch::channel(HeartbeatState::default());
         Self {
             config,
+            router: pipeline.router(),
             pipeline: Arc::new(Mutex::new(Some(pipeline))),
             consuming,
             heartbeat,
@@ -296,6 +300,22 @@ impl GroupMember {
                             },
                             ctx,
                         );
+                    }
+                }
+                Err((work, RebalanceError::Kafka(e)))
+                    if matches!(
+                        e,
+                        KafkaError::Authentication { .. } | KafkaError::Tls { .. }
+                    ) =>
+                {
+                    // Rejoining would be refused the same way.
+                    act.work = Some(work);
+                    let reason = format!("joining group {} failed: {e}", act.group());
+                    tracing::error!(group = %act.group(), error = %e, "stopping the service: {reason}");
+                    if matches!(e, KafkaError::Tls { .. }) {
+                        act.router.stop_tls(reason);
+                    } else {
+                        act.router.stop_refused(reason);
                     }
                 }
                 Err((work, e)) => {

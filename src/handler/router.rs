@@ -211,6 +211,18 @@ pub enum RouterError {
     },
 }
 
+/// Why the service was asked to stop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stop {
+    /// A `stop` failure action, with its reason.
+    Action(String),
+    /// A broker refused the credentials after start-up.
+    Refused(String),
+    /// TLS to a broker failed after start-up (a certificate replaced by
+    /// one the CA did not sign, or expired).
+    Tls(String),
+}
+
 /// Every route by input topic and event type.
 #[derive(Debug)]
 pub struct Router {
@@ -227,7 +239,7 @@ pub struct Router {
     /// The pipeline's failure actions, for records no route takes.
     unrouted_actions: super::failure::Actions,
     /// Set once a `stop` action asks the service to shut down (why).
-    stop: tokio::sync::watch::Sender<Option<String>>,
+    stop: tokio::sync::watch::Sender<Option<Stop>>,
     /// A one-off replay's id: every output carries it in
     /// [`REPLAY_HEADER`].
     replay: Option<String>,
@@ -473,9 +485,26 @@ impl Router {
     /// Asks the service to shut down cleanly because of `reason` (a `stop`
     /// failure action); the first reason wins.
     pub fn stop_service(&self, reason: String) {
+        self.stop_with(Stop::Action(reason));
+    }
+
+    /// Asks the service to shut down cleanly because a broker refused its
+    /// credentials after start-up: connecting again cannot help, so it is
+    /// not retried like a network failure (exit code 6, as at start-up).
+    pub fn stop_refused(&self, reason: String) {
+        self.stop_with(Stop::Refused(reason));
+    }
+
+    /// Asks the service to shut down cleanly because TLS to a broker failed
+    /// after start-up (exit code 7, as at start-up).
+    pub fn stop_tls(&self, reason: String) {
+        self.stop_with(Stop::Tls(reason));
+    }
+
+    fn stop_with(&self, stop: Stop) {
         self.stop.send_if_modified(|current| {
             if current.is_none() {
-                *current = Some(reason);
+                *current = Some(stop);
                 true
             } else {
                 false
@@ -483,12 +512,13 @@ impl Router {
         });
     }
 
-    /// Resolves with the reason once [`Router::stop_service`] was called.
-    pub async fn stopped(&self) -> String {
+    /// Resolves once [`Router::stop_service`] or [`Router::stop_refused`]
+    /// was called, with why.
+    pub async fn stopped(&self) -> Stop {
         let mut rx = self.stop.subscribe();
         loop {
-            if let Some(reason) = rx.borrow_and_update().clone() {
-                return reason;
+            if let Some(stop) = rx.borrow_and_update().clone() {
+                return stop;
             }
             if rx.changed().await.is_err() {
                 // The sender lives as long as `self`: unreachable.

@@ -131,16 +131,24 @@ pub fn too_large(e: &rskafka::client::error::Error) -> bool {
 /// authentication: retrying cannot help.
 pub fn unauthorized(e: &rskafka::client::error::Error) -> bool {
     use rskafka::client::error::ProtocolError as P;
-    matches!(
-        e,
-        rskafka::client::error::Error::ServerError {
-            protocol_error: P::TopicAuthorizationFailed
-                | P::ClusterAuthorizationFailed
-                | P::TransactionalIdAuthorizationFailed
-                | P::SaslAuthenticationFailed,
-            ..
-        }
-    )
+    refused_credentials(e)
+        || matches!(
+            e,
+            rskafka::client::error::Error::ServerError {
+                protocol_error: P::TopicAuthorizationFailed
+                    | P::ClusterAuthorizationFailed
+                    | P::TransactionalIdAuthorizationFailed
+                    | P::SaslAuthenticationFailed,
+                ..
+            }
+        )
+}
+
+/// Whether a broker refused the SASL credentials or mechanism on a new
+/// connection (rskafka, patched, does not retry that; see
+/// vendor/rskafka/PATCHED.md).
+pub fn refused_credentials(e: &rskafka::client::error::Error) -> bool {
+    matches!(e, rskafka::client::error::Error::Connection(c) if c.is_sasl_refusal())
 }
 
 /// A topic's partition clients and its partitioner, resolved once.

@@ -50,6 +50,13 @@ pub enum RuntimeError {
     /// A broker refused the SASL credentials or mechanism.
     #[error(transparent)]
     Authentication(crate::kafka::KafkaError),
+    /// A broker refused the credentials after start-up (a password rotated
+    /// on the broker, a user deleted): the service stopped cleanly.
+    #[error("stopped: {0}")]
+    CredentialsRefused(String),
+    /// TLS to a broker failed after start-up: the service stopped cleanly.
+    #[error("stopped: {0}")]
+    TlsFailed(String),
     /// TLS to the brokers failed (see [`crate::kafka::KafkaError::Tls`]).
     #[error(transparent)]
     Tls(crate::kafka::KafkaError),
@@ -370,7 +377,11 @@ async fn run_with(
     drop(health);
     tracing::info!("stopped");
     match stopped {
-        Some(reason) => Err(RuntimeError::Stopped(reason)),
+        Some(crate::handler::router::Stop::Action(reason)) => Err(RuntimeError::Stopped(reason)),
+        Some(crate::handler::router::Stop::Refused(reason)) => {
+            Err(RuntimeError::CredentialsRefused(reason))
+        }
+        Some(crate::handler::router::Stop::Tls(reason)) => Err(RuntimeError::TlsFailed(reason)),
         None => Ok(()),
     }
 }

@@ -229,6 +229,11 @@ pub async fn start(
 }
 
 impl Pipeline {
+    /// The router the partition consumers hand records to.
+    pub fn router(&self) -> Arc<Router> {
+        Arc::clone(&self.router)
+    }
+
     /// Partitions consumed now.
     pub fn partitions(&self) -> usize {
         self.consumers.len()
@@ -352,7 +357,15 @@ impl Pipeline {
     ) -> Result<(Arc<rskafka::client::partition::PartitionClient>, i64), RuntimeError> {
         let client = crate::consumer::partition::connect(&self.kafka, topic, partition)
             .await
-            .map_err(|e| RuntimeError::Kafka(format!("{topic}/{partition}: {e}")))?;
+            .map_err(|e| {
+                if crate::producer::client::refused_credentials(&e) {
+                    // Connecting again would be refused the same way.
+                    self.router.stop_refused(format!(
+                        "the broker refused the credentials for {topic}/{partition}: {e}"
+                    ));
+                }
+                RuntimeError::Kafka(format!("{topic}/{partition}: {e}"))
+            })?;
         let start = match committed
             .get(&(topic.to_owned(), partition))
             .copied()

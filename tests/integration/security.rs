@@ -232,3 +232,44 @@ async fn refused_credentials_stop_start_up_with_exit_code_6() {
     })
     .await;
 }
+
+/// rskafka, patched, does not retry refused credentials as if the broker
+/// were unreachable (alone it retried them until its deadline, 87 s in a
+/// measurement): a client with a wrong password fails at once, and the
+/// error is told apart from a network failure, which is what makes a
+/// partition consumer stop the service instead of restarting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Apache Kafka with a SASL_PLAINTEXT listener (KAFKA_SASL_PORT, set by .ci/run): Tansu's PLAIN accepts any password"]
+async fn rskafka_connections_do_not_retry_refused_credentials() {
+    bounded(async {
+        let mut kafka = testkit::kafka_config(&sasl_bootstrap());
+        // Far longer than the test's deadline: a retry loop would show.
+        kafka.request_timeout_ms = 600_000;
+        kafka.security.protocol = kafka_actors::config::SecurityProtocol::SaslPlaintext;
+        kafka.security.sasl.mechanism = Some(kafka_actors::config::SaslMechanism::ScramSha512);
+        kafka.security.sasl.username = Some(USER.to_owned());
+        kafka.security.sasl.password =
+            Some(kafka_actors::config::Secret::new("not-the-password-42"));
+        let started = std::time::Instant::now();
+        let error = kafka_actors::producer::client::rskafka_client(&kafka)
+            .await
+            .expect_err("a wrong password");
+        eprintln!("refused after {:?}: {error}", started.elapsed());
+        assert!(
+            kafka_actors::producer::client::refused_credentials(&error),
+            "{error:?}"
+        );
+        // A network failure is still not a refusal.
+        kafka.security.sasl.password = Some(kafka_actors::config::Secret::new(PASSWORD));
+        kafka.bootstrap_servers = vec![format!("127.0.0.1:{}", crate::support::free_port())];
+        kafka.request_timeout_ms = 1_000;
+        let error = kafka_actors::producer::client::rskafka_client(&kafka)
+            .await
+            .expect_err("nothing listens there");
+        assert!(
+            !kafka_actors::producer::client::refused_credentials(&error),
+            "{error:?}"
+        );
+    })
+    .await;
+}

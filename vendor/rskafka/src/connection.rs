@@ -54,6 +54,26 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+impl Error {
+    /// Whether the broker refused the SASL credentials or mechanism (or the
+    /// configuration cannot authenticate at all): connecting again cannot
+    /// help. A broken connection during SASL is not a refusal.
+    /// (kafka-actors patch, see PATCHED.md.)
+    pub fn is_sasl_refusal(&self) -> bool {
+        use crate::messenger::SaslError as S;
+        matches!(
+            self,
+            Self::SaslFailed(
+                S::ApiError(_)
+                    | S::InvalidSaslMechanism(_)
+                    | S::SaslSessionError(_)
+                    | S::InvalidConfig(_)
+                    | S::UnsupportedSaslMechanism
+            )
+        )
+    }
+}
+
 #[derive(Debug, Error)]
 pub struct MultiError(Vec<Box<dyn std::error::Error + Send + Sync>>);
 
@@ -503,6 +523,11 @@ where
 
                 let connection = match conn {
                     Ok(transport) => transport,
+                    // Refused credentials are not retried: every broker
+                    // of a cluster refuses them alike, and retrying would
+                    // hide them as an unreachable cluster until the
+                    // deadline. (kafka-actors patch, see PATCHED.md.)
+                    Err(e) if e.is_sasl_refusal() => return ControlFlow::Break(Err(e)),
                     Err(e) => {
                         warn!(%e, "Failed to connect to broker");
                         errors.push(Box::new(e));
@@ -510,14 +535,14 @@ where
                     }
                 };
 
-                return ControlFlow::Break(connection);
+                return ControlFlow::Break(Ok(connection));
             }
             let err = Box::<dyn std::error::Error + Send + Sync>::from(MultiError(errors));
             let err: Arc<dyn std::error::Error + Send + Sync> = err.into();
             ControlFlow::Continue(ErrorOrThrottle::Error(err))
         })
         .await
-        .map_err(Error::RetryFailed)
+        .map_err(Error::RetryFailed)?
 }
 
 async fn metadata_request_with_retry<A>(

@@ -581,6 +581,9 @@ where
             };
 
             let retry = match error {
+                // kafka-actors patch (PATCHED.md): refused credentials are
+                // not a broken connection.
+                Error::Connection(ref e) if e.is_sasl_refusal() => false,
                 Error::Request(RequestError::Poisoned(_) | RequestError::IO(_))
                 | Error::Connection(_) => {
                     if let Some(cache_gen) = cache_gen {
