@@ -8,6 +8,7 @@
 //! taken from the process default: the embedded broker's dependency tree
 //! enables aws-lc-rs too, and rustls refuses to pick between two.
 
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,7 +24,8 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
 use super::KafkaError;
-use crate::config::SslConfig;
+use super::wire::TlsSession;
+use crate::config::{Secret, SslConfig};
 
 /// A TLS setting that cannot be used, with its configuration key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,39 +82,38 @@ fn build(ssl: &SslConfig) -> Result<Arc<ClientConfig>, SetupError> {
             .with_custom_certificate_verifier(Arc::new(AnyHostName(verifier)))
     };
     let config = match client {
-        Some((chain, key)) => {
-            let (cert_file, key_file) = (&ssl.cert_file, &ssl.key_file);
-            builder
-                .with_client_auth_cert(chain, key)
-                .map_err(|e| SetupError {
-                    key: KEY_FILE,
-                    message: format!(
-                        "{} cannot be used with the certificate in {}: {e}",
-                        key_file
-                            .as_deref()
-                            .unwrap_or_else(|| std::path::Path::new(""))
-                            .display(),
-                        cert_file
-                            .as_deref()
-                            .unwrap_or_else(|| std::path::Path::new(""))
-                            .display()
-                    ),
-                })?
-        }
+        Some(identity) => builder
+            .with_client_auth_cert(identity.chain, identity.key)
+            .map_err(|e| SetupError {
+                key: KEY_FILE,
+                message: format!(
+                    "{} cannot be used with the certificate in {}: {e}",
+                    identity.key_file.display(),
+                    identity.cert_file.display()
+                ),
+            })?,
         None => builder.with_no_client_auth(),
     };
     Ok(Arc::new(config))
 }
 
-/// The client certificate chain and key for mutual TLS, if configured.
-type Identity = (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>);
+/// The client certificate chain and key for mutual TLS, and their files.
+struct Identity<'a> {
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    cert_file: &'a Path,
+    key_file: &'a Path,
+}
 
-fn client_identity(ssl: &SslConfig) -> Result<Option<Identity>, SetupError> {
+/// The client identity `ssl` configures, if any.
+fn client_identity(ssl: &SslConfig) -> Result<Option<Identity<'_>>, SetupError> {
     match (&ssl.cert_file, &ssl.key_file) {
-        (Some(cert_file), Some(_)) => Ok(Some((
-            certificates(cert_file, CERT_FILE)?,
-            private_key(ssl)?,
-        ))),
+        (Some(cert_file), Some(key_file)) => Ok(Some(Identity {
+            chain: certificates(cert_file, CERT_FILE)?,
+            key: private_key(key_file, ssl.key_password.as_ref())?,
+            cert_file,
+            key_file,
+        })),
         (Some(_), None) => Err(SetupError {
             key: KEY_FILE,
             message: "is not set, but kafka.security.ssl.cert_file is: mutual TLS needs the \
@@ -169,7 +170,7 @@ fn roots(ssl: &SslConfig) -> Result<RootCertStore, SetupError> {
 }
 
 fn certificates(
-    path: &std::path::Path,
+    path: &Path,
     key: &'static str,
 ) -> Result<Vec<CertificateDer<'static>>, SetupError> {
     let unreadable = |e: &dyn std::fmt::Display| SetupError {
@@ -197,13 +198,10 @@ const ENCRYPTED_END: &str = "-----END ENCRYPTED PRIVATE KEY-----";
 
 /// The client key: PKCS#8, PKCS#1 or SEC1 PEM, or encrypted PKCS#8
 /// decrypted with the key password.
-fn private_key(ssl: &SslConfig) -> Result<PrivateKeyDer<'static>, SetupError> {
-    let Some(path) = &ssl.key_file else {
-        return Err(SetupError {
-            key: KEY_FILE,
-            message: "is not set".to_owned(),
-        });
-    };
+fn private_key(
+    path: &Path,
+    password: Option<&Secret>,
+) -> Result<PrivateKeyDer<'static>, SetupError> {
     let text = std::fs::read_to_string(path).map_err(|e| SetupError {
         key: KEY_FILE,
         message: format!("cannot read {}: {e}", path.display()),
@@ -213,7 +211,7 @@ fn private_key(ssl: &SslConfig) -> Result<PrivateKeyDer<'static>, SetupError> {
             .find(ENCRYPTED_END)
             .map(|end| &text[start..start + end + ENCRYPTED_END.len()])
     });
-    match (encrypted, &ssl.key_password) {
+    match (encrypted, password) {
         (Some(pem), Some(password)) => {
             let wrong = |what: &dyn std::fmt::Display| SetupError {
                 key: KEY_PASSWORD,
@@ -309,15 +307,6 @@ impl ServerCertVerifier for AnyHostName {
     }
 }
 
-/// What a TLS session negotiated, for `check`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Negotiated {
-    /// `TLSv1.3` or `TLSv1.2`.
-    pub version: String,
-    /// The IANA name of the cipher suite (`TLS13_AES_128_GCM_SHA256`).
-    pub cipher: String,
-}
-
 /// The host part of `host:port` (`[::1]:9093` gives `::1`).
 fn host_of(addr: &str) -> &str {
     let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
@@ -331,7 +320,7 @@ pub async fn handshake(
     addr: &str,
     stream: TcpStream,
     within: Duration,
-) -> Result<(TlsStream<TcpStream>, Negotiated), KafkaError> {
+) -> Result<(TlsStream<TcpStream>, TlsSession), KafkaError> {
     let config = client_config(ssl).map_err(|e| KafkaError::Tls {
         broker: addr.to_owned(),
         message: format!("{}: {}", e.key, e.message),
@@ -355,7 +344,7 @@ pub async fn handshake(
             message: cause(&e, ssl),
         })?;
     let session = stream.get_ref().1;
-    let negotiated = Negotiated {
+    let negotiated = TlsSession {
         version: match session.protocol_version() {
             Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3".to_owned(),
             Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2".to_owned(),

@@ -415,13 +415,7 @@ impl BrokerConnection {
                         config.connect_timeout(),
                     )
                     .await?;
-                    (
-                        Box::new(stream),
-                        Some(TlsSession {
-                            version: session.version,
-                            cipher: session.cipher,
-                        }),
-                    )
+                    (Box::new(stream), Some(session))
                 }
                 #[cfg(not(feature = "tls"))]
                 {

@@ -163,6 +163,33 @@ pub(crate) async fn end_to_end(
     }
 }
 
+/// The test broker (its PLAINTEXT listener), a one-partition request
+/// topic with its responses topic, and a config file that answers it with
+/// `echo`: for services that are expected not to get that far.
+pub(crate) struct EchoConfig {
+    pub(crate) broker: TestBroker,
+    /// The config file's path.
+    pub(crate) config: String,
+    _dir: tempfile::TempDir,
+}
+
+impl EchoConfig {
+    pub(crate) async fn new() -> Self {
+        let broker = TestBroker::start().await.unwrap();
+        let client = testkit::client(broker.bootstrap(), Duration::from_secs(20))
+            .await
+            .unwrap();
+        let t = crate::pipeline::topics(&client, 1).await;
+        let dir = tempfile::tempdir().unwrap();
+        let path = crate::pipeline::write_config(&dir, &t, "handler = \"echo\"");
+        Self {
+            broker,
+            config: path.to_string_lossy().into_owned(),
+            _dir: dir,
+        }
+    }
+}
+
 /// A wrong password and a SASL client on the PLAINTEXT listener: the
 /// service stops by itself with exit code 6 and a message naming the broker
 /// and the cause (rskafka alone would retry the credentials until its
@@ -172,15 +199,9 @@ pub(crate) async fn end_to_end(
 async fn refused_credentials_stop_start_up_with_exit_code_6() {
     bounded(async {
         let sasl = sasl_bootstrap();
-        let broker = TestBroker::start().await.unwrap();
-        let plain = broker.bootstrap().to_owned();
-        let client = testkit::client(&plain, Duration::from_secs(20))
-            .await
-            .unwrap();
-        let t = crate::pipeline::topics(&client, 1).await;
-        let dir = tempfile::tempdir().unwrap();
-        let path = crate::pipeline::write_config(&dir, &t, "handler = \"echo\"");
-        let config = path.to_string_lossy().into_owned();
+        let echo = EchoConfig::new().await;
+        let plain = echo.broker.bootstrap().to_owned();
+        let config = echo.config.clone();
         let wrong = "not-the-password-42";
         for (bootstrap, mechanism, password, cause) in [
             (

@@ -21,9 +21,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use kafka_actors::testkit::{self, TestBroker};
-
-use crate::security::{end_to_end, refs};
+use crate::security::{EchoConfig, end_to_end, refs};
 use crate::support::{Service, bounded, run_cli};
 
 /// What `scripts/kafka` wrote: the certificates and its `listeners.env`.
@@ -145,15 +143,9 @@ async fn ssl_and_sasl_ssl_with_mtls_answer_join_the_group_and_commit() {
 async fn tls_failures_stop_start_up_with_exit_code_7() {
     bounded(async {
         let tls = Tls::get();
-        let broker = TestBroker::start().await.unwrap();
-        let plain = broker.bootstrap().to_owned();
-        let client = testkit::client(&plain, Duration::from_secs(20))
-            .await
-            .unwrap();
-        let t = crate::pipeline::topics(&client, 1).await;
-        let dir = tempfile::tempdir().unwrap();
-        let path = crate::pipeline::write_config(&dir, &t, "handler = \"echo\"");
-        let config = path.to_string_lossy().into_owned();
+        let echo = EchoConfig::new().await;
+        let plain = echo.broker.bootstrap().to_owned();
+        let config = echo.config.clone();
         let (ca, other_ca) = (tls.file("ca.pem"), tls.file("other-ca.pem"));
         let ssl = |ca: &str| vec![("KAFKA_SECURITY_PROTOCOL", "SSL".to_owned()), ("KAFKA_SSL_CAFILE", ca.to_owned())];
         // (what, the listener, the variables, the cause in the message)
@@ -241,15 +233,9 @@ async fn tls_failures_stop_start_up_with_exit_code_7() {
 async fn the_host_name_check_is_turned_off_only_loudly() {
     bounded(async {
         let tls = Tls::get();
-        let broker = TestBroker::start().await.unwrap();
-        let client = testkit::client(broker.bootstrap(), Duration::from_secs(20))
-            .await
-            .unwrap();
-        let t = crate::pipeline::topics(&client, 1).await;
-        let dir = tempfile::tempdir().unwrap();
-        let path = crate::pipeline::write_config(&dir, &t, "handler = \"echo\"");
+        let echo = EchoConfig::new().await;
         let env = pairs(&[
-            ("KAFKA_ACTORS_CONFIG", &path.to_string_lossy()),
+            ("KAFKA_ACTORS_CONFIG", &echo.config),
             ("KAFKA_SECURITY_PROTOCOL", "SSL"),
             ("KAFKA_SSL_CAFILE", &tls.file("ca.pem")),
             ("KAFKA_SSL_CHECK_HOSTNAME", "false"),
@@ -278,7 +264,7 @@ async fn the_host_name_check_is_turned_off_only_loudly() {
         // Still no way past an untrusted CA.
         let mut env = pairs(&[
             ("KAFKA_BOOTSTRAP_SERVERS", &tls.listener("WRONGNAME")),
-            ("KAFKA_ACTORS_CONFIG", &path.to_string_lossy()),
+            ("KAFKA_ACTORS_CONFIG", &echo.config),
             ("KAFKA_SECURITY_PROTOCOL", "SSL"),
             ("KAFKA_SSL_CAFILE", &tls.file("other-ca.pem")),
         ]);
